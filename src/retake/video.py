@@ -1,0 +1,772 @@
+"""Video files in and out: `probe`, `read`, `write`, `write_gif`, and the one video type of retake, `Video`.
+
+Decoding and encoding go through PyAV (FFmpeg). What `read` promises:
+
+- Frames are RGB uint8 (F, H, W, 3) *as displayed*: a display-matrix rotation (phone videos) is applied.
+- Ranges are half-open. `start`/`end` index source frames in presentation order; `start_time`/`end_time` are
+  seconds from the start of the video stream.
+- With `fps`, output frame k shows the instant t_k = t0 + k / fps (t0: start of the range): the last source
+  frame whose timestamp is at or before t_k, i.e. the frame on screen at that instant (the first frame for
+  instants before it). Every instant before the end of the range gets a frame, so a range of D seconds gives
+  ceil(D * fps) frames. This is exact on variable-frame-rate input: frames repeat where the source held a
+  frame longer (or when upsampling) and are skipped when downsampling.
+- It seeks to the keyframe before the range, stops decoding as soon as the range or `max_frames` is
+  satisfied, and converts to RGB only the frames it returns.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from PIL import Image
+
+from retake.errors import RetakeError
+
+__all__ = [
+    "CorruptStreamError",
+    "MissingFileError",
+    "NoFramesError",
+    "NoVideoStreamError",
+    "NotMediaError",
+    "Video",
+    "VideoError",
+    "VideoInfo",
+    "probe",
+    "read",
+    "resize_cover_crop",
+    "write",
+    "write_gif",
+]
+
+# Packets can leave the demuxer out of presentation order (B-frames). Sorting this many more timestamps than
+# needed makes the first ones exact for any real encoder's reordering depth.
+_REORDER_MARGIN = 32
+# Timestamps are compared in stream ticks held as floats; this absorbs float rounding, not real differences.
+_TICK_EPS = 1e-3
+# GIF delays are whole centiseconds and browsers stretch delays under 20 ms to 100 ms.
+_GIF_MAX_FPS = 50.0
+_X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+_CV2_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# errors
+# ----------------------------------------------------------------------------------------------------------
+class VideoError(RetakeError):
+    """A video file that cannot be used. `str()` is ``"<path>: <reason>"``."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # the default pickling would call __init__ with the message alone
+        return (type(self), (self.path, self.reason))
+
+
+class MissingFileError(VideoError, FileNotFoundError):
+    """The path does not exist."""
+
+
+class NotMediaError(VideoError):
+    """The file exists but FFmpeg cannot read it as a media container (empty, text, unknown format)."""
+
+
+class NoVideoStreamError(VideoError):
+    """A media file without a video stream (e.g. audio only)."""
+
+
+class NoFramesError(VideoError):
+    """A video stream from which not a single frame decodes."""
+
+
+class CorruptStreamError(VideoError):
+    """Some frames decoded, others failed or are missing (a truncated or damaged file)."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, *, decoded: int, failed: int) -> None:
+        super().__init__(path, reason)
+        self.decoded = decoded
+        self.failed = failed
+
+    def __reduce__(self):
+        return (_corrupt_stream_error, (self.path, self.reason, self.decoded, self.failed))
+
+
+def _corrupt_stream_error(path: Path, reason: str, decoded: int, failed: int) -> CorruptStreamError:
+    return CorruptStreamError(path, reason, decoded=decoded, failed=failed)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# types
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VideoInfo:
+    """What `probe` learns about a file's first video stream, from its packets (only one frame is decoded)."""
+
+    path: Path
+    container: str  # FFmpeg demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    codec: str  # e.g. "h264", "mpeg4"
+    width: int  # as displayed (rotation applied)
+    height: int  # as displayed (rotation applied)
+    rotation: int  # clockwise degrees (0, 90, 180, 270) applied to stored frames to display them
+    fps: float  # average: frame_count / duration
+    variable_fps: bool  # frame timestamp steps differ by more than their rounding
+    frame_count: int  # packets in the stream, i.e. frames actually present in the file
+    duration: float  # seconds, first frame's start to last frame's end
+    has_audio: bool
+
+
+@dataclass(eq=False)  # field-wise == would compare arrays elementwise and fail
+class Video:
+    """The one video type of retake: RGB frames and the frame rate they represent."""
+
+    frames: np.ndarray  # (F, H, W, 3) uint8, RGB
+    fps: float
+    # Packets that failed to decode or are missing from a cut file, plus frames the decoder flagged corrupt;
+    # non-zero only from read(..., allow_partial=True).
+    decode_errors: int = 0
+
+    def __post_init__(self) -> None:
+        frames = self.frames
+        if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"Video.frames must be an (F, H, W, 3) array, got {_describe(frames)}")
+        if frames.dtype != np.uint8:
+            raise ValueError(f"Video.frames must be uint8, got dtype {frames.dtype}")
+        if frames.shape[1] == 0 or frames.shape[2] == 0:
+            raise ValueError(f"Video.frames must have a non-empty picture, got shape {frames.shape}")
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"Video.fps must be a finite number > 0, got {self.fps!r}")
+        if self.decode_errors < 0:
+            raise ValueError(f"Video.decode_errors must be >= 0, got {self.decode_errors}")
+        self.fps = float(self.fps)
+
+    @property
+    def num_frames(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.frames.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.frames.shape[2]
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by the frames (num_frames / fps)."""
+        return self.num_frames / self.fps
+
+
+def _describe(array: object) -> str:
+    if isinstance(array, np.ndarray):
+        return f"shape {array.shape}"
+    return f"a {type(array).__name__}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# opening files
+# ----------------------------------------------------------------------------------------------------------
+def _open(path: Path) -> av.container.InputContainer:
+    """Open a container, turning every way a path can fail into one `VideoError` subclass."""
+    if not path.exists():
+        raise MissingFileError(path, "file not found")
+    if path.is_dir():
+        raise NotMediaError(path, "is a directory, not a media file")
+    if path.stat().st_size == 0:
+        raise NotMediaError(path, "file is empty (0 bytes)")
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.FFmpegError as exc:
+        # FFmpeg says only "Invalid data found": an unknown format, or a container whose index is missing
+        # (e.g. an mp4 cut short before its moov atom).
+        raise NotMediaError(path, f"not a readable media file (FFmpeg: {exc.strerror})") from exc
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    """The first real video stream (cover art in audio files is a 'video' stream too, but not a video)."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
+    raise NoVideoStreamError(path, f"no video stream (streams found: {kinds})")
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    """Clockwise degrees that turn a decoded frame into the displayed picture (PyAV reports them CCW)."""
+    return round(-frame.rotation / 90) * 90 % 360
+
+
+# ----------------------------------------------------------------------------------------------------------
+# probe
+# ----------------------------------------------------------------------------------------------------------
+@dataclass
+class _Scan:
+    """Packet timestamps of a stream, collected by demuxing only."""
+
+    stamps: list[int] = field(default_factory=list)  # presentation timestamps, in demux order
+    first_frame: av.VideoFrame | None = None
+
+    def sorted_stamps(self) -> np.ndarray:
+        return np.unique(np.asarray(self.stamps, dtype=np.int64))  # (N,) sorted, duplicates dropped
+
+
+def _scan(
+    container: av.container.InputContainer, stream: av.VideoStream, *, decode_first: bool, limit: int | None
+) -> _Scan:
+    """Demux the stream's packets (cheap: no decoding), decoding only until a first frame appears if asked."""
+    scan = _Scan()
+    step = _frame_ticks(stream)
+    try:
+        for packet in container.demux(stream):
+            if decode_first and scan.first_frame is None:
+                scan.first_frame = _first_decoded(packet)
+            if packet.size == 0 or packet.is_discard:  # the flush packet, or a sample an edit list hides
+                continue
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            scan.stamps.append(
+                stamp if stamp is not None else len(scan.stamps) * step
+            )  # raw streams: untimed
+            if limit is not None and len(scan.stamps) >= limit:
+                break
+    except av.error.FFmpegError:
+        pass  # a damaged tail: keep what was demuxed, read() reports the damage
+    return scan
+
+
+def _first_decoded(packet: av.Packet) -> av.VideoFrame | None:
+    try:
+        frames = packet.decode()
+    except av.error.FFmpegError:
+        return None
+    return frames[0] if frames else None
+
+
+def _header_end(stream: av.VideoStream, path: Path) -> int | None:
+    """The tick where the stream ends according to the container's sample index (mp4, mov, avi), if trusted.
+
+    Packet durations are no help: they follow decode order, not display order, with B-frames.
+    """
+    if not stream.duration or not stream.frames or _missing_from_index(stream, path, quick=True):
+        return None
+    return (stream.start_time or 0) + stream.duration
+
+
+def _missing_from_index(
+    stream: av.VideoStream, path: Path, *, quick: bool, before: float | None = None
+) -> int:
+    """Samples the container's index lists but the file does not hold: it was cut short.
+
+    quick: look only at the last sample (1 if it is missing, else 0); cuts remove the tail of a file.
+    before: count only samples whose decode timestamp is earlier.
+    """
+    entries = stream.index_entries
+    if len(entries) == 0:
+        return 0
+    size = path.stat().st_size
+    if quick:
+        return int(entries[-1].pos + entries[-1].size > size)
+    # A sample only partly present still demuxes (and then fails to decode), so count absent ones only.
+    return sum(
+        1
+        for e in entries
+        if e.pos >= size and not e.is_discard and (before is None or e.timestamp < before - _TICK_EPS)
+    )
+
+
+def _last_step(stamps: np.ndarray, stream: av.VideoStream) -> int:
+    """How long the last frame lasts when nothing says: as long as the one before it."""
+    return int(stamps[-1] - stamps[-2]) if len(stamps) >= 2 else _frame_ticks(stream)
+
+
+def _timed(stream: av.VideoStream) -> bool:
+    """Whether the container gives timestamps (raw elementary streams such as .h264 files do not)."""
+    return stream.start_time is not None
+
+
+def _source_fps(stream: av.VideoStream) -> float:
+    """The average frame rate of the stream (for untimed streams FFmpeg's average is a placeholder)."""
+    rate = stream.average_rate if _timed(stream) else None
+    return float(rate or stream.guessed_rate or stream.average_rate or 0)
+
+
+def _frame_ticks(stream: av.VideoStream) -> int:
+    """Ticks of one frame at the stream's nominal rate (for timestamps the container does not give)."""
+    rate = stream.guessed_rate or stream.average_rate
+    return max(1, round(1 / (rate * stream.time_base))) if rate and stream.time_base else 1
+
+
+def _variable_rate(stamps: np.ndarray) -> bool:
+    """Whether frame steps differ by more than timestamp rounding (one tick, or 1% of a step)."""
+    if len(stamps) < 3:
+        return False
+    steps = np.diff(stamps)  # (N-1,) ticks between consecutive frames
+    median = float(np.median(steps))
+    # Rounding to ticks makes a constant step alternate between floor and ceil (33/34 ms at 30 fps), but
+    # when a step is a single tick (time base 1/fps) there is no rounding and any change is real.
+    tolerance = max(1.0 if median >= 2 else 0.0, 0.01 * median)
+    return float(steps.max() - steps.min()) > tolerance
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Describe a video file: one demux pass over its packets plus one decoded frame (for rotation).
+
+    Raises a `VideoError` subclass naming the file and the reason when it cannot be used.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        scan = _scan(container, stream, decode_first=True, limit=None)
+        if scan.first_frame is None:
+            raise NoFramesError(path, f"no frame decodes ({len(scan.stamps)} video packets)")
+        stamps = scan.sorted_stamps()
+        end = _header_end(stream, path)
+        if end is None or len(scan.stamps) != stream.frames:  # no index, or not these packets: estimate
+            end = int(stamps[-1]) + _last_step(stamps, stream)
+        ticks = Fraction(end - int(stamps[0])) * stream.time_base
+        frame_count = len(scan.stamps)
+        fps = frame_count / ticks if ticks > 0 else (stream.guessed_rate or stream.average_rate or 0)
+        rotation = _rotation(scan.first_frame)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if rotation in (90, 270):
+            width, height = height, width
+        return VideoInfo(
+            path=path,
+            container=container.format.name,
+            codec=stream.codec_context.name,
+            width=width,
+            height=height,
+            rotation=rotation,
+            fps=float(fps),
+            variable_fps=_variable_rate(stamps),
+            frame_count=frame_count,
+            duration=float(ticks) if ticks > 0 else (frame_count / float(fps) if fps else 0.0),
+            has_audio=len(container.streams.audio) > 0,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# read
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Window:
+    """The requested span of the stream in ticks: frames with lo <= pts < hi (hi None: to the end)."""
+
+    lo: float | None  # None: from the first frame
+    hi: float | None
+
+
+@dataclass
+class _DecodeLog:
+    """What the decode loop saw, for error reporting and truncation checks."""
+
+    decoded: int = 0  # frames out of the decoder, including ones before the window
+    failed: int = 0  # packets that raised, frames flagged corrupt, demux failures
+    reached_eof: bool = False
+
+
+def _check_read_args(
+    start: int | None,
+    end: int | None,
+    start_time: float | None,
+    end_time: float | None,
+    fps: float | None,
+    size: tuple[int, int] | None,
+    max_frames: int | None,
+) -> None:
+    if (start is not None or end is not None) and (start_time is not None or end_time is not None):
+        raise ValueError(
+            f"give a frame range (start={start}, end={end}) or a time range "
+            f"(start_time={start_time}, end_time={end_time}), not both"
+        )
+    if start is not None and start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    if end is not None and end <= (start or 0):
+        raise ValueError(f"end must be > start, got start={start}, end={end}")
+    if start_time is not None and start_time < 0:
+        raise ValueError(f"start_time must be >= 0, got {start_time}")
+    if end_time is not None and end_time <= (start_time or 0.0):
+        raise ValueError(f"end_time must be > start_time, got start_time={start_time}, end_time={end_time}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    if size is not None:
+        _check_size(size)
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    if len(size) != 2 or any(int(s) != s or s < 1 for s in size):
+        raise ValueError(f"size must be (height, width) with two positive integers, got {size!r}")
+
+
+def read(
+    path: str | os.PathLike[str],
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    start_time: float | None = None,
+    end_time: float | None = None,
+    fps: float | None = None,
+    size: tuple[int, int] | None = None,
+    max_frames: int | None = None,
+    allow_partial: bool = False,
+) -> Video:
+    """Decode frames [start, end) or [start_time, end_time) of a video into a `Video` (see the module doc).
+
+    fps: resample to this rate by presentation timestamps (None: every source frame; `Video.fps` is then the
+        stream's average rate). size: (H, W), resize to cover then centre-crop (`resize_cover_crop`); None keeps
+        the displayed size. max_frames: stop after this many output frames.
+    allow_partial: on a truncated or damaged stream return what decodes, with `Video.decode_errors` counting
+        the packets/frames that failed or are missing; otherwise raise `CorruptStreamError`.
+    Raises a `VideoError` subclass for unusable files and `ValueError` for bad arguments or a range past the end.
+    """
+    _check_read_args(start, end, start_time, end_time, fps, size, max_frames)
+    path = Path(path)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"  # frame + slice threads: the main decode speed-up
+        window = _window(container, stream, path, start, end, start_time, end_time)
+        if window.lo is not None and _timed(stream):
+            container.seek(int(window.lo), stream=stream, backward=True)  # to the keyframe at/before lo
+        log = _DecodeLog()
+        stack = _FrameStack(_capacity(stream, window, fps, max_frames))
+        _convert(_select(_decode(container, stream, log), stream, path, window, fps, max_frames), size, stack)
+        if log.reached_eof:  # decoding ran into the end of the file: was it cut short inside the window?
+            log.failed += _missing_from_index(stream, path, quick=False, before=window.hi)
+        source_fps = _source_fps(stream)
+    if stack.count == 0:
+        _raise_empty(path, log, start, start_time)
+    if log.failed and not allow_partial:
+        raise CorruptStreamError(
+            path,
+            f"truncated or corrupt video stream: {stack.count} frames decoded, {log.failed} packets failed "
+            "or missing (read(..., allow_partial=True) keeps what decodes)",
+            decoded=stack.count,
+            failed=log.failed,
+        )
+    return Video(stack.frames(), fps=fps or source_fps, decode_errors=log.failed)
+
+
+def _window(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    path: Path,
+    start: int | None,
+    end: int | None,
+    start_time: float | None,
+    end_time: float | None,
+) -> _Window:
+    """Turn a frame-index or time range into stream ticks."""
+    if start is None and end is None:
+        origin = stream.start_time or 0
+        lo = None if start_time is None else origin + start_time / stream.time_base
+        hi = None if end_time is None else origin + end_time / stream.time_base
+        return _Window(lo, hi)
+    first, stop = start or 0, end
+    if not _timed(stream):  # decoding numbers frames at the nominal rate from 0 (raw streams cannot seek)
+        step = _frame_ticks(stream)
+        return _Window(float(first * step), None if stop is None else float(stop * step))
+    # Frame indices need the presentation order of packets: demux (no decoding) just far enough.
+    needed = (stop if stop is not None else first + 1) + _REORDER_MARGIN
+    scan = _scan(container, stream, decode_first=False, limit=needed)
+    stamps = scan.sorted_stamps()
+    if first >= len(stamps):
+        raise ValueError(f"start={first} is past the last frame of {path} ({len(stamps)} frames)")
+    hi = float(stamps[stop]) if stop is not None and stop < len(stamps) else None
+    return _Window(float(stamps[first]), hi)
+
+
+def _select(
+    frames: Iterator[av.VideoFrame],
+    stream: av.VideoStream,
+    path: Path,
+    window: _Window,
+    fps: float | None,
+    max_frames: int | None,
+) -> Iterator[av.VideoFrame]:
+    """The frames `read` returns, in order (a frame may repeat when resampling)."""
+    limit = max_frames if max_frames is not None else math.inf
+    if fps is None:
+        return _select_native(frames, window, limit)
+    step = 1.0 / (fps * stream.time_base)  # ticks between output instants
+    return _select_resampled(frames, window, step, limit, _header_end(stream, path))
+
+
+def _decode(
+    container: av.container.InputContainer, stream: av.VideoStream, log: _DecodeLog
+) -> Iterator[av.VideoFrame]:
+    """Frames in presentation order. Failures are counted in `log`, not raised, so callers decide."""
+    step = _frame_ticks(stream)
+    next_pts = 0
+    try:
+        for packet in container.demux(stream):
+            try:
+                decoded = packet.decode()  # the final empty packet flushes the decoder
+            except av.error.FFmpegError:
+                log.failed += 1
+                continue
+            for frame in decoded:
+                if frame.pts is None:  # raw streams: number frames at the nominal rate
+                    frame.pts = next_pts
+                next_pts = frame.pts + step
+                log.decoded += 1
+                log.failed += frame.is_corrupt
+                yield frame
+    except av.error.FFmpegError:
+        log.failed += 1  # the container is damaged from here on
+        return
+    log.reached_eof = True
+
+
+def _select_native(frames: Iterator[av.VideoFrame], window: _Window, limit: float) -> Iterator[av.VideoFrame]:
+    """Every source frame inside the window, up to `limit` of them."""
+    count = 0
+    for frame in frames:
+        if window.lo is not None and frame.pts < window.lo - _TICK_EPS:
+            continue  # decoded only because decoding starts at the keyframe before the window
+        if window.hi is not None and frame.pts >= window.hi - _TICK_EPS:
+            return
+        yield frame
+        count += 1
+        if count >= limit:
+            return
+
+
+def _select_resampled(
+    frames: Iterator[av.VideoFrame], window: _Window, step: float, limit: float, stream_end: int | None
+) -> Iterator[av.VideoFrame]:
+    """For instants t_k = t0 + k * step (ticks) inside the window, the last frame with pts <= t_k.
+
+    A frame may be yielded several times in a row (held) or never (skipped). stream_end: the tick where the
+    last frame stops showing, from the container's index; None: the last frame lasts as long as the one before.
+    """
+    held: av.VideoFrame | None = None
+    t0 = window.lo
+    count = 0
+    last_step = 0  # ticks between the last two frames, for a last frame that carries no duration
+    for frame in frames:
+        if t0 is None:
+            t0 = float(frame.pts)
+        # Instants before this frame still show the held one (or this one, if the window starts earlier).
+        bound = frame.pts if window.hi is None else min(frame.pts, window.hi)
+        while count < limit and t0 + count * step < bound - _TICK_EPS:
+            yield held if held is not None else frame
+            count += 1
+        if count >= limit or (window.hi is not None and frame.pts >= window.hi - _TICK_EPS):
+            return
+        if held is not None:
+            last_step = frame.pts - held.pts
+        held = frame
+    if held is None or t0 is None:
+        return
+    # End of stream: the last frame stays on screen until the stream ends.
+    stop = stream_end if stream_end is not None else held.pts + last_step
+    if window.hi is not None:
+        stop = min(stop, window.hi)
+    while count < limit and t0 + count * step < stop - _TICK_EPS:
+        yield held
+        count += 1
+
+
+class _FrameStack:
+    """Output frames copied straight into one preallocated (capacity, H, W, 3) array, grown if it fills.
+
+    Copying each frame while it is fresh in cache beats stacking a list at the end (a second pass over all
+    the memory), and pages of the array past the frames written are never touched, so never allocated.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self.array: np.ndarray | None = None  # (capacity, H, W, 3) uint8
+        self.count = 0
+
+    def append(self, image: np.ndarray) -> None:
+        if self.array is None:
+            self.array = np.empty((self.capacity, *image.shape), dtype=np.uint8)
+        elif image.shape != self.array.shape[1:]:
+            image = _cover_crop_one(image, self.array.shape[1:3])  # the stream changed size mid-way
+        if self.count == len(self.array):
+            grown = np.empty((2 * len(self.array), *self.array.shape[1:]), dtype=np.uint8)
+            grown[: self.count] = self.array
+            self.array = grown
+        self.array[self.count] = image
+        self.count += 1
+
+    def repeat_last(self) -> None:
+        self.append(self.array[self.count - 1])
+
+    def frames(self) -> np.ndarray:
+        return self.array[: self.count]  # (F, H, W, 3)
+
+
+def _convert(frames: Iterator[av.VideoFrame], size: tuple[int, int] | None, stack: _FrameStack) -> None:
+    """Append the frames as displayed RGB (H, W, 3) to `stack`; a frame repeated in a row is converted once."""
+    previous: av.VideoFrame | None = None
+    rotation = None
+    for frame in frames:
+        if frame is previous:
+            stack.repeat_last()
+            continue
+        previous = frame
+        if rotation is None:
+            rotation = _rotation(frame)
+        image = frame.to_ndarray(format="rgb24")  # (h, w, 3) as stored, a view of the converted frame
+        if rotation:
+            image = cv2.rotate(image, _CV2_ROTATE[rotation])  # (H, W, 3) as displayed
+        if size is not None:
+            image = _cover_crop_one(image, size)
+        stack.append(image)
+
+
+def _capacity(stream: av.VideoStream, window: _Window, fps: float | None, max_frames: int | None) -> int:
+    """A generous guess of how many frames `read` returns, to preallocate for them."""
+    origin = stream.start_time or 0
+    end = window.hi if window.hi is not None else (origin + stream.duration if stream.duration else None)
+    rate = fps or float(stream.average_rate or stream.guessed_rate or 0)
+    guess = 256
+    if end is not None and rate:
+        span = (end - (window.lo if window.lo is not None else origin)) * float(stream.time_base)
+        guess = math.ceil(span * rate) + 2
+    return max(1, min(guess, max_frames or guess))
+
+
+def _raise_empty(path: Path, log: _DecodeLog, start: int | None, start_time: float | None) -> None:
+    """No frame came out: either the range is past the end, or nothing decodes at all."""
+    if log.decoded > 0:
+        where = f"start={start}" if start is not None else f"start_time={start_time}"
+        raise ValueError(f"{where} is past the end of {path}")
+    raise NoFramesError(path, f"no frame decodes ({log.failed} packets failed)")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# resize
+# ----------------------------------------------------------------------------------------------------------
+def resize_cover_crop(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale (F, H, W, C) frames to cover `size` = (h, w) keeping their aspect ratio, then centre-crop.
+
+    Returns (F, h, w, C), same dtype (uint8 or float32). Implemented as crop-then-resize (one interpolation,
+    exact output size): area averaging when shrinking, bilinear when enlarging. Same size: returned as is.
+    """
+    _check_size(size)
+    if frames.ndim != 4:
+        raise ValueError(f"frames must be (F, H, W, C), got shape {frames.shape}")
+    height, width = int(size[0]), int(size[1])
+    if frames.shape[1:3] == (height, width):
+        return frames
+    out = np.empty((frames.shape[0], height, width, frames.shape[3]), dtype=frames.dtype)
+    for i, image in enumerate(frames):
+        out[i] = _cover_crop_one(image, (height, width))
+    return out
+
+
+def _cover_crop_one(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) -> (h, w, C): the largest centred crop with the target's aspect ratio, resized to it."""
+    height, width = image.shape[:2]
+    out_h, out_w = int(size[0]), int(size[1])
+    if width * out_h > out_w * height:  # wider than the target: crop columns
+        crop_h, crop_w = height, max(1, round(height * out_w / out_h))
+    else:  # taller (or same aspect): crop rows
+        crop_h, crop_w = max(1, round(width * out_h / out_w)), width
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    crop = image[top : top + crop_h, left : left + crop_w]
+    if (crop_h, crop_w) == (out_h, out_w):
+        return np.ascontiguousarray(crop)
+    interpolation = cv2.INTER_AREA if crop_h > out_h else cv2.INTER_LINEAR
+    resized = cv2.resize(crop, (out_w, out_h), interpolation=interpolation)
+    return resized.reshape(out_h, out_w, image.shape[2])  # cv2 drops a single channel axis
+
+
+# ----------------------------------------------------------------------------------------------------------
+# write
+# ----------------------------------------------------------------------------------------------------------
+def write(video: Video, path: str | os.PathLike[str], *, crf: int = 18, preset: str = "medium") -> Path:
+    """Encode `video` as H.264 yuv420p in an .mp4 (index at the front, so a cut file still plays); atomic.
+
+    Odd sizes are *padded* to even by repeating the last row/column (4:2:0 chroma needs even sizes, and
+    H.264 cannot crop a single pixel away in 4:2:0): a 33x45 video is written as 34x46, nothing is lost.
+    crf: x264 quality, 0 (lossless) .. 51 (worst); 18 is visually lossless. preset: x264 speed preset.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"write() makes .mp4 files, got {path.name!r} (use write_gif for .gif)")
+    if video.num_frames == 0:
+        raise ValueError(f"cannot write a video with no frames to {path}")
+    if not 0 <= crf <= 51:
+        raise ValueError(f"crf must be in 0..51, got {crf}")
+    if preset not in _X264_PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(_X264_PRESETS)}; got {preset!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.stem}.partial.mp4")
+    try:
+        _encode_mp4(video, temp, crf=crf, preset=preset)
+        os.replace(temp, path)  # readers never see a half-written file
+    finally:
+        temp.unlink(missing_ok=True)
+    return path
+
+
+def _encode_mp4(video: Video, path: Path, *, crf: int, preset: str) -> None:
+    rate = Fraction(video.fps).limit_denominator(1001)  # exact for 24, 25, 30000/1001, ...
+    pad_h, pad_w = video.height % 2, video.width % 2
+    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
+        stream.width, stream.height = video.width + pad_w, video.height + pad_h
+        stream.pix_fmt = "yuv420p"
+        for image in video.frames:
+            if pad_h or pad_w:
+                image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")  # (H+ph, W+pw, 3)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))  # flush delayed frames
+
+
+def write_gif(video: Video, path: str | os.PathLike[str], *, max_size: int | None = None) -> Path:
+    """An animated GIF for reports: 256 colours per frame, loops forever; atomic.
+
+    max_size caps the longer side in pixels (area downscaling). Frame delays are whole centiseconds, spread so
+    the total duration stays right; above 50 fps frames are dropped, since browsers slow faster GIFs down.
+    """
+    path = Path(path)
+    if video.num_frames == 0:
+        raise ValueError(f"cannot write a video with no frames to {path}")
+    if max_size is not None and max_size < 1:
+        raise ValueError(f"max_size must be >= 1, got {max_size}")
+    stride = max(1, math.ceil(video.fps / _GIF_MAX_FPS - 1e-9))
+    frames = video.frames[::stride]
+    longest = max(video.height, video.width)
+    if max_size is not None and longest > max_size:
+        scale = max_size / longest
+        new_size = (max(1, round(video.height * scale)), max(1, round(video.width * scale)))
+        frames = resize_cover_crop(frames, new_size)
+    # Delays in whole centiseconds, rounded on the running total so errors do not accumulate.
+    centis = [round((i + 1) * 100 * stride / video.fps) for i in range(len(frames))]
+    delays_ms = [10 * (b - a) for a, b in zip([0, *centis[:-1]], centis, strict=True)]
+    images = [Image.fromarray(frame) for frame in frames]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.stem}.partial.gif")
+    try:
+        images[0].save(
+            temp, format="GIF", save_all=True, append_images=images[1:], duration=delays_ms, loop=0
+        )
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return path

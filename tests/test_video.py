@@ -1,0 +1,473 @@
+"""retake.video on the real sample clips (../shared/data/videos) and on broken files made here."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from retake import video
+from retake.errors import RetakeError
+from retake.video import (
+    CorruptStreamError,
+    MissingFileError,
+    NoFramesError,
+    NotMediaError,
+    NoVideoStreamError,
+    Video,
+    VideoError,
+    probe,
+    read,
+    resize_cover_crop,
+    write,
+    write_gif,
+)
+
+CLIPS = (
+    "anyv2v_ballet.mp4",
+    "anyv2v_man-walking.mp4",
+    "icve_glasses.mp4",
+    "icve_kid.mp4",
+    "scenedetect_fades.mp4",
+    "scenedetect_goldeneye-vfr-drop3.mp4",
+    "tokenflow_wolf.mp4",
+    "tokenflow_woman-running.mp4",
+)
+VFR_CLIP = "scenedetect_goldeneye-vfr-drop3.mp4"
+PORTRAIT_CLIPS = ("icve_glasses.mp4", "icve_kid.mp4")
+SMALL = (136, 320)  # the VFR clip (544x1280) at a quarter size: the same frames, 16 times less to compare
+
+
+# ----------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------
+def readme_table(shared_data: Path) -> dict[str, dict]:
+    """Rows of the README table: name -> width, height, frames, fps (None if variable), fps_approx."""
+    rows = {}
+    pattern = re.compile(r"^\|\s*videos/(\S+)\s*\|\s*(\d+)x(\d+)\s*\|\s*(\d+)\s*\|\s*([^|]+?)\s*\|")
+    for line in (shared_data / "README.md").read_text().splitlines():
+        match = pattern.match(line)
+        if match:
+            name, width, height, frames, fps = match.groups()
+            variable = fps.startswith("variable")
+            approx = float(re.search(r"~?([\d.]+)", fps).group(1))
+            rows[name] = dict(
+                width=int(width), height=int(height), frames=int(frames), variable=variable, fps=approx
+            )
+    return rows
+
+
+def moving_pattern(frames: int, height: int, width: int) -> np.ndarray:
+    """A smooth, moving colour pattern (F, H, W, 3) uint8 that H.264 encodes well."""
+    t = np.arange(frames)[:, None, None]
+    y = np.arange(height)[None, :, None]
+    x = np.arange(width)[None, None, :]
+    red = 128 + 100 * np.sin(2 * np.pi * (x + 2 * t) / max(width, 8))
+    green = 128 + 100 * np.cos(2 * np.pi * (y + t) / max(height, 8))
+    blue = 128 + 60 * np.sin(2 * np.pi * (x + y + 3 * t) / max(width + height, 8))
+    return np.stack(np.broadcast_arrays(red, green, blue), axis=-1).astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * math.log10(255**2 / mse) if mse > 0 else math.inf
+
+
+def packet_times(path: Path) -> tuple[np.ndarray, Fraction]:
+    """Sorted presentation timestamps straight from PyAV (an oracle independent of retake.video)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stamps = sorted(p.pts for p in container.demux(stream) if p.pts is not None)
+        return np.asarray(stamps), stream.time_base
+
+
+@pytest.fixture(scope="module")
+def goldeneye(shared_videos: Path) -> tuple[Path, Video]:
+    path = shared_videos / VFR_CLIP
+    return path, read(path, size=SMALL)
+
+
+@pytest.fixture
+def clip_100(tmp_path: Path) -> tuple[Path, Video]:
+    """A 100-frame 25 fps mp4 written by retake.video.write."""
+    source = Video(moving_pattern(100, 48, 64), fps=25)
+    return write(source, tmp_path / "clip.mp4"), source
+
+
+# ----------------------------------------------------------------------------------------------------------
+# probe and read on the real clips
+# ----------------------------------------------------------------------------------------------------------
+def test_readme_table_lists_every_clip(shared_data: Path) -> None:
+    on_disk = {p.name for p in (shared_data / "videos").glob("*.mp4")}
+    assert set(readme_table(shared_data)) == on_disk == set(CLIPS)
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_probe_matches_readme_table(shared_data: Path, name: str) -> None:
+    expected = readme_table(shared_data)[name]
+    info = probe(shared_data / "videos" / name)
+    assert (info.width, info.height, info.frame_count) == (
+        expected["width"],
+        expected["height"],
+        expected["frames"],
+    )
+    assert info.variable_fps == expected["variable"]
+    if expected["variable"]:
+        assert info.fps == pytest.approx(expected["fps"], abs=0.5)
+    else:
+        assert info.fps == expected["fps"]
+    assert info.duration == pytest.approx(info.frame_count / info.fps)
+    assert info.codec == ("mpeg4" if name == "scenedetect_fades.mp4" else "h264")
+    assert "mp4" in info.container.split(",")
+    assert info.rotation == 0 and not info.has_audio
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_read_whole_clip_matches_probe(shared_videos: Path, name: str) -> None:
+    path = shared_videos / name
+    info = probe(path)
+    first = read(path, max_frames=1)
+    assert first.frames.shape == (1, info.height, info.width, 3) and first.frames.dtype == np.uint8
+    whole = read(path, size=(16, 16))  # every frame decoded, kept small
+    assert whole.num_frames == info.frame_count and whole.decode_errors == 0
+    assert whole.fps == pytest.approx(info.fps)
+
+
+@pytest.mark.parametrize("name", PORTRAIT_CLIPS)
+def test_portrait_clips_stay_portrait(shared_videos: Path, name: str) -> None:
+    info = probe(shared_videos / name)
+    assert info.height > info.width
+    clip = read(shared_videos / name, max_frames=2)
+    assert clip.height == info.height and clip.width == info.width
+
+
+def test_vfr_clip_resampled_by_timestamps(goldeneye: tuple[Path, Video]) -> None:
+    path, native = goldeneye
+    info = probe(path)
+    stamps, time_base = packet_times(path)
+    seconds = (stamps - stamps[0]) * float(time_base)
+    out = read(path, fps=24, size=SMALL)
+    # Documented count: every instant k/24 before the end of the stream.
+    assert out.num_frames == math.ceil(info.duration * 24) == 240 and out.fps == 24
+    # Rule: instant k/24 shows the last source frame at or before it.
+    chosen = [int(np.searchsorted(seconds, k / 24 + 1e-9, side="right")) - 1 for k in range(out.num_frames)]
+    assert np.all(np.diff(chosen) >= 0)  # time runs forward
+    for k, index in enumerate(chosen):
+        assert np.array_equal(out.frames[k], native.frames[index]), (
+            f"output {k} should be source frame {index}"
+        )
+
+
+def test_vfr_clip_at_its_base_rate_repeats_the_dropped_frames(goldeneye: tuple[Path, Video]) -> None:
+    path, native = goldeneye
+    out = read(path, fps=24000 / 1001, size=SMALL)  # the rate before every third frame was dropped
+    assert out.num_frames == 239  # 9.968 s at 23.976 fps
+    repeats = sum(np.array_equal(a, b) for a, b in zip(out.frames[:-1], out.frames[1:], strict=True))
+    assert repeats == out.num_frames - native.num_frames  # each dropped slot holds the frame before it
+
+
+def test_frame_range_matches_whole_read(goldeneye: tuple[Path, Video]) -> None:
+    path, native = goldeneye
+    part = read(path, start=150, end=157, size=SMALL)
+    assert np.array_equal(part.frames, native.frames[150:157])
+    tail = read(path, start=155, size=SMALL)
+    assert np.array_equal(tail.frames, native.frames[155:])
+
+
+def test_time_range_on_mpeg4_clip(shared_videos: Path) -> None:
+    path = shared_videos / "scenedetect_fades.mp4"  # 25 fps: [2.0 s, 2.4 s) holds frames 50..59
+    whole = read(path, end=60)
+    part = read(path, start_time=2.0, end_time=2.4)
+    assert np.array_equal(part.frames, whole.frames[50:60])
+    resampled = read(path, start_time=2.0, end_time=3.0, fps=5)
+    assert np.array_equal(resampled.frames, read(path, start=50, end=75).frames[::5])
+
+
+def test_read_seeks_and_stops_early(goldeneye: tuple[Path, Video], monkeypatch: pytest.MonkeyPatch) -> None:
+    path, native = goldeneye  # keyframes at 0, 60 and 140
+    decoded = []
+    real_decode = video._decode
+
+    def counting_decode(*args):
+        for frame in real_decode(*args):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(video, "_decode", counting_decode)
+    part = read(path, start=150, end=152, size=SMALL)
+    assert np.array_equal(part.frames, native.frames[150:152])
+    # From the keyframe at 140 to the frame that ends the range, not from frame 0.
+    assert len(decoded) <= 152 - 140 + 1
+    decoded.clear()
+    assert read(path, max_frames=3).num_frames == 3
+    assert len(decoded) <= 4  # the frame that ends the range may be decoded, nothing more
+
+
+def test_read_size_is_cover_crop_of_native(shared_videos: Path) -> None:
+    path = shared_videos / VFR_CLIP
+    native = read(path, end=4)
+    small = read(path, end=4, size=(96, 64))  # landscape source, portrait target
+    assert small.frames.shape == (4, 96, 64, 3)
+    assert np.array_equal(small.frames, resize_cover_crop(native.frames, (96, 64)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(start=2, start_time=1.0), "not both"),
+        (dict(start=5, end=5), "end must be > start"),
+        (dict(end_time=0.0), "end_time must be > start_time"),
+        (dict(fps=0), "fps must be"),
+        (dict(size=(0, 10)), "size must be"),
+        (dict(max_frames=0), "max_frames must be"),
+        (dict(start=10_000), "start=10000 is past"),
+        (dict(start_time=60.0), "start_time=60.0 is past"),
+    ],
+)
+def test_read_rejects_bad_arguments(shared_videos: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        read(shared_videos / "anyv2v_ballet.mp4", **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# resize
+# ----------------------------------------------------------------------------------------------------------
+def test_resize_cover_crop_keeps_the_centre() -> None:
+    frames = np.zeros((2, 100, 300, 3), np.uint8)
+    frames[:, :, :100] = (255, 0, 0)  # red | green | blue thirds
+    frames[:, :, 100:200] = (0, 255, 0)
+    frames[:, :, 200:] = (0, 0, 255)
+    out = resize_cover_crop(frames, (50, 50))  # square target: only the green centre survives
+    assert out.shape == (2, 50, 50, 3) and out.dtype == np.uint8
+    assert np.all(out == (0, 255, 0))
+    tall = resize_cover_crop(frames, (300, 100))  # 1:3 portrait crop of the centre, enlarged 3x
+    assert tall.shape == (2, 300, 100, 3) and np.all(tall[:, :, 5:-5] == (0, 255, 0))
+
+
+def test_resize_cover_crop_handles_masks_and_identity() -> None:
+    masks = np.zeros((1, 40, 40, 1), np.float32)
+    masks[:, 10:30, 10:30] = 1.0
+    out = resize_cover_crop(masks, (20, 20))
+    assert out.shape == (1, 20, 20, 1) and out.dtype == np.float32
+    assert out[0, 10, 10, 0] == 1.0 and out[0, 0, 0, 0] == 0.0
+    assert resize_cover_crop(masks, (40, 40)) is masks
+    with pytest.raises(ValueError, match="size must be"):
+        resize_cover_crop(masks, (20, -1))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# write
+# ----------------------------------------------------------------------------------------------------------
+def test_write_roundtrip_h264_yuv420p(clip_100: tuple[Path, Video]) -> None:
+    path, source = clip_100
+    info = probe(path)
+    assert (info.codec, info.width, info.height, info.frame_count, info.fps) == ("h264", 64, 48, 100, 25.0)
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+    back = read(path)
+    assert back.frames.shape == source.frames.shape and back.fps == 25.0
+    assert psnr(back.frames, source.frames) > 35
+    assert not list(path.parent.glob(".*partial*"))  # the temporary file is gone
+
+
+def test_write_pads_odd_sizes_and_keeps_odd_rates(tmp_path: Path) -> None:
+    source = Video(moving_pattern(6, 33, 45), fps=30000 / 1001)
+    info = probe(write(source, tmp_path / "odd.mp4"))
+    assert (info.width, info.height) == (46, 34)  # padded by one column and one row
+    assert info.fps == pytest.approx(30000 / 1001)
+    back = read(tmp_path / "odd.mp4").frames
+    aligned = psnr(back[:, :33, :45], source.frames)
+    assert (
+        aligned > 30 and aligned > psnr(back[:, 1:, 1:], source.frames) + 3
+    )  # padded at the end, not the start
+    assert psnr(back[:, 33], back[:, 32]) > 30  # the padding repeats the last row
+
+
+def test_write_rejects_bad_arguments(tmp_path: Path) -> None:
+    clip = Video(moving_pattern(2, 8, 8), fps=10)
+    with pytest.raises(ValueError, match="write_gif"):
+        write(clip, tmp_path / "x.gif")
+    with pytest.raises(ValueError, match="crf"):
+        write(clip, tmp_path / "x.mp4", crf=60)
+    with pytest.raises(ValueError, match="preset"):
+        write(clip, tmp_path / "x.mp4", preset="turbo")
+    with pytest.raises(ValueError, match="no frames"):
+        write(Video(np.zeros((0, 8, 8, 3), np.uint8), fps=10), tmp_path / "x.mp4")
+
+
+def test_write_gif(tmp_path: Path) -> None:
+    clip = Video(moving_pattern(12, 60, 90), fps=12)
+    path = write_gif(clip, tmp_path / "report" / "clip.gif", max_size=45)
+    with Image.open(path) as gif:
+        assert gif.size == (45, 30) and gif.n_frames == 12
+        delays = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            delays.append(gif.info["duration"])
+        assert gif.info.get("loop") == 0
+    assert sum(delays) == pytest.approx(1000, abs=10)  # 12 frames at 12 fps last one second
+
+
+def test_video_validates_its_fields() -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        Video(np.zeros((1, 4, 4, 3), np.float32), fps=10)
+    with pytest.raises(ValueError, match=r"\(F, H, W, 3\)"):
+        Video(np.zeros((4, 4, 3), np.uint8), fps=10)
+    with pytest.raises(ValueError, match="fps"):
+        Video(np.zeros((1, 4, 4, 3), np.uint8), fps=0)
+    clip = Video(np.zeros((5, 4, 6, 3), np.uint8), fps=10)
+    assert (clip.num_frames, clip.height, clip.width, clip.duration) == (5, 4, 6, 0.5)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# rotation, audio
+# ----------------------------------------------------------------------------------------------------------
+def test_rotated_file_is_read_as_displayed(tmp_path: Path) -> None:
+    path = tmp_path / "phone.mp4"
+    stored = np.zeros((32, 64, 3), np.uint8)  # landscape as stored, a red block at the top-left
+    stored[:8, :8] = (255, 0, 0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(-90)  # PyAV counts counter-clockwise: this is the phone's "rotate=90"
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        container.mux(stream.encode(None))
+    info = probe(path)
+    assert (info.width, info.height, info.rotation) == (32, 64, 90)
+    clip = read(path)
+    assert clip.frames.shape == (3, 64, 32, 3)
+    # Turned 90 degrees clockwise, the top-left corner of the stored picture is at the top-right.
+    assert clip.frames[0, :6, -6:, 0].min() > 200 and clip.frames[0, -6:, :6, 0].max() < 50
+
+
+def test_probe_sees_audio(tmp_path: Path) -> None:
+    path = tmp_path / "with_audio.mp4"
+    with av.open(str(path), "w") as container:
+        picture = container.add_stream("libx264", rate=10)
+        picture.width, picture.height, picture.pix_fmt = 32, 32, "yuv420p"
+        sound = container.add_stream("aac", rate=16000)
+        for i in range(5):
+            container.mux(picture.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 40, np.uint8))))
+        container.mux(picture.encode(None))
+        container.mux(sound.encode(sine_frame(seconds=0.5)))
+        container.mux(sound.encode(None))
+    info = probe(path)
+    assert info.has_audio and info.frame_count == 5
+
+
+def sine_frame(seconds: float, rate: int = 16000) -> av.AudioFrame:
+    samples = np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate).astype(np.float32)[None]
+    frame = av.AudioFrame.from_ndarray(0.3 * samples, format="fltp", layout="mono")  # (1, samples)
+    frame.sample_rate = rate
+    return frame
+
+
+def test_raw_stream_without_timestamps(tmp_path: Path) -> None:
+    path = tmp_path / "raw.h264"  # an elementary stream: no container timestamps, no seeking
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(12):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, np.uint8))))
+        container.mux(stream.encode(None))
+    info = probe(path)
+    assert (info.frame_count, info.fps, info.duration) == (12, 10.0, 1.2)
+    whole = read(path)
+    assert whole.num_frames == 12 and whole.fps == 10.0
+    assert np.array_equal(read(path, start=3, end=6).frames, whole.frames[3:6])
+    assert np.array_equal(read(path, start_time=0.5).frames, whole.frames[5:])
+    assert np.array_equal(read(path, fps=5).frames, whole.frames[::2])
+
+
+def test_variable_rate_rule() -> None:
+    # 30 fps in a 1/1000 time base: steps alternate 33/34 ms from rounding, which is not variable.
+    assert not video._variable_rate(np.round(np.arange(60) * 1000 / 30).astype(np.int64))
+    # A time base of 1/fps has no rounding: one doubled step is a dropped frame.
+    assert video._variable_rate(np.array([0, 1, 2, 4, 5, 6]))
+    assert not video._variable_rate(np.arange(10))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# broken files
+# ----------------------------------------------------------------------------------------------------------
+def make_broken(kind: str, tmp_path: Path) -> Path:
+    """Files that are not usable videos, one per failure a user can meet."""
+    if kind == "missing":
+        return tmp_path / "nowhere.mp4"
+    if kind == "zero_bytes":
+        path = tmp_path / "empty.mp4"
+        path.write_bytes(b"")
+    elif kind == "text":
+        path = tmp_path / "notes.mp4"
+        path.write_text("this is not a video\n" * 20)
+    elif kind == "directory":
+        path = tmp_path / "folder.mp4"
+        path.mkdir()
+    elif kind == "audio_only":
+        path = tmp_path / "tone.m4a"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("aac", rate=16000)
+            container.mux(stream.encode(sine_frame(seconds=1.0)))
+            container.mux(stream.encode(None))
+    elif kind == "scrambled":  # a valid container whose video packets are noise
+        path = write(Video(moving_pattern(10, 32, 32), fps=10), tmp_path / "scrambled.mp4")
+        data = bytearray(path.read_bytes())
+        start = data.find(b"mdat") + 4
+        data[start:] = np.random.default_rng(0).integers(0, 256, len(data) - start, dtype=np.uint8).tobytes()
+        path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "reason"),
+    [
+        ("missing", MissingFileError, "not found"),
+        ("zero_bytes", NotMediaError, "empty"),
+        ("text", NotMediaError, "not a readable media file"),
+        ("directory", NotMediaError, "directory"),
+        ("audio_only", NoVideoStreamError, "no video stream"),
+        ("scrambled", NoFramesError, "no frame decodes"),
+    ],
+)
+def test_broken_files_raise_one_error_family(tmp_path: Path, kind: str, error: type, reason: str) -> None:
+    path = make_broken(kind, tmp_path)
+    for function in (probe, read):
+        with pytest.raises(error, match=reason) as caught:
+            function(path)
+        assert isinstance(caught.value, VideoError) and isinstance(caught.value, RetakeError)
+        assert str(caught.value).startswith(f"{path}: ")
+    if kind == "missing":
+        assert isinstance(caught.value, FileNotFoundError)
+
+
+def test_mp4_cut_in_half(clip_100: tuple[Path, Video]) -> None:
+    path, source = clip_100
+    data = path.read_bytes()
+    cut = path.with_name("cut.mp4")
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptStreamError, match=r"cut\.mp4: truncated or corrupt") as caught:
+        read(cut)
+    assert 0 < caught.value.decoded < 100 and caught.value.failed > 0
+    partial = read(cut, allow_partial=True)
+    assert partial.num_frames == caught.value.decoded and partial.decode_errors == caught.value.failed
+    assert partial.num_frames + partial.decode_errors >= 50  # the missing half is counted
+    assert psnr(partial.frames, source.frames[: partial.num_frames]) > 30  # and what is returned is right
+    assert read(cut, max_frames=10).decode_errors == 0  # stopping before the damage sees none
+    assert probe(cut).frame_count < 100  # probe reports the frames actually present
+
+
+def test_errors_survive_pickling(tmp_path: Path) -> None:
+    error = CorruptStreamError(tmp_path / "a.mp4", "truncated", decoded=3, failed=4)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.decoded, copy.failed) == (str(error), 3, 4)
+    assert str(pickle.loads(pickle.dumps(NotMediaError(tmp_path / "b.mp4", "empty")))).endswith(
+        "b.mp4: empty"
+    )
