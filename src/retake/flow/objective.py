@@ -1,0 +1,134 @@
+"""The rectified-flow training objective: which t to train on, the noisy input x_t and the velocity target.
+
+Conventions (all of retake): t in [0, 1] with t = 1 pure noise; x_t = (1 - t) * x0 + t * noise; the network
+predicts the velocity v = noise - x0, so an Euler step x_{t'} = x_t + (t' - t) * v moves towards the data.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from retake.flow.schedule import shift_sigmas
+
+FrameWeighting = Literal["uniform", "decay"]
+
+
+def _per_sample(t: Tensor, like: Tensor) -> Tensor:
+    """Reshape a per-sample (B,) or scalar t so it broadcasts over `like` (B, ...)."""
+    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    if t.ndim == 0:
+        return t
+    if t.ndim != 1 or t.shape[0] != like.shape[0]:
+        raise ValueError(f"t must be a scalar or have shape ({like.shape[0]},), got {tuple(t.shape)}")
+    return t.view(-1, *([1] * (like.ndim - 1)))
+
+
+def sample_t(
+    batch: int,
+    *,
+    generator: torch.Generator,
+    device: torch.device | str | None = None,
+    mean: float = 0.0,
+    std: float = 1.0,
+    shift: float = 1.0,
+) -> Tensor:
+    """Training times (batch,) from a logit-normal: t = sigmoid(u), u ~ N(mean, std), then the sigma shift.
+
+    Logit-normal puts most samples at mid noise where the velocity is hardest to predict (SD3); the shift moves
+    them towards noise, matching the shifted sampling schedule.
+    """
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    if std <= 0:
+        raise ValueError(f"std must be > 0, got {std}")
+    # Draw on the generator's device so a seed gives the same t whatever `device` is.
+    u = torch.randn(batch, generator=generator, device=generator.device, dtype=torch.float32)
+    t = torch.sigmoid(u * std + mean)
+    return shift_sigmas(t, shift).to(device)
+
+
+def interpolate(x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+    """x_t = (1 - t) * x0 + t * noise, t scalar or per sample (B,)."""
+    if x0.shape != noise.shape:
+        raise ValueError(f"x0 and noise shapes differ: {tuple(x0.shape)} vs {tuple(noise.shape)}")
+    t = _per_sample(t, x0)
+    return (1.0 - t) * x0 + t * noise
+
+
+def velocity_target(x0: Tensor, noise: Tensor) -> Tensor:
+    """d x_t / dt = noise - x0 (constant along the straight path)."""
+    return noise - x0
+
+
+def frame_weights(
+    num_frames: int, *, kind: FrameWeighting = "uniform", power: float = 2.0, mix: float = 1.0
+) -> Tensor:
+    """Per-frame loss weights (num_frames,).
+
+    "uniform": ones. "decay" (InsViE): w_i = (1 - mix) + mix * (1 - i / F) ** power, so the first frame weighs
+    1 and later frames less: the edit is anchored on early frames and propagated. InsViE mixes this with the
+    uniform loss by its `frameloss_weight`, which is `mix` here.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if kind == "uniform":
+        return torch.ones(num_frames)
+    if kind == "decay":
+        if not 0.0 <= mix <= 1.0:
+            raise ValueError(f"mix must be in [0, 1], got {mix}")
+        i = torch.arange(num_frames, dtype=torch.float32)
+        return (1.0 - mix) + mix * (1.0 - i / num_frames) ** power
+    raise ValueError(f"unknown frame weighting {kind!r}; expected 'uniform' or 'decay'")
+
+
+def flow_loss(
+    pred: Tensor, target: Tensor, *, frame_weights: Tensor | None = None, mask: Tensor | None = None
+) -> Tensor:
+    """Mean squared velocity error over target latents (B, C, F, H, W), a scalar.
+
+    frame_weights (F,) multiply each frame's squared error; the sum is divided by the number of (unmasked)
+    elements, not by the weights, so uniform weights give the plain MSE and "decay" weights reproduce InsViE's
+    mean of weighted per-frame losses. mask (bool or 0/1, broadcastable to pred, e.g. (B, 1, F, H, W)) keeps
+    only the elements that count, e.g. real target tokens and not padding.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+    err = (pred.float() - target.float()) ** 2
+    if frame_weights is not None:
+        if pred.ndim != 5 or frame_weights.shape != (pred.shape[2],):
+            raise ValueError(
+                f"frame_weights must have shape (F,) = ({pred.shape[2] if pred.ndim == 5 else '?'},) for "
+                f"(B, C, F, H, W) inputs, got {tuple(frame_weights.shape)} for {tuple(pred.shape)}"
+            )
+        err = err * frame_weights.to(err).view(1, 1, -1, 1, 1)
+    if mask is None:
+        return err.mean()
+    keep = torch.broadcast_to(mask.to(err.dtype), err.shape)
+    count = keep.sum()
+    if count == 0:
+        raise ValueError("mask selects no elements: the loss would be undefined")
+    return (err * keep).sum() / count
+
+
+def noise_source(
+    source: Tensor,
+    *,
+    generator: torch.Generator,
+    log_sigma_mean: float = -3.0,
+    log_sigma_std: float = 0.5,
+) -> Tensor:
+    """InsViE's light source noise: source + sigma * n, log sigma ~ N(mean, std) per sample, n ~ N(0, I).
+
+    A little noise on the clean condition keeps the model from copying source latents verbatim and makes it
+    robust to the encode/decode gap (as in image-to-video conditioning augmentation).
+    """
+    if log_sigma_std < 0:
+        raise ValueError(f"log_sigma_std must be >= 0, got {log_sigma_std}")
+    b = source.shape[0]
+    z = torch.randn(b, generator=generator, device=generator.device, dtype=torch.float32)
+    sigma = torch.exp(z * log_sigma_std + log_sigma_mean).to(source)
+    n = torch.randn(source.shape, generator=generator, device=generator.device, dtype=torch.float32)
+    return source + _per_sample(sigma, source) * n.to(source)

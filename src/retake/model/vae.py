@@ -1,0 +1,166 @@
+"""The video VAE: HunyuanVideo's causal 3D autoencoder (diffusers `AutoencoderKLHunyuanVideo`) from a local
+directory, with the latent scaling the diffusion model was trained on and tiling for large videos.
+
+Shapes: pixels (B, 3, F, H, W) float in [-1, 1] (or uint8 (B, F, H, W, 3) / (F, H, W, 3), as `retake.video`
+reads them) <-> latents (B, C, (F - 1) / t + 1, H / s, W / s) with t, s the temporal / spatial compression
+(4 and 8 for HunyuanVideo); the first frame is encoded on its own (causal), hence F = t * k + 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """Tile sizes in pixels/frames (diffusers' `enable_tiling` arguments): inputs larger than a tile are
+    processed in overlapping tiles `stride` apart and blended, bounding memory. Defaults are diffusers'."""
+
+    sample_height: int = 256
+    sample_width: int = 256
+    sample_frames: int = 16
+    stride_height: int = 192
+    stride_width: int = 192
+    stride_frames: int = 12
+
+    def check(self, spatial: int, temporal: int) -> None:
+        """Tiles must align with the compression and overlap (stride < size), else seams or crashes."""
+        for name, size, stride, unit in (
+            ("height", self.sample_height, self.stride_height, spatial),
+            ("width", self.sample_width, self.stride_width, spatial),
+            ("frames", self.sample_frames, self.stride_frames, temporal),
+        ):
+            if size % unit or stride % unit or not 0 < stride < size:
+                raise ValueError(
+                    f"tile {name}: size {size} and stride {stride} must be multiples of {unit} with "
+                    f"0 < stride < size"
+                )
+
+
+def video_to_model_input(video: Tensor) -> Tensor:
+    """uint8 (F, H, W, 3) or (B, F, H, W, 3) -> float (B, 3, F, H, W) in [-1, 1]; float (B, 3, F, H, W) passes."""
+    if video.dtype == torch.uint8:
+        if video.ndim == 4:
+            video = video.unsqueeze(0)
+        if video.ndim != 5 or video.shape[-1] != 3:
+            raise ValueError(f"uint8 video must be (F, H, W, 3) or (B, F, H, W, 3), got {tuple(video.shape)}")
+        return video.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+    if not video.is_floating_point() or video.ndim != 5 or video.shape[1] != 3:
+        raise ValueError(f"float video must be (B, 3, F, H, W), got {video.dtype} {tuple(video.shape)}")
+    return video
+
+
+def video_to_uint8(video: Tensor) -> Tensor:
+    """float [-1, 1] (B, 3, F, H, W) -> uint8 (B, F, H, W, 3); (3, F, H, W) -> (F, H, W, 3)."""
+    if video.ndim == 4:
+        return video_to_uint8(video.unsqueeze(0))[0]
+    if video.ndim != 5 or video.shape[1] != 3:
+        raise ValueError(f"video must be (B, 3, F, H, W) or (3, F, H, W), got {tuple(video.shape)}")
+    pixels = ((video.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+    return pixels.permute(0, 2, 3, 4, 1).contiguous()
+
+
+class VideoVAE:
+    """Encode videos to scaled latents and decode them back, for the diffusion model.
+
+    latents = (z - shift_factor) * scaling_factor, with both read from the VAE config (HunyuanVideo has a
+    scaling factor of 0.476986 and no shift), so latents are roughly unit variance for the flow model.
+    `tiling=None` processes every input in one pass (exact, memory hungry).
+    """
+
+    def __init__(self, vae, *, tiling: TilingConfig | None = TilingConfig()) -> None:
+        self.vae = vae.eval().requires_grad_(False)
+        config = vae.config
+        self.latent_channels: int = config.latent_channels
+        self.temporal_compression: int = config.temporal_compression_ratio
+        self.spatial_compression: int = config.spatial_compression_ratio
+        self.scaling_factor: float = float(config.scaling_factor)
+        self.shift_factor: float = float(getattr(config, "shift_factor", None) or 0.0)
+        self.set_tiling(tiling)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        subfolder: str | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        tiling: TilingConfig | None = TilingConfig(),
+    ) -> VideoVAE:
+        """Load from a local diffusers directory (e.g. a HunyuanVideo checkout with subfolder="vae")."""
+        from diffusers import AutoencoderKLHunyuanVideo
+
+        folder = Path(path).expanduser() / (subfolder or "")
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"no VAE config.json in {folder}")
+        vae = AutoencoderKLHunyuanVideo.from_pretrained(
+            Path(path).expanduser(), subfolder=subfolder, torch_dtype=dtype, local_files_only=True
+        )
+        return cls(vae.to(device), tiling=tiling)
+
+    @property
+    def device(self) -> torch.device:
+        return self.vae.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.vae.dtype
+
+    def set_tiling(self, tiling: TilingConfig | None) -> None:
+        """Turn tiling on with these tile sizes, or off (None) for single-pass encode/decode."""
+        if tiling is None:
+            self.vae.disable_tiling()
+        else:
+            tiling.check(self.spatial_compression, self.temporal_compression)
+            self.vae.enable_tiling(
+                tile_sample_min_height=tiling.sample_height,
+                tile_sample_min_width=tiling.sample_width,
+                tile_sample_min_num_frames=tiling.sample_frames,
+                tile_sample_stride_height=tiling.stride_height,
+                tile_sample_stride_width=tiling.stride_width,
+                tile_sample_stride_num_frames=tiling.stride_frames,
+            )
+        # diffusers splits long videos along time whenever these are on; "no tiling" means no splitting at all.
+        self.vae.use_framewise_encoding = tiling is not None
+        self.vae.use_framewise_decoding = tiling is not None
+        self.tiling = tiling
+
+    def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """(C, F', H', W') of the latents for a video of this size; ValueError if the size does not fit."""
+        t, s = self.temporal_compression, self.spatial_compression
+        if frames < 1 or (frames - 1) % t:
+            raise ValueError(f"frame count must be {t}k + 1 (e.g. {t * 4 + 1}), got {frames}")
+        if height < s or height % s or width < s or width % s:
+            raise ValueError(f"height and width must be positive multiples of {s}, got {height}x{width}")
+        return (self.latent_channels, (frames - 1) // t + 1, height // s, width // s)
+
+    @torch.no_grad()
+    def encode(
+        self, video: Tensor, *, generator: torch.Generator | None = None, sample: bool = False
+    ) -> Tensor:
+        """Video -> scaled latents (B, C, F', H', W'). sample=True draws from the posterior (with `generator`),
+        otherwise its mean is used (deterministic)."""
+        x = video_to_model_input(video)
+        self.latent_shape(*x.shape[2:])
+        posterior = self.vae.encode(x.to(device=self.device, dtype=self.dtype)).latent_dist
+        z = posterior.sample(generator=generator) if sample else posterior.mode()
+        return (z - self.shift_factor) * self.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: Tensor) -> Tensor:
+        """Scaled latents (B, C, F', H', W') -> float32 video (B, 3, (F' - 1) * t + 1, H' * s, W' * s) in [-1, 1]."""
+        if latents.ndim != 5 or latents.shape[1] != self.latent_channels:
+            raise ValueError(
+                f"latents must be (B, {self.latent_channels}, F, H, W), got {tuple(latents.shape)}"
+            )
+        z = latents.to(device=self.device, dtype=self.dtype) / self.scaling_factor + self.shift_factor
+        return self.vae.decode(z).sample.float().clamp(-1.0, 1.0)
+
+    def decode_to_uint8(self, latents: Tensor) -> Tensor:
+        """Latents -> uint8 video (B, F, H, W, 3), ready for `retake.video` writers."""
+        return video_to_uint8(self.decode(latents))
