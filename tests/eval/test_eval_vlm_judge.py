@@ -14,7 +14,14 @@ import pytest
 
 from retake.data.vlm import VLMAnswerError, VLMClient, VLMError
 from retake.eval.metrics import evaluate_edit
-from retake.eval.vlm_judge import JudgeConfig, VLMJudge, parse_judgement
+from retake.eval.vlm_judge import (
+    PROMPT_HASH,
+    SYSTEM_PROMPT,
+    USER_PROMPT,
+    JudgeConfig,
+    VLMJudge,
+    parse_judgement,
+)
 
 KEY_ENV, API_KEY = "RETAKE_TEST_JUDGE_KEY", "sk-judge-test"
 
@@ -30,11 +37,15 @@ def _load_chat_server():
 
 
 def scripted_answer(body: dict) -> str:
-    """Scores that reveal what the judge sent: instruction 5 if the prompt names it, quality = image count."""
+    """Scores that reveal what the judge sent: instruction following 3 if the prompt names the instruction
+    (else 0), edit quality = images per video."""
     text = body["messages"][-1]["content"][0]["text"]
-    images = len(body["messages"][-1]["content"]) - 1
-    follows = 5 if '"make the sky purple"' in text else 1
-    scores = f'{{"instruction": {follows}, "preservation": 4, "quality": {images}, "reason": "ok"}}'
+    per_video = (len(body["messages"][-1]["content"]) - 1) // 2
+    follows = 3 if '"make the sky purple"' in text else 0
+    scores = (
+        f'{{"instruction_following": {follows}, "edit_quality": {per_video}, "background_consistency": 1, '
+        '"reason": "ok"}'
+    )
     return f"Sure! ```json\n{scores}\n```"
 
 
@@ -67,8 +78,9 @@ def decode(url: str) -> np.ndarray:
 
 def test_judge_sends_source_then_edited_frames_and_parses_the_scores(server, clip):
     verdict = make_judge(server).judge(clip, clip[::-1].copy(), "make the sky purple")
-    assert (verdict.instruction, verdict.preservation, verdict.quality) == (5, 4, 4)
-    assert verdict.overall == pytest.approx(13 / 3) and verdict.reason == "ok" and not verdict.cached
+    assert (verdict.instruction, verdict.quality, verdict.preservation) == (3, 2, 1)
+    assert verdict.total == 6 and verdict.overall == pytest.approx(2.0)
+    assert verdict.reason == "ok" and not verdict.cached
     parts = server.bodies[0]["messages"][-1]["content"]
     images = [decode(p["image_url"]["url"]) for p in parts[1:]]
     assert [im.shape for im in images] == [(24, 32, 3)] * 4  # 2 + 2 frames, longer side 32
@@ -77,10 +89,32 @@ def test_judge_sends_source_then_edited_frames_and_parses_the_scores(server, cli
     np.testing.assert_allclose(colours, clip[[0, 8, 8, 0], 0, 0], atol=3)
 
 
+def test_the_prompt_is_the_0_to_3_editverse_rubric_and_is_recorded_with_every_score(server, clip):
+    judge = make_judge(server)
+    verdict = judge.judge(clip, clip, "make the sky purple")
+    system, user = server.bodies[0]["messages"]
+    assert system["content"] == SYSTEM_PROMPT
+    assert user["content"][0]["text"] == USER_PROMPT.format(count=2, instruction="make the sky purple")
+    for criterion in ("instruction_following", "edit_quality", "background_consistency"):
+        assert f'"{criterion}": <0-3>' in USER_PROMPT
+    assert "0 (worst) to 3 (best)" in USER_PROMPT and "1-5" not in USER_PROMPT
+    assert (verdict.model, verdict.prompt_hash) == ("judge-vlm", PROMPT_HASH)
+    described = judge.describe()
+    assert described["model"] == "judge-vlm" and described["prompt_hash"] == PROMPT_HASH
+    assert described["user_prompt"] == USER_PROMPT and described["system_prompt"] == SYSTEM_PROMPT
+    assert verdict.as_metrics() == {
+        "vlm_instruction": 3.0,
+        "vlm_quality": 2.0,
+        "vlm_preservation": 1.0,
+        "vlm_overall": 2.0,
+        "vlm_total": 6.0,
+    }
+
+
 def test_unparsable_answers_are_asked_again(server, clip):
     server.script = ["prose"]
     judge = make_judge(server)
-    assert judge.judge(clip, clip, "make the sky purple").instruction == 5
+    assert judge.judge(clip, clip, "make the sky purple").instruction == 3
     assert judge.client.totals.retries == 1
 
 
@@ -94,6 +128,7 @@ def test_cached_judgements_cost_no_request(server, clip, tmp_path):
     first = make_judge(server, cache_dir=tmp_path).judge(clip, clip, "make the sky purple")
     again = make_judge(server, cache_dir=tmp_path).judge(clip, clip, "make the sky purple")
     assert len(server.bodies) == 1 and again.cached and again.instruction == first.instruction
+    assert again.prompt_hash == PROMPT_HASH
 
 
 def test_judge_many_keeps_order_and_reports_failures(server, clip):
@@ -102,24 +137,32 @@ def test_judge_many_keeps_order_and_reports_failures(server, clip):
         [(clip, clip, "make the sky purple"), (clip, clip, "add a boat"), (clip[:1], clip[:1], "add a boat")]
     )
     assert isinstance(results[0], VLMError)
-    assert results[1].instruction == 1 and results[2].quality == 2  # one frame each: 2 images
+    assert results[1].instruction == 0 and results[2].quality == 1  # one frame from each video
 
 
 def test_evaluate_edit_adds_the_judge_scores(server, clip):
     results = evaluate_edit(clip, clip, instruction="make the sky purple", judge=make_judge(server))
-    assert results["vlm_instruction"] == 5.0 and results["vlm_overall"] == pytest.approx(13 / 3)
+    assert results["vlm_instruction"] == 3.0 and results["vlm_overall"] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="instruction"):
         evaluate_edit(clip, clip, judge=make_judge(server))
+
+
+def _answer(following, quality=2, consistency=1) -> str:
+    return json.dumps(
+        {"instruction_following": following, "edit_quality": quality, "background_consistency": consistency}
+    )
 
 
 @pytest.mark.parametrize(
     ("answer", "problem"),
     [
         ("I think it is fine.", "no JSON object"),
-        ('{"instruction": 5, "preservation": 4}', "'quality' must be an integer"),
-        ('{"instruction": 6, "preservation": 4, "quality": 3}', "in 1-5"),
-        ('{"instruction": 4.5, "preservation": 4, "quality": 3}', "integer"),
-        ('{"instruction": true, "preservation": 4, "quality": 3}', "integer"),
+        ('{"instruction_following": 3, "edit_quality": 2}', "'background_consistency' must be an integer"),
+        (_answer(4), "in 0-3"),
+        (_answer(-1), "in 0-3"),
+        (_answer(2.5), "integer"),
+        (_answer(True), "integer"),
+        ('{"instruction": 3, "preservation": 2, "quality": 1}', "'instruction_following' must be an integer"),
         ("{not json}", "not valid JSON"),
     ],
 )
@@ -128,9 +171,9 @@ def test_parse_judgement_rejects_bad_answers(answer, problem):
         parse_judgement(answer)
 
 
-def test_parse_judgement_accepts_whole_floats_and_fenced_json():
-    parsed = parse_judgement('```json\n{"instruction": 4.0, "preservation": 2, "quality": 5}\n```')
-    assert parsed == {"instruction": 4, "preservation": 2, "quality": 5, "reason": ""}
+def test_parse_judgement_accepts_zero_whole_floats_and_fenced_json():
+    parsed = parse_judgement(f"```json\n{_answer(0, 3.0, 2)}\n```")
+    assert parsed == {"instruction": 0, "quality": 3, "preservation": 2, "reason": ""}
     assert json.loads(json.dumps(parsed)) == parsed
 
 

@@ -1,17 +1,21 @@
-"""VLM judge: an OpenAI-compatible vision-language model rates an edit from 1 (worst) to 5 (best).
+"""VLM judge: an OpenAI-compatible vision-language model scores an edit on the EditVerseBench rubric.
 
 The judge sees `JudgeConfig.frames` evenly spaced frames of the source, then the frames at the same relative
-times of the edited video (downscaled, as JPEG), and the instruction, and must answer with JSON only:
-    {"instruction": 1-5, "preservation": 1-5, "quality": 1-5, "reason": "..."}
-    instruction:  does the edited video carry out the instruction?
-    preservation: is everything the instruction does not mention unchanged?
-    quality:      is the edited video free of artefacts, blur and flicker?
-An answer that does not parse is asked again by the client (with its retry budget) and never cached. Scores
-depend on the model and the prompt: compare editors under one judge only (DESIGN.md section 5).
+times of the edited video (downscaled, as JPEG), and the instruction. It scores three criteria from 0 (worst)
+to 3 (best), the rubric of EditVerseBench (Ju et al., 2025), so the sum (0-9) is on the scale of its published
+VLM scores (DESIGN.md section 5), and answers with JSON only:
+    {"instruction_following": 0-3, "edit_quality": 0-3, "background_consistency": 0-3, "reason": "..."}
+An answer that does not parse is asked again by the client (with its retry budget) and never cached.
+
+Scores depend on the model and the prompt: every `Judgement` carries the model name and `PROMPT_HASH`, and
+`VLMJudge.describe()` gives both with the full prompt text, for reports. Compare editors under one judge only.
+Attribute names (instruction, quality, preservation) predate the rubric and stay for `evaluate_edit`'s
+`vlm_*` metric names; `RUBRIC` maps them to the rubric's criteria.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -25,27 +29,83 @@ from retake.data.vlm import VLMAnswer, VLMClient, VLMError
 from retake.eval._inputs import as_video
 from retake.opticalflow import flow_size
 
-SCORES = ("instruction", "preservation", "quality")
-MIN_SCORE, MAX_SCORE = 1, 5
+MIN_SCORE, MAX_SCORE = 0, 3
+
+
+@dataclass(frozen=True)
+class Criterion:
+    field: str  # `Judgement` attribute; the metric is vlm_<field>
+    key: str  # the JSON key the judge answers with
+    question: str
+    levels: tuple[str, str, str, str]  # what a score of 0, 1, 2, 3 means
+
+
+RUBRIC: tuple[Criterion, ...] = (
+    Criterion(
+        "instruction",
+        "instruction_following",
+        "Does the edited video carry out the instruction accurately and completely?",
+        (
+            "the instruction is ignored, or the opposite was done",
+            "it is carried out only partly or poorly",
+            "it is mostly carried out, with small inaccuracies or omissions",
+            "it is carried out fully and exactly",
+        ),
+    ),
+    Criterion(
+        "quality",
+        "edit_quality",
+        "How good does the edited content itself look: realistic, seamless, free of artefacts "
+        "(blur, distortion, unnatural texture, flicker)?",
+        (
+            "the edited content is garbled or the edit failed outright",
+            "clearly flawed, with large distracting artefacts",
+            "good, with small but visible artefacts",
+            "clean, seamless and free of artefacts",
+        ),
+    ),
+    Criterion(
+        "preservation",
+        "background_consistency",
+        "Is everything the instruction does not ask to change the same as in the source, and stable over "
+        "time?",
+        (
+            "what should stay is destroyed or replaced",
+            "large, distracting changes where nothing should change",
+            "small but visible changes or flicker where nothing should change",
+            "everything that should stay is preserved exactly",
+        ),
+    ),
+)
+SCORES = tuple(criterion.field for criterion in RUBRIC)
 
 SYSTEM_PROMPT = (
     "You are a strict judge of instruction-based video editing. You compare a source video with an edited "
-    "version and rate the edit. You answer with one JSON object and nothing else."
+    "version and score the edit. You answer with one JSON object and nothing else."
 )
-USER_PROMPT = """The first {count} images are frames of the source video, in order. \
-The next {count} images are the edited video at the same moments.
-Instruction given to the editor: "{instruction}"
-Rate from 1 (worst) to 5 (best):
-- instruction: does the edited video carry out the instruction?
-- preservation: is everything the instruction does not mention unchanged?
-- quality: is the edited video free of artefacts, blur and flicker?
-Answer with JSON only: {{"instruction": <1-5>, "preservation": <1-5>, "quality": <1-5>, \
-"reason": "<at most 20 words>"}}"""
+
+
+def _criterion_text(number: int, criterion: Criterion) -> str:
+    levels = "; ".join(f"{score}: {text}" for score, text in enumerate(criterion.levels))
+    return f"{number}. {criterion.key}: {criterion.question}\n   {levels}."
+
+
+_ANSWER = ", ".join(f'"{c.key}": <{MIN_SCORE}-{MAX_SCORE}>' for c in RUBRIC)
+# A str.format template: {count} and {instruction} are filled per request; doubled braces are literal.
+USER_PROMPT = (
+    "The first {count} images are frames of the source video, in order. The next {count} images are the "
+    'edited video at the same moments.\nEditing instruction: "{instruction}"\n'
+    f"Score the edit on three criteria, each from {MIN_SCORE} (worst) to {MAX_SCORE} (best):\n"
+    + "\n".join(_criterion_text(i + 1, c).replace("{", "{{").replace("}", "}}") for i, c in enumerate(RUBRIC))
+    + f'\nAnswer with JSON only: {{{{{_ANSWER}, "reason": "<at most 25 words>"}}}}'
+)
+# Scores are only comparable under one prompt: reports record this hash next to every score.
+PROMPT_HASH = hashlib.sha256(f"{SYSTEM_PROMPT}\n{USER_PROMPT}".encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    frames: int = 3  # frames shown from each video, evenly spaced over it
+    frames: int = 3  # frames shown from each video, evenly spaced over it (EditVerseBench also uses 3)
     max_side: int = 384  # frames are downscaled to this longer side: image tokens cost money
 
     def __post_init__(self) -> None:
@@ -55,24 +115,37 @@ class JudgeConfig:
 
 @dataclass(frozen=True)
 class Judgement:
-    instruction: int
-    preservation: int
-    quality: int
+    instruction: int  # instruction following, 0-3
+    preservation: int  # background consistency, 0-3
+    quality: int  # edit quality, 0-3
     reason: str
     cost: float  # what producing the answer cost (also when it came from the cache)
     cached: bool
+    model: str  # the judge model that gave the scores
+    prompt_hash: str  # `PROMPT_HASH` of the prompt it was asked with
 
     @property
     def overall(self) -> float:
-        """The mean of the three scores."""
-        return (self.instruction + self.preservation + self.quality) / 3.0
+        """The mean of the three scores (0-3)."""
+        return self.total / 3.0
+
+    @property
+    def total(self) -> int:
+        """The sum of the three scores (0-9): the EditVerseBench VLM score."""
+        return self.instruction + self.preservation + self.quality
+
+    def as_metrics(self) -> dict[str, float]:
+        """The scores as `vlm_*` metrics, the names `evaluate_edit` uses, plus vlm_total."""
+        names = (*SCORES, "overall", "total")
+        return {f"vlm_{name}": float(getattr(self, name)) for name in names}
 
 
 def parse_judgement(text: str) -> dict[str, Any]:
-    """The scores and reason in an answer (a JSON object, possibly inside prose or a code fence).
+    """The scores (by `Judgement` field) and reason in an answer (a JSON object, possibly inside prose or a
+    code fence).
 
     Raises ValueError (the client then asks again) when there is no object, a score is missing, not an integer
-    or outside 1-5.
+    or outside 0-3.
     """
     match = re.search(r"\{.*\}", text, re.DOTALL)
     if match is None:
@@ -84,20 +157,22 @@ def parse_judgement(text: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"answer is not a JSON object: {text[:80]!r}")
     parsed: dict[str, Any] = {"reason": str(data.get("reason", ""))}
-    for name in SCORES:
-        value = data.get(name)
-        # bool is an int subclass; a float like 4.0 is accepted only when whole.
+    for criterion in RUBRIC:
+        value = data.get(criterion.key)
+        # bool is an int subclass; a float like 2.0 is accepted only when whole.
         if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise ValueError(f"score {name!r} must be an integer, got {value!r}")
+            raise ValueError(f"score {criterion.key!r} must be an integer, got {value!r}")
         if not MIN_SCORE <= value <= MAX_SCORE:
-            raise ValueError(f"score {name!r} must be in {MIN_SCORE}-{MAX_SCORE}, got {value}")
-        parsed[name] = int(value)
+            raise ValueError(f"score {criterion.key!r} must be in {MIN_SCORE}-{MAX_SCORE}, got {value}")
+        parsed[criterion.field] = int(value)
     return parsed
 
 
 def _validate(text: str) -> str:
-    """Client validator: the answer reduced to canonical JSON, so the cache stores what was understood."""
-    return json.dumps(parse_judgement(text), sort_keys=True)
+    """Client validator: the answer in canonical JSON (rubric keys), so the cache stores what was understood."""
+    parsed = parse_judgement(text)
+    canonical = {c.key: parsed[c.field] for c in RUBRIC} | {"reason": parsed["reason"]}
+    return json.dumps(canonical, sort_keys=True)
 
 
 def sample_frames(video: np.ndarray, count: int, max_side: int) -> list[np.ndarray]:
@@ -110,11 +185,24 @@ def sample_frames(video: np.ndarray, count: int, max_side: int) -> list[np.ndarr
 
 
 class VLMJudge:
-    """Asks a `VLMClient` to rate edits (see the module docstring)."""
+    """Asks a `VLMClient` to score edits (see the module docstring)."""
 
     def __init__(self, client: VLMClient, config: JudgeConfig = JudgeConfig()) -> None:
         self.client = client
         self.config = config
+
+    def describe(self) -> dict[str, Any]:
+        """Everything needed to reproduce or compare the scores: model, prompt (text and hash), rubric scale."""
+        return {
+            "model": self.client.model,
+            "prompt_hash": PROMPT_HASH,
+            "system_prompt": SYSTEM_PROMPT,
+            "user_prompt": USER_PROMPT,
+            "scale": f"{MIN_SCORE}-{MAX_SCORE} per criterion, total {len(RUBRIC) * MAX_SCORE}",
+            "criteria": {c.field: c.key for c in RUBRIC},
+            "frames": self.config.frames,
+            "max_side": self.config.max_side,
+        }
 
     def request(self, source: Any, edited: Any, instruction: str) -> tuple[list[dict], list[np.ndarray]]:
         """The messages and images of one judgement (source frames first, then edited frames)."""
@@ -129,16 +217,21 @@ class VLMJudge:
         return messages, images
 
     def judge(self, source: Any, edited: Any, instruction: str) -> Judgement:
-        """Rate one edit; raises `retake.data.vlm.VLMError` when the VLM gives no usable answer."""
+        """Score one edit; raises `retake.data.vlm.VLMError` when the VLM gives no usable answer."""
         messages, images = self.request(source, edited, instruction)
-        return _judgement(self.client.chat(messages, images, validate=_validate))
+        return self._judgement(self.client.chat(messages, images, validate=_validate))
 
     def judge_many(self, edits: Sequence[tuple[Any, Any, str]]) -> list[Judgement | VLMError]:
-        """Rate (source, edited, instruction) triples concurrently; a failed one yields its VLMError."""
+        """Score (source, edited, instruction) triples concurrently; a failed one yields its VLMError."""
         requests = [self.request(*edit) for edit in edits]
         answers = self.client.chat_many(requests, validate=_validate)
-        return [a if isinstance(a, VLMError) else _judgement(a) for a in answers]
+        return [a if isinstance(a, VLMError) else self._judgement(a) for a in answers]
 
-
-def _judgement(answer: VLMAnswer) -> Judgement:
-    return Judgement(**parse_judgement(answer.text), cost=answer.cost, cached=answer.cached)
+    def _judgement(self, answer: VLMAnswer) -> Judgement:
+        return Judgement(
+            **parse_judgement(answer.text),
+            cost=answer.cost,
+            cached=answer.cached,
+            model=self.client.model,
+            prompt_hash=PROMPT_HASH,
+        )

@@ -1,0 +1,281 @@
+"""Benchmark sets: a folder of source videos and instructions that any editor can be run on, with the ground
+truth (target video, edit mask, structured edit) kept beside it for scoring.
+
+`build_flatland_benchmark(out_dir, config)` renders `per_kind` seeded Flatland pairs per edit kind and writes
+
+    OUT/README.md              what to hand to another system and what it must hand back
+    OUT/instructions.jsonl     {"id", "source", "instruction"} per sample: the task, and all another system needs
+    OUT/sources/<id>.mp4       source videos
+    OUT/truth/<id>.mp4         ground-truth edited videos (scoring only)
+    OUT/truth/<id>.masks.safetensors   {"masks": (F, H, W) bool}, True where the edit may change pixels
+    OUT/benchmark.json         manifest: config, fingerprint and every sample (id, kind, seed, instruction, edit)
+
+A draw is kept only if the oracle judge accepts its encoded ground truth and rejects its encoded source, so a
+perfect editor scores 100% and an editor that changes nothing 0%; the manifest counts the redraws. The
+manifest is written last, so a folder without one is an interrupted build. Scoring reads the videos back
+from the files, so the reference is exactly what a perfect editor that returned it would hand back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from rich.progress import track
+from safetensors.numpy import load_file, save_file
+
+from retake.errors import RetakeError
+from retake.flatland.edits import EDIT_KINDS, Edit
+from retake.flatland.judge import judge as oracle_judge
+from retake.flatland.pairs import PairSample, make_pair
+from retake.flatland.palette import check_name
+from retake.video import Video, read, write
+
+FORMAT = "retake.eval.benchmark/1"
+MANIFEST = "benchmark.json"
+INSTRUCTIONS = "instructions.jsonl"
+_MAX_DRAWS = 20
+
+
+class BenchmarkError(RetakeError):
+    """A benchmark folder that cannot be used (no manifest, another format, missing files)."""
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    per_kind: int = 20  # samples per edit kind
+    kinds: tuple[str, ...] = EDIT_KINDS
+    size: int = 64  # square side in pixels
+    frames: int = 17
+    fps: float = 8.0
+    seed: int = 0
+    # x264 crf of the written videos. 0 is lossless in YUV, so only 4:2:0 chroma rounding separates the files
+    # from the renders; the target then differs from the source only near the edit.
+    crf: int = 0
+    # Masks are grown by this many pixels: 4:2:0 chroma and its upsampling smear an edit's colour ~3 px
+    # beyond its edge, which is no fault of the editor (measured on Flatland pairs at crf 0).
+    mask_margin: int = 3
+
+    def __post_init__(self) -> None:
+        if self.per_kind < 1:
+            raise ValueError(f"per_kind must be >= 1, got {self.per_kind}")
+        if not self.kinds or len(set(self.kinds)) != len(self.kinds):
+            raise ValueError(f"kinds must be a non-empty list without repeats, got {self.kinds!r}")
+        for kind in self.kinds:
+            check_name(kind, EDIT_KINDS, "edit kind")
+        if self.size < 16 or self.frames < 2 or self.fps <= 0:
+            raise ValueError(
+                f"need size >= 16, frames >= 2, fps > 0; got {self.size}, {self.frames}, {self.fps}"
+            )
+        if not 0 <= self.crf <= 51 or self.mask_margin < 0:
+            raise ValueError(f"need crf in 0..51 and mask_margin >= 0, got {self.crf} and {self.mask_margin}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"kinds": list(self.kinds)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BenchmarkConfig:
+        known = {f.name for f in fields(cls)}
+        if set(data) - known:
+            raise ValueError(f"unknown benchmark config fields {sorted(set(data) - known)}")
+        return cls(**(data | {"kinds": tuple(data.get("kinds", EDIT_KINDS))}))
+
+
+@dataclass(frozen=True)
+class BenchmarkSample:
+    id: str
+    kind: str
+    seed: int  # the Flatland seed that rendered it
+    instruction: str
+    edit: Edit
+    root: Path
+
+    @property
+    def source_path(self) -> Path:
+        return self.root / "sources" / f"{self.id}.mp4"
+
+    @property
+    def target_path(self) -> Path:
+        return self.root / "truth" / f"{self.id}.mp4"
+
+    @property
+    def masks_path(self) -> Path:
+        return self.root / "truth" / f"{self.id}.masks.safetensors"
+
+    def source(self) -> Video:
+        return read(self.source_path)
+
+    def target(self) -> Video:
+        return read(self.target_path)
+
+    def masks(self) -> np.ndarray:
+        """(F, H, W) bool, True where the edit may change pixels."""
+        return load_file(str(self.masks_path))["masks"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "seed": self.seed,
+            "instruction": self.instruction,
+            "edit": self.edit.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    root: Path
+    config: BenchmarkConfig
+    samples: tuple[BenchmarkSample, ...]
+    fingerprint: str  # hash of config and samples: two runs are comparable only on one fingerprint
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.samples]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "path": str(self.root),
+            "fingerprint": self.fingerprint,
+            "config": self.config.to_json(),
+            "samples": len(self.samples),
+        }
+
+
+def sample_id(kind: str, index: int) -> str:
+    return f"{kind}-{index:03d}"
+
+
+def sample_seed(seed: int, kind: str, index: int, draw: int = 0) -> int:
+    """The Flatland seed of sample `index` of `kind` (`draw` > 0: its redraws). It depends on the kind's place
+    in EDIT_KINDS, not in the config, so a benchmark of some kinds holds the same samples as one of all kinds."""
+    state = np.random.SeedSequence([seed, EDIT_KINDS.index(kind), index, draw]).generate_state(1)
+    return int(state[0])
+
+
+def build_flatland_benchmark(
+    out_dir: str | os.PathLike[str], config: BenchmarkConfig = BenchmarkConfig(), *, progress: bool = True
+) -> Benchmark:
+    """Render and write a Flatland benchmark (see the module docstring) into `out_dir`, which must be empty or
+    absent; returns it loaded."""
+    root = Path(out_dir)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise FileExistsError(f"{root} exists and is not an empty folder; choose a new benchmark folder")
+    jobs = [(kind, i) for kind in config.kinds for i in range(config.per_kind)]
+    samples, redrawn = [], 0
+    for kind, index in track(jobs, description="rendering benchmark", disable=not progress):
+        sample, draws = _draw_sample(root, kind, index, config)
+        samples.append(sample)
+        redrawn += draws
+    _write_json_lines(root / INSTRUCTIONS, [_task(s) for s in samples])
+    (root / "README.md").write_text(_readme(config, len(samples)))
+    manifest = {"format": FORMAT, "config": config.to_json(), "samples": [s.to_json() for s in samples]}
+    manifest["fingerprint"] = _fingerprint(manifest)
+    manifest["redrawn"] = redrawn
+    _write_atomic(root / MANIFEST, json.dumps(manifest, indent=1))
+    return load_benchmark(root)
+
+
+def _draw_sample(root: Path, kind: str, index: int, config: BenchmarkConfig) -> tuple[BenchmarkSample, int]:
+    """Sample `index` of `kind`, written to disk, and how many draws before it were rejected.
+
+    A draw is kept only when the oracle judge, on the *encoded* videos, accepts the target and rejects the
+    unedited source: 4:2:0 chroma can blur a thin shape (a small ring) past recognition, and a sample that
+    even the ground truth fails would count against every editor."""
+    for draw in range(_MAX_DRAWS):
+        seed = sample_seed(config.seed, kind, index, draw)
+        pair = make_pair(kind, size=config.size, frames=config.frames, fps=config.fps, seed=seed)
+        sample = BenchmarkSample(sample_id(kind, index), kind, seed, pair.instruction, pair.edit, root)
+        _write_sample(sample, pair, config)
+        source, target = sample.source().frames, sample.target().frames
+        if oracle_judge(source, target, sample.edit) and not oracle_judge(source, source, sample.edit):
+            return sample, draw
+    raise BenchmarkError(f"no {kind} sample the oracle judge can score after encoding in {_MAX_DRAWS} draws")
+
+
+def load_benchmark(path: str | os.PathLike[str]) -> Benchmark:
+    """A benchmark folder written by `build_flatland_benchmark` (or its manifest file); checks every file."""
+    path = Path(path)
+    manifest_path = path if path.is_file() else path / MANIFEST
+    if not manifest_path.is_file():
+        raise BenchmarkError(f"{path}: no {MANIFEST} (not a benchmark folder, or an interrupted build)")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise BenchmarkError(f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    root = manifest_path.parent
+    samples = tuple(
+        BenchmarkSample(s["id"], s["kind"], s["seed"], s["instruction"], Edit.from_json(s["edit"]), root)
+        for s in manifest["samples"]
+    )
+    missing = [
+        str(p.relative_to(root))
+        for s in samples
+        for p in (s.source_path, s.target_path, s.masks_path)
+        if not p.is_file()
+    ]
+    if missing:
+        raise BenchmarkError(f"{root}: {len(missing)} benchmark files are missing: {_listing(missing)}")
+    config = BenchmarkConfig.from_json(manifest["config"])
+    return Benchmark(root, config, samples, manifest["fingerprint"])
+
+
+def grow_masks(masks: np.ndarray, margin: int) -> np.ndarray:
+    """(F, H, W) bool masks dilated by a disc of radius `margin` px in every frame."""
+    if margin == 0:
+        return masks
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    return np.stack([cv2.dilate(m.astype(np.uint8), disc) for m in masks]).astype(bool)
+
+
+def _write_sample(sample: BenchmarkSample, pair: PairSample, config: BenchmarkConfig) -> None:
+    write(Video(pair.source, pair.fps), sample.source_path, crf=config.crf)
+    write(Video(pair.target, pair.fps), sample.target_path, crf=config.crf)
+    save_file({"masks": grow_masks(pair.masks, config.mask_margin)}, str(sample.masks_path))
+
+
+def _task(sample: BenchmarkSample) -> dict[str, str]:
+    return {"id": sample.id, "source": f"sources/{sample.id}.mp4", "instruction": sample.instruction}
+
+
+def _fingerprint(manifest: dict[str, Any]) -> str:
+    content = {"config": manifest["config"], "samples": manifest["samples"]}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _listing(items: list[str], limit: int = 10) -> str:
+    """The first `limit` items and how many more, for error messages."""
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _write_json_lines(path: Path, rows: list[dict[str, Any]]) -> None:
+    _write_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.partial")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+def _readme(config: BenchmarkConfig, count: int) -> str:
+    return f"""# Flatland editing benchmark
+
+{count} edits ({config.per_kind} per kind: {", ".join(config.kinds)}), {config.size}x{config.size} px,
+{config.frames} frames at {config.fps:g} fps, seed {config.seed}.
+
+To evaluate another system, give it `instructions.jsonl` and `sources/`. For every line
+`{{"id": ..., "source": "sources/<id>.mp4", "instruction": ...}}` it must write the edited video as
+`<id>.mp4` into one folder, with the same frame count (a different picture size is resized back). Then:
+
+    retake eval run THIS_FOLDER --videos THAT_FOLDER -o REPORT_FOLDER
+
+`truth/` holds the ground-truth edits and masks used for scoring; do not show it to the system.
+"""

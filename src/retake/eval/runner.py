@@ -1,0 +1,282 @@
+"""Run an editor over a benchmark: edit every sample, score it, aggregate per edit kind and overall.
+
+Per sample: the Flatland oracle judge's verdict (success + reason) on the pixels, and `evaluate_edit`'s
+metrics with the ground-truth target as reference (PSNR/SSIM), the edit mask (preservation outside it) and
+flow (flicker, warp error, motion fidelity); with a `VLMJudge`, its rubric scores too.
+
+The run directory holds
+    run.json        what is being run (benchmark fingerprint, editor, judge, config): a rerun must match it
+    samples.jsonl   one scored sample per line, appended as it is done: a rerun skips what is there
+    edits/<id>.mp4  the edited videos (for the report's GIFs)
+so a stopped run continues where it stopped and ends with the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+from rich.progress import track
+
+from retake.errors import RetakeError
+from retake.eval.benchmark import Benchmark, BenchmarkSample
+from retake.eval.editors import Editor
+from retake.eval.metrics import EvalConfig, evaluate_edit
+from retake.eval.vlm_judge import VLMJudge
+from retake.flatland.judge import judge as oracle_judge
+from retake.video import Video, VideoError, resize_cover_crop, write
+
+FORMAT = "retake.eval.run/1"
+RUN_FILE = "run.json"
+RESULTS_FILE = "samples.jsonl"
+EDITS_DIR = "edits"
+
+
+class RunMismatchError(RetakeError):
+    """The run directory holds a run of another benchmark, editor, judge or configuration."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0  # the editor's seed for sample i (benchmark order) is seed + i
+    limit: int | None = None  # score only the first `limit` samples (a smoke run); a later run continues
+    edit_crf: int = 0  # x264 crf of the saved edits (0: as close to what the editor returned as 4:2:0 allows)
+    confidence: float = 0.95  # of the success-rate (Wilson) intervals
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be None or >= 1, got {self.limit}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a rerun to continue this run (`limit` may change)."""
+        return {k: v for k, v in asdict(self).items() if k != "limit"}
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    header: dict[str, Any]  # run.json: benchmark, editor, judge, config
+    rows: list[dict[str, Any]]  # scored samples in benchmark order
+    summary: dict[str, Any]  # `aggregate(rows)`
+    complete: bool  # every benchmark sample is scored
+
+    def edit_path(self, sample_id: str) -> Path:
+        return self.out_dir / EDITS_DIR / f"{sample_id}.mp4"
+
+
+def run_benchmark(
+    benchmark: Benchmark,
+    editor: Editor,
+    out_dir: str | os.PathLike[str],
+    config: RunConfig = RunConfig(),
+    *,
+    judge: VLMJudge | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Edit and score the benchmark's samples not yet in `out_dir` (see the module docstring)."""
+    out_dir = Path(out_dir)
+    header = {
+        "format": FORMAT,
+        "benchmark": benchmark.describe(),
+        "editor": editor.describe(),
+        "judge": None if judge is None else judge.describe(),
+        "config": config.identity(),
+    }
+    _start(out_dir, header)
+    check = getattr(editor, "check", None)  # optional: an editor that can tell up front what it cannot edit
+    if check is not None:
+        check(benchmark.ids[: config.limit])
+    done = {row["id"]: row for row in read_rows(out_dir / RESULTS_FILE)}
+    chosen = list(enumerate(benchmark.samples))[: config.limit]
+    todo = [(i, s) for i, s in chosen if s.id not in done]
+    label = f"editing ({editor.describe().get('name', 'editor')})"
+    with (out_dir / RESULTS_FILE).open("a") as results:
+        for index, sample in track(todo, description=label, disable=not progress):
+            row = _run_sample(sample, editor, config.seed + index, out_dir, config, judge)
+            results.write(json.dumps(row, allow_nan=False) + "\n")
+            results.flush()
+            done[sample.id] = row
+    rows = [done[s.id] for s in benchmark.samples if s.id in done]
+    complete = len(rows) == len(benchmark.samples)
+    summary = aggregate(rows, benchmark.config.kinds, config.confidence)
+    return RunResult(out_dir, header, rows, summary, complete)
+
+
+def _start(out_dir: Path, header: dict[str, Any]) -> None:
+    """Write run.json, or check that the one there describes the same run."""
+    path = out_dir / RUN_FILE
+    if path.is_file():
+        old = json.loads(path.read_text())
+        differ = [key for key in header if _comparable(old.get(key)) != _comparable(header[key])]
+        if differ:
+            raise RunMismatchError(
+                f"{out_dir} holds a run with another {', '.join(differ)}; use a new output folder"
+            )
+        return
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} is not empty and holds no {RUN_FILE}; use a new output folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{RUN_FILE}.partial")
+    temp.write_text(json.dumps(header, indent=1))
+    os.replace(temp, path)
+
+
+def _comparable(value: Any) -> Any:
+    """JSON-normalised (tuples become lists), so a header compares equal to its reloaded self."""
+    return json.loads(json.dumps(value))
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The scored samples of a results file. A line cut short by a crash is dropped, and the file rewritten
+    without it, so that appending continues on a clean line."""
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    rows, broken = [], bool(text) and not text.endswith("\n")
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            broken = True
+    if broken:
+        temp = path.with_name(f".{path.name}.partial")
+        temp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(temp, path)
+    return rows
+
+
+class ShortEditError(ValueError):
+    """The edited video has fewer frames than the source."""
+
+
+def _run_sample(
+    sample: BenchmarkSample,
+    editor: Editor,
+    seed: int,
+    out_dir: Path,
+    config: RunConfig,
+    judge: VLMJudge | None,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": sample.id,
+        "kind": sample.kind,
+        "instruction": sample.instruction,
+        "seed": seed,
+    }
+    source = sample.source()
+    started = time.perf_counter()
+    try:
+        edited = editor.edit(source, sample.instruction, seed=seed, sample_id=sample.id)
+        row["edit_seconds"] = time.perf_counter() - started
+        edited, row["notes"] = conform(edited, source)
+    except (VideoError, ShortEditError) as exc:  # an unreadable or short edit fails this sample, not the run
+        return row | {"success": False, "reason": f"no usable edit: {exc}", "error": str(exc), "metrics": {}}
+    write(edited, out_dir / EDITS_DIR / f"{sample.id}.mp4", crf=config.edit_crf)
+    return row | score_sample(sample, source, edited, config.eval, judge)
+
+
+def conform(edited: Video, source: Video) -> tuple[Video, list[str]]:
+    """The edit made comparable with the source: extra frames cut, a different picture resized (cover, then
+    centre crop). Returns it with notes on what was done; raises ShortEditError when frames are missing."""
+    notes = []
+    frames = edited.frames
+    if len(frames) < source.num_frames:
+        raise ShortEditError(f"the edit has {len(frames)} frames, the source {source.num_frames}")
+    if len(frames) > source.num_frames:
+        notes.append(f"kept the first {source.num_frames} of {len(frames)} frames")
+        frames = frames[: source.num_frames]
+    if frames.shape[1:3] != source.frames.shape[1:3]:
+        notes.append(f"resized {frames.shape[2]}x{frames.shape[1]} to {source.width}x{source.height}")
+        frames = resize_cover_crop(frames, (source.height, source.width))
+    return Video(frames, source.fps), notes
+
+
+def score_sample(
+    sample: BenchmarkSample, source: Video, edited: Video, config: EvalConfig, judge: VLMJudge | None
+) -> dict[str, Any]:
+    """Verdict and metrics of one edit (same shape as the source). A VLMError of the judge propagates: the
+    run stops and a rerun asks again, rather than keeping a sample without its scores."""
+    verdict = oracle_judge(source.frames, edited.frames, sample.edit)
+    metrics = evaluate_edit(source, edited, sample.target(), sample.masks(), config=config)
+    scored: dict[str, Any] = {"success": verdict.success, "reason": verdict.reason}
+    if judge is not None:
+        judgement = judge.judge(source, edited, sample.instruction)
+        metrics |= judgement.as_metrics()
+        scored["judge"] = {
+            "model": judgement.model,
+            "prompt_hash": judgement.prompt_hash,
+            "reason": judgement.reason,
+            "cost": judgement.cost,
+        }
+    return scored | {"metrics": {k: _finite_or_none(v) for k, v in metrics.items()}}
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: a metric that does not apply (e.g. preservation when the mask covers everything) is
+    stored as null."""
+    return float(value) if math.isfinite(value) else None
+
+
+# ---- aggregation --------------------------------------------------------------------------------------------
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion: sensible at 0% and 100% and for small n, where the
+    normal approximation collapses to a point."""
+    if n == 0:
+        return math.nan, math.nan
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def aggregate(
+    rows: Sequence[dict[str, Any]], kinds: Iterable[str], confidence: float = 0.95
+) -> dict[str, Any]:
+    """{"overall": group, "per_kind": {kind: group}}; a group holds n, errors, the success rate with its
+    Wilson interval, and per metric the mean, standard deviation and count of the samples where it applies."""
+    return {
+        "overall": _group(rows, confidence),
+        "per_kind": {kind: _group([r for r in rows if r["kind"] == kind], confidence) for kind in kinds},
+    }
+
+
+def _group(rows: Sequence[dict[str, Any]], confidence: float) -> dict[str, Any]:
+    successes = sum(bool(r["success"]) for r in rows)
+    low, high = wilson_interval(successes, len(rows), confidence)
+    names = sorted({name for r in rows for name in r["metrics"]})
+    metrics = {name: _stats([r["metrics"].get(name) for r in rows]) for name in names}
+    metrics["edit_seconds"] = _stats([r.get("edit_seconds") for r in rows])
+    return {
+        "n": len(rows),
+        "errors": sum("error" in r for r in rows),
+        "success": {
+            "count": successes,
+            "rate": _finite_or_none(successes / len(rows)) if rows else None,
+            "low": _finite_or_none(low),
+            "high": _finite_or_none(high),
+            "confidence": confidence,
+        },
+        "metrics": metrics,
+    }
+
+
+def _stats(values: Sequence[float | None]) -> dict[str, Any]:
+    present = np.array([v for v in values if v is not None], dtype=float)
+    if present.size == 0:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(present.mean()), "std": float(present.std()), "n": int(present.size)}

@@ -1,0 +1,137 @@
+"""Flatland benchmark sets: what is written, that it is seeded, and that broken folders are refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import retake.eval.benchmark as benchmark_module
+from retake.eval.benchmark import (
+    BenchmarkConfig,
+    BenchmarkError,
+    build_flatland_benchmark,
+    grow_masks,
+    load_benchmark,
+    sample_seed,
+)
+from retake.eval.psnr import psnr
+from retake.flatland.edits import EDIT_KINDS
+from retake.flatland.judge import judge
+from retake.flatland.pairs import make_pair
+
+CONFIG = BenchmarkConfig(per_kind=2, frames=9, seed=7)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return build_flatland_benchmark(tmp_path_factory.mktemp("bench") / "set", CONFIG, progress=False)
+
+
+def test_build_writes_sources_instructions_and_ground_truth(bench):
+    assert bench.ids == [f"{kind}-{i:03d}" for kind in EDIT_KINDS for i in range(2)]
+    tasks = [json.loads(line) for line in (bench.root / "instructions.jsonl").read_text().splitlines()]
+    assert [t["id"] for t in tasks] == bench.ids
+    for task, sample in zip(tasks, bench.samples, strict=True):
+        assert task["instruction"] == sample.instruction and sample.instruction
+        assert (bench.root / task["source"]).resolve() == sample.source_path.resolve()
+        assert sample.edit.kind == sample.kind
+    sample = bench.samples[0]
+    source, target, masks = sample.source(), sample.target(), sample.masks()
+    assert source.frames.shape == target.frames.shape == (9, 64, 64, 3) and source.fps == 8.0
+    assert masks.shape == (9, 64, 64) and masks.dtype == bool and 0 < masks.mean() < 0.5  # one object
+    assert "instructions.jsonl" in (bench.root / "README.md").read_text()
+    assert load_benchmark(bench.root / "benchmark.json").fingerprint == bench.fingerprint
+
+
+def test_the_ground_truth_is_the_flatland_pair_of_the_recorded_seed(bench):
+    sample = next(s for s in bench.samples if s.kind == "recolour")
+    pair = make_pair("recolour", size=64, frames=9, fps=8, seed=sample.seed)
+    assert (pair.instruction, pair.edit) == (sample.instruction, sample.edit)
+    # crf 0 loses only 4:2:0 chroma (~32 dB at saturated edges); the unedited source scores far lower.
+    assert psnr(pair.target, sample.target().frames) > 30 > psnr(pair.source, sample.target().frames)
+    np.testing.assert_array_equal(sample.masks(), grow_masks(pair.masks, CONFIG.mask_margin))
+
+
+def test_every_sample_is_scorable_after_encoding(bench):
+    for sample in bench.samples:
+        source, target = sample.source().frames, sample.target().frames
+        assert judge(source, target, sample.edit), sample.id  # a perfect editor passes...
+        assert not judge(source, source, sample.edit), sample.id  # ...and one that changes nothing fails
+
+
+def test_draws_the_judge_cannot_score_after_encoding_are_redrawn(tmp_path, monkeypatch):
+    verdicts = []
+
+    def picky_judge(source, edited, edit):
+        verdict = judge(source, edited, edit)
+        verdicts.append(verdict)
+        return verdict if len(verdicts) > 1 else type(verdict)(False, "pretend 4:2:0 blurred the ring")
+
+    monkeypatch.setattr(benchmark_module, "oracle_judge", picky_judge)
+    config = BenchmarkConfig(per_kind=1, frames=9, seed=7, kinds=("remove",))
+    bench = build_flatland_benchmark(tmp_path / "set", config, progress=False)
+    assert bench.samples[0].seed == sample_seed(7, "remove", 0, draw=1) != sample_seed(7, "remove", 0)
+    assert json.loads((bench.root / "benchmark.json").read_text())["redrawn"] == 1
+
+
+def test_same_seed_gives_the_same_samples_and_a_subset_of_kinds_the_same_subset(bench, tmp_path):
+    subset = build_flatland_benchmark(
+        tmp_path / "sub", BenchmarkConfig(per_kind=2, frames=9, seed=7, kinds=("style",)), progress=False
+    )
+    full = {s.id: s for s in bench.samples}
+    for sample in subset.samples:
+        assert (sample.seed, sample.instruction, sample.edit) == tuple(
+            getattr(full[sample.id], k) for k in ("seed", "instruction", "edit")
+        )
+        np.testing.assert_array_equal(sample.source().frames, full[sample.id].source().frames)
+    assert subset.fingerprint != bench.fingerprint
+    other = BenchmarkConfig(per_kind=2, frames=9, seed=8, kinds=("style",))
+    reseeded = build_flatland_benchmark(tmp_path / "other", other, progress=False)
+    assert [s.seed for s in reseeded.samples] != [s.seed for s in subset.samples]
+
+
+def test_broken_or_foreign_folders_are_refused(bench, tmp_path):
+    with pytest.raises(BenchmarkError, match=r"no benchmark\.json"):
+        load_benchmark(tmp_path)
+    copy = Path(shutil.copytree(bench.root, tmp_path / "copy"))
+    (copy / "truth" / "add-001.mp4").unlink()
+    (copy / "sources" / "style-000.mp4").unlink()
+    with pytest.raises(
+        BenchmarkError, match=r"2 benchmark files are missing: .*add-001\.mp4.*style-000\.mp4"
+    ):
+        load_benchmark(copy)
+    manifest = json.loads((copy / "benchmark.json").read_text())
+    (copy / "benchmark.json").write_text(json.dumps(manifest | {"format": "something/9"}))
+    with pytest.raises(BenchmarkError, match="something/9"):
+        load_benchmark(copy)
+    with pytest.raises(FileExistsError, match="not an empty folder"):
+        build_flatland_benchmark(copy, CONFIG, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"per_kind": 0}, "per_kind must be >= 1, got 0"),
+        ({"kinds": ("add", "paint")}, "unknown edit kind 'paint'"),
+        ({"kinds": ("add", "add")}, "without repeats"),
+        ({"frames": 1}, "frames >= 2"),
+        ({"crf": 60}, "crf in 0..51"),
+    ],
+)
+def test_bad_configs_name_the_bad_value(options, problem):
+    with pytest.raises(ValueError, match=problem):
+        BenchmarkConfig(**options)
+
+
+def test_grow_masks_dilates_by_a_disc_of_the_margin():
+    masks = np.zeros((2, 15, 15), bool)
+    masks[1, 7, 7] = True
+    grown = grow_masks(masks, 3)
+    assert not grown[0].any() and grown[1, 7, 7]
+    assert grown[1, 7, 10] and grown[1, 10, 7] and not grown[1, 7, 11]  # 3 px out, not 4
+    assert not grown[1, 10, 10]  # a disc, not a square
+    np.testing.assert_array_equal(grow_masks(masks, 0), masks)

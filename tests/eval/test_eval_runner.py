@@ -1,0 +1,319 @@
+"""The benchmark runner: ground truth scores as a perfect editor, the unedited source as a null editor,
+aggregation, resuming, and editors of every kind (folders, bundles, Python objects)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retake.eval.benchmark import BenchmarkConfig, build_flatland_benchmark
+from retake.eval.editors import BundleEditConfig, BundleEditor, FolderEditor, MissingEditsError, open_editor
+from retake.eval.psnr import MAX_PSNR_DB
+from retake.eval.report import build_report
+from retake.eval.runner import (
+    RESULTS_FILE,
+    RunConfig,
+    RunMismatchError,
+    ShortEditError,
+    aggregate,
+    conform,
+    run_benchmark,
+    wilson_interval,
+)
+from retake.flatland.edits import EDIT_KINDS
+from retake.video import Video
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runner")
+    return build_flatland_benchmark(root / "bench", BenchmarkConfig(per_kind=2, frames=9), progress=False)
+
+
+def edit_folder(bench, folder: Path, pick) -> Path:
+    """A folder of `<id>.mp4` as another system would hand back: `pick(index)` says which benchmark file
+    (truth/ or sources/) sample `index` of each kind gets."""
+    folder.mkdir()
+    for sample in bench.samples:
+        index = int(sample.id.rsplit("-", 1)[1])
+        shutil.copy(bench.root / pick(index) / f"{sample.id}.mp4", folder / f"{sample.id}.mp4")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def perfect(bench, tmp_path_factory):
+    root = tmp_path_factory.mktemp("perfect")
+    editor = FolderEditor(edit_folder(bench, root / "videos", lambda i: "truth"), bench.ids)
+    return run_benchmark(bench, editor, root / "run", progress=False)
+
+
+@pytest.fixture(scope="module")
+def null(bench, tmp_path_factory):
+    root = tmp_path_factory.mktemp("null")
+    editor = FolderEditor(edit_folder(bench, root / "videos", lambda i: "sources"), bench.ids)
+    return run_benchmark(bench, editor, root / "run", progress=False)
+
+
+@pytest.fixture(scope="module")
+def mixed_videos(bench, tmp_path_factory):
+    """The first sample of every kind edited perfectly, the second left unedited: 50% success per kind."""
+    return edit_folder(bench, tmp_path_factory.mktemp("mixed") / "videos", ["truth", "sources"].__getitem__)
+
+
+@pytest.fixture(scope="module")
+def mixed(bench, mixed_videos):
+    return run_benchmark(bench, FolderEditor(mixed_videos), mixed_videos.parent / "run", progress=False)
+
+
+def test_ground_truth_targets_score_as_a_perfect_editor(perfect):
+    assert perfect.complete and len(perfect.rows) == 12
+    for row in perfect.rows:
+        assert row["success"], row
+        assert row["metrics"]["psnr"] == MAX_PSNR_DB and row["metrics"]["ssim"] == pytest.approx(1.0)
+        # Outside the (grown) mask the target is the source, pixel for pixel; style edits change everything.
+        expected = None if row["kind"] == "style" else MAX_PSNR_DB
+        assert row["metrics"]["preservation_psnr"] == expected
+        assert row["metrics"]["flicker"] >= 0
+    overall = perfect.summary["overall"]
+    assert overall["success"]["rate"] == 1.0 and overall["metrics"]["psnr"]["mean"] == MAX_PSNR_DB
+    assert all(group["success"]["rate"] == 1.0 for group in perfect.summary["per_kind"].values())
+
+
+def test_unedited_sources_score_as_a_null_editor(null):
+    assert null.summary["overall"]["success"]["count"] == 0
+    for row in null.rows:
+        assert not row["success"] and row["reason"]
+        assert row["metrics"]["psnr"] < 35  # far from the target...
+        if row["kind"] != "style":
+            assert row["metrics"]["preservation_psnr"] == MAX_PSNR_DB  # ...and nothing else changed
+    low, high = (null.summary["overall"]["success"][k] for k in ("low", "high"))
+    assert low == 0.0 and high == pytest.approx(wilson_interval(0, 12)[1]) and 0.2 < high < 0.3
+
+
+def test_per_kind_aggregation_equals_a_manual_computation(mixed):
+    result = mixed
+    assert result.summary["overall"]["success"]["count"] == 6
+    for kind in EDIT_KINDS:
+        rows = [r for r in result.rows if r["kind"] == kind]
+        group = result.summary["per_kind"][kind]
+        assert [r["success"] for r in rows] == [True, False] and group["success"]["rate"] == 0.5
+        assert (group["success"]["low"], group["success"]["high"]) == pytest.approx(wilson_interval(1, 2))
+        for name in ("psnr", "ssim", "flicker", "warp_error"):
+            values = [r["metrics"][name] for r in rows]
+            assert group["metrics"][name]["mean"] == pytest.approx(np.mean(values))
+            assert group["metrics"][name]["std"] == pytest.approx(np.std(values))
+    flicker = [r["metrics"]["flicker"] for r in result.rows]
+    assert result.summary["overall"]["metrics"]["flicker"]["mean"] == pytest.approx(np.mean(flicker))
+
+
+def test_aggregate_skips_metrics_that_do_not_apply_and_counts_errors():
+    rows = [
+        {"kind": "add", "success": True, "metrics": {"psnr": 30.0, "preservation_psnr": 40.0}},
+        {"kind": "add", "success": False, "metrics": {"psnr": 20.0, "preservation_psnr": None}},
+        {"kind": "style", "success": False, "metrics": {}, "error": "no video"},
+    ]
+    summary = aggregate(rows, ["add", "style", "remove"])
+    add = summary["per_kind"]["add"]
+    assert add["metrics"]["psnr"] == {"mean": 25.0, "std": 5.0, "n": 2}
+    assert add["metrics"]["preservation_psnr"] == {"mean": 40.0, "std": 0.0, "n": 1}
+    assert summary["per_kind"]["style"]["errors"] == 1 and summary["overall"]["errors"] == 1
+    assert summary["overall"]["success"]["count"] == 1 and summary["overall"]["success"]["rate"] == 1 / 3
+    assert (
+        summary["per_kind"]["remove"]["n"] == 0 and summary["per_kind"]["remove"]["success"]["rate"] is None
+    )
+
+
+def test_wilson_interval_matches_published_values():
+    # Newcombe (1998), Table I: 0/10 -> (0, 0.2775); 5/10 -> (0.2366, 0.7634); 10/10 -> (0.7225, 1).
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def _stable(report: dict) -> dict:
+    """A report without what legitimately differs between two runs: times and paths."""
+    report = json.loads(json.dumps(report))
+    report.pop("created")
+    report["editor"].pop("path")
+    for row in report["samples"]:
+        row.pop("edit_seconds")
+    for group in [report["summary"]["overall"], *report["summary"]["per_kind"].values()]:
+        group["metrics"].pop("edit_seconds")
+    return report
+
+
+def test_a_resumed_run_gives_the_same_report(bench, mixed_videos, mixed, tmp_path):
+    editor = FolderEditor(mixed_videos)
+    partial = run_benchmark(bench, editor, tmp_path / "resumed", RunConfig(limit=5), progress=False)
+    assert not partial.complete and [r["id"] for r in partial.rows] == bench.ids[:5]
+    with (tmp_path / "resumed" / RESULTS_FILE).open("a") as results:
+        results.write('{"id": "replace-001", "kind": "repl')  # a crash in the middle of a line
+    resumed = run_benchmark(bench, editor, tmp_path / "resumed", progress=False)
+    assert resumed.complete and [r["id"] for r in resumed.rows] == bench.ids
+    assert len((tmp_path / "resumed" / RESULTS_FILE).read_text().splitlines()) == 12
+    assert _stable(build_report(resumed)) == _stable(build_report(mixed))  # mixed: one uninterrupted run
+
+
+def test_a_run_folder_refuses_another_editor(bench, mixed_videos, tmp_path):
+    run_benchmark(bench, FolderEditor(mixed_videos), tmp_path / "run", RunConfig(limit=1), progress=False)
+    other = FolderEditor(edit_folder(bench, tmp_path / "other", lambda i: "truth"))
+    with pytest.raises(RunMismatchError, match="another editor"):
+        run_benchmark(bench, other, tmp_path / "run", progress=False)
+    with pytest.raises(RunMismatchError, match="another config"):
+        run_benchmark(bench, FolderEditor(mixed_videos), tmp_path / "run", RunConfig(seed=3), progress=False)
+
+
+def test_missing_videos_in_a_folder_are_all_named_before_anything_runs(bench, mixed_videos, tmp_path):
+    folder = Path(shutil.copytree(mixed_videos, tmp_path / "videos"))
+    (folder / "add-001.mp4").unlink()
+    (folder / "style-000.mp4").unlink()
+    with pytest.raises(MissingEditsError, match=r"2 of 12 edited videos are missing .*: add-001, style-000$"):
+        FolderEditor(folder, bench.ids)
+    with pytest.raises(MissingEditsError, match="add-001, style-000"):
+        run_benchmark(bench, FolderEditor(folder), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / RESULTS_FILE).exists() or not (tmp_path / "run" / RESULTS_FILE).read_text()
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        FolderEditor(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="exactly one"):
+        open_editor(bundle=tmp_path, videos=folder)
+
+
+def test_edits_are_conformed_to_the_source_or_fail_when_frames_are_missing():
+    source = Video(np.zeros((9, 64, 64, 3), np.uint8), 8)
+    big = Video(np.full((11, 128, 96, 3), 200, np.uint8), 24)
+    conformed, notes = conform(big, source)
+    assert conformed.frames.shape == (9, 64, 64, 3) and conformed.fps == 8 and (conformed.frames == 200).all()
+    assert notes == ["kept the first 9 of 11 frames", "resized 96x128 to 64x64"]
+    assert conform(source, source)[1] == []
+    with pytest.raises(ShortEditError, match="the edit has 5 frames, the source 9"):
+        conform(Video(source.frames[:5], 8), source)
+
+
+class ShortEditor:
+    """A Python editor (any object with edit + describe) that drops frames: every sample fails cleanly."""
+
+    def __init__(self) -> None:
+        self.seeds: list[int] = []
+
+    def edit(self, source: Video, instruction: str, *, seed: int, sample_id: str) -> Video:
+        self.seeds.append(seed)
+        return Video(source.frames[:-2], source.fps)
+
+    def describe(self) -> dict:
+        return {"type": "python", "name": "short"}
+
+
+def test_a_python_editor_whose_edits_are_unusable_fails_those_samples(bench, tmp_path):
+    editor = ShortEditor()
+    result = run_benchmark(bench, editor, tmp_path / "run", RunConfig(seed=100, limit=3), progress=False)
+    assert editor.seeds == [100, 101, 102]
+    assert [r["success"] for r in result.rows] == [False] * 3 and result.summary["overall"]["errors"] == 3
+    assert "the edit has 7 frames, the source 9" in result.rows[0]["reason"]
+
+
+class FakePipeline:
+    """Records the arguments `EditPipeline.edit` gets; returns the source brightened."""
+
+    defaults = None
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def edit(self, video: Video, instruction: str, **kwargs) -> Video:
+        self.calls.append({"instruction": instruction, **kwargs})
+        return Video(np.clip(video.frames.astype(int) + 40, 0, 255).astype(np.uint8), video.fps)
+
+
+def test_bundle_editor_passes_the_source_shape_and_seed_to_the_pipeline(bench, tmp_path):
+    pipeline = FakePipeline()
+    editor = BundleEditor(pipeline, BundleEditConfig(steps=4), name="fake")
+    result = run_benchmark(bench, editor, tmp_path / "run", RunConfig(seed=5, limit=2), progress=False)
+    first = pipeline.calls[0]
+    assert first["instruction"] == bench.samples[0].instruction
+    assert (first["steps"], first["seed"], first["frames"], first["size"]) == (4, 5, 9, (64, 64))
+    assert first["guidance"] is None and first["progress"] is False and pipeline.calls[1]["seed"] == 6
+    assert result.header["editor"] == {
+        "type": "bundle",
+        "name": "fake",
+        "path": None,
+        "overrides": {"steps": 4, "device": "cpu"},
+        "defaults": None,
+    }
+    assert result.rows[0]["metrics"]["psnr"] < 30 and not result.rows[0]["success"]
+
+
+@pytest.mark.slow
+def test_bundle_editor_runs_a_tiny_random_bundle(bench, tmp_path):
+    """The real `EditPipeline`, saved as a bundle and loaded by path: a random model edits badly but fully."""
+    import torch
+    from diffusers import AutoencoderKLHunyuanVideo
+
+    from retake.model.presets import build_transformer
+    from retake.model.text import load_text_encoder
+    from retake.model.vae import VideoVAE
+    from retake.sample import EditConfig, EditPipeline
+
+    transformer = build_transformer(
+        "tiny", in_channels=4, text_embed_dim=384, pooled_projection_dim=384, seed=0
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLHunyuanVideo(
+        latent_channels=4,
+        block_out_channels=(8, 8, 8, 8),
+        layers_per_block=1,
+        norm_num_groups=4,
+        mid_block_add_attention=False,
+    )
+    defaults = EditConfig(steps=2, frames=9, height=64, width=64)
+    pipeline = EditPipeline(transformer, VideoVAE(vae, tiling=None), load_text_encoder("minilm"), defaults)
+    pipeline.save_pretrained(tmp_path / "bundle")
+    editor = open_editor(bundle=tmp_path / "bundle")
+    result = run_benchmark(bench, editor, tmp_path / "run", RunConfig(limit=1), progress=False)
+    row = result.rows[0]
+    assert "error" not in row and row["notes"] == [] and math.isfinite(row["metrics"]["psnr"])
+    assert result.edit_path(row["id"]).is_file()
+    assert result.header["editor"]["type"] == "bundle" and result.header["editor"]["defaults"]["steps"] == 2
+
+
+def _chat_server():
+    path = Path(__file__).resolve().parents[1] / "data" / "vlm_server.py"
+    if not path.is_file():
+        pytest.skip(f"the test chat server {path} is missing")
+    spec = importlib.util.spec_from_file_location("retake_runner_test_vlm_server", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ChatServer
+
+
+def test_vlm_judge_scores_are_recorded_with_model_and_prompt(bench, mixed_videos, tmp_path, monkeypatch):
+    from retake.data.vlm import VLMClient
+    from retake.eval.vlm_judge import PROMPT_HASH, USER_PROMPT, VLMJudge
+
+    answer = '{"instruction_following": 2, "edit_quality": 3, "background_consistency": 1, "reason": "fine"}'
+    monkeypatch.setenv("RETAKE_TEST_RUN_JUDGE_KEY", "k")
+    server = _chat_server()(api_key="k", answer=lambda body: answer).start()
+    try:
+        client = VLMClient(server.base_url, "judge-x", api_key_env="RETAKE_TEST_RUN_JUDGE_KEY", timeout=5.0)
+        judge = VLMJudge(client)
+        result = run_benchmark(
+            bench,
+            FolderEditor(mixed_videos),
+            tmp_path / "run",
+            RunConfig(limit=2),
+            judge=judge,
+            progress=False,
+        )
+    finally:
+        server.stop()
+    for row in result.rows:
+        assert row["metrics"]["vlm_total"] == 6.0 and row["metrics"]["vlm_instruction"] == 2.0
+        assert row["judge"] == {"model": "judge-x", "prompt_hash": PROMPT_HASH, "reason": "fine", "cost": 0.0}
+    assert result.header["judge"]["user_prompt"] == USER_PROMPT
+    assert result.summary["overall"]["metrics"]["vlm_total"]["mean"] == 6.0
