@@ -22,7 +22,7 @@ from retake.eval import (
 )
 
 CLIP_KEYS = {"clip_text_frame", "clip_frame_frame"}
-JUDGE_KEYS = {"vlm_instruction", "vlm_preservation", "vlm_quality", "vlm_overall"}
+JUDGE_KEYS = {"vlm_instruction", "vlm_preservation", "vlm_quality", "vlm_overall", "vlm_total"}
 
 
 @pytest.fixture

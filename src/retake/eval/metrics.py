@@ -17,7 +17,6 @@ from retake.eval.preservation import preservation
 from retake.eval.psnr import MAX_PSNR_DB, psnr
 from retake.eval.quality import ExposureConfig, exposure, sharpness
 from retake.eval.ssim import ssim
-from retake.eval.vlm_judge import SCORES as JUDGE_SCORES
 from retake.eval.vlm_judge import VLMJudge
 from retake.eval.warp_error import compensated_errors, mean_or_nan, warp_errors
 from retake.opticalflow import FlowConfig, video_flow
@@ -61,10 +60,13 @@ METRICS: dict[str, MetricInfo] = {
     ),
     "clip_text_frame": MetricInfo(True, "clip, instruction", "mean CLIP cosine of instruction and frames"),
     "clip_frame_frame": MetricInfo(True, "clip", "mean CLIP cosine of consecutive edited frames"),
-    "vlm_instruction": MetricInfo(True, "judge, instruction", "VLM judge: instruction carried out (1-5)"),
-    "vlm_preservation": MetricInfo(True, "judge, instruction", "VLM judge: the rest unchanged (1-5)"),
-    "vlm_quality": MetricInfo(True, "judge, instruction", "VLM judge: free of artefacts and flicker (1-5)"),
-    "vlm_overall": MetricInfo(True, "judge, instruction", "mean of the three VLM judge scores"),
+    "vlm_instruction": MetricInfo(
+        True, "judge, instruction", "VLM judge: instruction following (0-3, EditVerseBench rubric)"
+    ),
+    "vlm_preservation": MetricInfo(True, "judge, instruction", "VLM judge: background consistency (0-3)"),
+    "vlm_quality": MetricInfo(True, "judge, instruction", "VLM judge: edit quality (0-3)"),
+    "vlm_overall": MetricInfo(True, "judge, instruction", "mean of the three VLM judge scores (0-3)"),
+    "vlm_total": MetricInfo(True, "judge, instruction", "sum of the three VLM judge scores (0-9)"),
 }
 
 
@@ -135,5 +137,5 @@ def evaluate_edit(
             results["clip_frame_frame"] = scores.frame_frame
     if judge is not None:
         verdict = judge.judge(source, edited, instruction)
-        results |= {f"vlm_{name}": float(getattr(verdict, name)) for name in (*JUDGE_SCORES, "overall")}
+        results |= verdict.as_metrics()
     return results
