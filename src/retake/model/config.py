@@ -1,0 +1,121 @@
+"""The transformer's typed configuration: sizes (diffusers' HunyuanVideo names) plus how the source enters.
+
+Field names follow diffusers' `HunyuanVideoTransformer3DModel` so a config converts to its keyword arguments
+one to one (`diffusers_kwargs`), which the anchor test and the 13B parameter count rely on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+
+class Conditioning(StrEnum):
+    """How the clean source video enters the network."""
+
+    NONE = "none"  # text-to-video: no source at all
+    SEQUENCE = "sequence"  # ICVE: source tokens prepended to the token sequence
+    CHANNEL = "channel"  # InsViE: source latent concatenated with the noisy latent on channels
+
+
+class AttentionMode(StrEnum):
+    """Which keys the source tokens may attend to (only meaningful for sequence conditioning)."""
+
+    FULL = "full"  # ICVE: every token attends to every (non-padding) token
+    ONE_WAY = "one-way"  # source tokens attend only to source tokens, so their K/V can be cached
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Every knob of `InContextTransformer`; the defaults are HunyuanVideo T/2 (13B) with ICVE conditioning."""
+
+    in_channels: int = 16  # latent channels of one video (the channel mode doubles the patch input itself)
+    out_channels: int | None = None  # None: same as in_channels
+    num_attention_heads: int = 24
+    attention_head_dim: int = 128
+    num_layers: int = 20  # dual-stream blocks
+    num_single_layers: int = 40  # single-stream blocks
+    num_refiner_layers: int = 2  # text token refiner blocks
+    mlp_ratio: float = 4.0
+    patch_size: int = 2
+    patch_size_t: int = 1
+    guidance_embeds: bool = True  # embedded (distilled) guidance added to the modulation vector
+    text_embed_dim: int = 4096
+    pooled_projection_dim: int = 768
+    rope_theta: float = 256.0
+    rope_axes_dim: tuple[int, int, int] = (16, 56, 56)  # (time, height, width) split of the head dim
+    conditioning: Conditioning = Conditioning.SEQUENCE
+    attention: AttentionMode = AttentionMode.FULL
+    # None: source and target share RoPE positions (ICVE; shapes must match). An int k puts source latent
+    # frame i at temporal position k + i instead, so source and target may differ in length.
+    source_time_offset: int | None = None
+
+    def __post_init__(self) -> None:
+        # JSON round trips (save_pretrained) turn tuples into lists and enums into strings; normalise here.
+        object.__setattr__(self, "rope_axes_dim", tuple(int(a) for a in self.rope_axes_dim))
+        object.__setattr__(self, "conditioning", _enum(Conditioning, self.conditioning, "conditioning"))
+        object.__setattr__(self, "attention", _enum(AttentionMode, self.attention, "attention"))
+        self._validate_sizes()
+        self._validate_conditioning()
+
+    def _validate_sizes(self) -> None:
+        for name in (
+            "in_channels",
+            "num_attention_heads",
+            "attention_head_dim",
+            "patch_size",
+            "patch_size_t",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if len(self.rope_axes_dim) != 3 or sum(self.rope_axes_dim) != self.attention_head_dim:
+            raise ValueError(
+                f"rope_axes_dim {self.rope_axes_dim} must be 3 even sizes summing to attention_head_dim "
+                f"{self.attention_head_dim}"
+            )
+        if any(a % 2 for a in self.rope_axes_dim):
+            raise ValueError(f"rope_axes_dim {self.rope_axes_dim} must be even (RoPE rotates pairs)")
+
+    def _validate_conditioning(self) -> None:
+        if self.attention is AttentionMode.ONE_WAY and self.conditioning is not Conditioning.SEQUENCE:
+            raise ValueError(
+                f"attention 'one-way' needs conditioning 'sequence', got conditioning '{self.conditioning}'"
+            )
+        if self.source_time_offset is not None and self.conditioning is not Conditioning.SEQUENCE:
+            raise ValueError(
+                f"source_time_offset={self.source_time_offset} needs conditioning 'sequence', "
+                f"got '{self.conditioning}'"
+            )
+
+    @property
+    def inner_dim(self) -> int:
+        return self.num_attention_heads * self.attention_head_dim
+
+    @property
+    def latent_out_channels(self) -> int:
+        return self.out_channels or self.in_channels
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """Plain JSON-able keyword arguments for `InContextTransformer(**kwargs)`."""
+        kwargs = asdict(self)
+        kwargs["rope_axes_dim"] = list(self.rope_axes_dim)
+        kwargs["conditioning"] = str(self.conditioning)
+        kwargs["attention"] = str(self.attention)
+        return kwargs
+
+    def diffusers_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for diffusers' `HunyuanVideoTransformer3DModel` with the same T2V architecture."""
+        ours = {"conditioning", "attention", "source_time_offset"}
+        kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ours}
+        kwargs["out_channels"] = self.latent_out_channels
+        kwargs["rope_axes_dim"] = tuple(self.rope_axes_dim)
+        return kwargs
+
+
+def _enum(kind: type[StrEnum], value: Any, name: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(repr(str(v)) for v in kind)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}") from None

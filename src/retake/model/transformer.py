@@ -1,0 +1,288 @@
+"""`InContextTransformer`: HunyuanVideo's MMDiT with in-context source conditioning, as a diffusers model.
+
+The network maps (noisy target latents, timestep, text, pooled text, guidance, source) -> target velocity and
+nothing else. Structure (diffusers' parameter names throughout, so its state dicts load strictly):
+
+    x_embedder (Conv3d patches)  context_embedder (token refiner)  time_text_embed (t + pooled text + guidance)
+    transformer_blocks: dual-stream blocks      single_transformer_blocks: single-stream blocks
+    norm_out + proj_out: final layer, target tokens only
+
+How the source enters and how its tokens are modulated comes from `retake.model.conditioning`; who attends to
+whom from `retake.model.attention`. With no source (or conditioning 'none') the output equals diffusers'
+`HunyuanVideoTransformer3DModel` with the same weights.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.normalization import AdaLayerNormContinuous
+from diffusers.models.transformers.transformer_hunyuan_video import (
+    HunyuanVideoConditionEmbedding,
+    HunyuanVideoPatchEmbed,
+    HunyuanVideoTokenRefiner,
+)
+from torch import Tensor, nn
+
+from retake.model.attention import AttentionMask, attention_mask
+from retake.model.blocks import BlockOutput, DualStreamBlock, SingleStreamBlock, TokenGroup
+from retake.model.cache import SourceCache
+from retake.model.conditioning import SequenceSource, conditioning_for
+from retake.model.config import AttentionMode, TransformerConfig
+from retake.model.layers import Grid, Rope, patch_grid, rope_table, unpatchify
+
+
+class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
+    """HunyuanVideo MMDiT with the source as in-context tokens (ICVE), as extra channels (InsViE) or absent.
+
+    Construct from a `TransformerConfig` with `InContextTransformer.from_spec(config)` or
+    `retake.model.build_transformer(preset)`; keyword arguments mirror the config's fields.
+    """
+
+    _supports_gradient_checkpointing = True
+    _skip_layerwise_casting_patterns: ClassVar[list[str]] = ["x_embedder", "context_embedder", "norm"]
+    _no_split_modules: ClassVar[list[str]] = [
+        "DualStreamBlock",
+        "SingleStreamBlock",
+        "HunyuanVideoPatchEmbed",
+        "HunyuanVideoTokenRefiner",
+    ]
+    _repeated_blocks: ClassVar[list[str]] = ["DualStreamBlock", "SingleStreamBlock"]
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 16,
+        out_channels: int | None = None,
+        num_attention_heads: int = 24,
+        attention_head_dim: int = 128,
+        num_layers: int = 20,
+        num_single_layers: int = 40,
+        num_refiner_layers: int = 2,
+        mlp_ratio: float = 4.0,
+        patch_size: int = 2,
+        patch_size_t: int = 1,
+        guidance_embeds: bool = True,
+        text_embed_dim: int = 4096,
+        pooled_projection_dim: int = 768,
+        rope_theta: float = 256.0,
+        rope_axes_dim: tuple[int, int, int] = (16, 56, 56),
+        conditioning: str = "sequence",
+        attention: str = "full",
+        source_time_offset: int | None = None,
+    ) -> None:
+        super().__init__()
+        spec = TransformerConfig(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            num_attention_heads=num_attention_heads,
+            attention_head_dim=attention_head_dim,
+            num_layers=num_layers,
+            num_single_layers=num_single_layers,
+            num_refiner_layers=num_refiner_layers,
+            mlp_ratio=mlp_ratio,
+            patch_size=patch_size,
+            patch_size_t=patch_size_t,
+            guidance_embeds=guidance_embeds,
+            text_embed_dim=text_embed_dim,
+            pooled_projection_dim=pooled_projection_dim,
+            rope_theta=rope_theta,
+            rope_axes_dim=rope_axes_dim,
+            conditioning=conditioning,
+            attention=attention,
+            source_time_offset=source_time_offset,
+        )
+        self.spec = spec
+        self.source_entry, self.source_modulation = conditioning_for(spec)
+        dim, heads, head_dim = spec.inner_dim, num_attention_heads, attention_head_dim
+        patch = (patch_size_t, patch_size, patch_size)
+        self.x_embedder = HunyuanVideoPatchEmbed(patch, self.source_entry.patch_in_channels(in_channels), dim)
+        self.context_embedder = HunyuanVideoTokenRefiner(text_embed_dim, heads, head_dim, num_refiner_layers)
+        self.time_text_embed = HunyuanVideoConditionEmbedding(dim, pooled_projection_dim, guidance_embeds)
+        self.transformer_blocks = nn.ModuleList(
+            [DualStreamBlock(heads, head_dim, mlp_ratio) for _ in range(num_layers)]
+        )
+        self.single_transformer_blocks = nn.ModuleList(
+            [SingleStreamBlock(heads, head_dim, mlp_ratio) for _ in range(num_single_layers)]
+        )
+        self.norm_out = AdaLayerNormContinuous(dim, dim, elementwise_affine=False, eps=1e-6)
+        self.proj_out = nn.Linear(dim, patch_size_t * patch_size * patch_size * spec.latent_out_channels)
+        self.gradient_checkpointing = False
+
+    @classmethod
+    def from_spec(cls, spec: TransformerConfig) -> InContextTransformer:
+        return cls(**spec.to_kwargs())
+
+    def set_attention_mode(self, mode: AttentionMode | str) -> None:
+        """Switch full <-> one-way attention in place (same weights; e.g. to compare both on one model)."""
+        spec = TransformerConfig(**{**self.spec.to_kwargs(), "attention": str(mode)})
+        self.register_to_config(attention=str(spec.attention))
+        self.spec = spec
+        self.source_entry, self.source_modulation = conditioning_for(spec)
+
+    # ------------------------------------------------------------------------------------------------------
+    # forward
+    # ------------------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        hidden_states: Tensor,
+        timestep: Tensor,
+        encoder_hidden_states: Tensor,
+        encoder_attention_mask: Tensor | None,
+        pooled_projections: Tensor,
+        guidance: Tensor | None = None,
+        source: Tensor | None = None,
+        source_cache: SourceCache | None = None,
+    ) -> Tensor:
+        """Velocity of the target. Shapes:
+
+        hidden_states (B, C, F, H, W) noisy target latents; timestep (B,) float, sigma * 1000;
+        encoder_hidden_states (B, L, D_text); encoder_attention_mask (B, L) 1 = real token, right-padded or
+        not; pooled_projections (B, D_pooled); guidance (B,) embedded guidance * 1000 when the config has it;
+        source (B, C, F_src, H, W) clean source latents; source_cache from `build_source_cache` (one-way).
+        Returns (B, C_out, F, H, W).
+        """
+        self._check_inputs(hidden_states, guidance, source, source_cache)
+        grid = patch_grid(hidden_states.shape, self.spec.patch_size_t, self.spec.patch_size)
+        temb, _ = self.time_text_embed(timestep, pooled_projections, guidance)  # (B, D)
+        target_tokens, source_tokens = self.source_entry.embed(self.x_embedder, hidden_states, source)
+        text, text_mask = self._text_tokens(encoder_hidden_states, timestep, encoder_attention_mask)
+
+        groups = [TokenGroup(target_tokens, temb, self._rope(grid)), TokenGroup(text, temb, text=True)]
+        num_source = 0
+        if source_tokens is not None:
+            modulation = self.source_modulation
+            semb = modulation.source_vector(self.time_text_embed, timestep, pooled_projections, guidance)
+            groups.insert(0, self._source_group(source_tokens, source.shape, grid, semb))
+            num_source = source_tokens.shape[1]
+        elif source_cache is not None:
+            self._source_offset(grid, source_cache.grid)  # validates shared positions
+            num_source = source_cache.num_tokens
+
+        mask = attention_mask(
+            text_mask,
+            num_source=num_source,
+            num_target=target_tokens.shape[1],
+            mode=self.spec.attention,
+            source_cached=source_cache is not None,
+        )
+        tokens = self._run_blocks(groups, mask, source_cache, hidden_states.shape[0])
+        target = self.proj_out(self.norm_out(tokens[-2], temb))  # [source?, target, text] -> (B, N, pt*p*p*C)
+        return unpatchify(target, grid, self.spec.patch_size_t, self.spec.patch_size)
+
+    def build_source_cache(self, source: Tensor, *, guidance: Tensor | None = None) -> SourceCache:
+        """Per-block source K/V for one-way attention: run the source tokens alone through every block.
+
+        source: (B, C, F_src, H, W) clean latents; guidance (B,) as passed to forward (when the config embeds
+        guidance). Runs under the caller's grad mode; wrap in `torch.no_grad()` for inference.
+        """
+        if self.spec.attention is not AttentionMode.ONE_WAY:
+            raise ValueError(
+                f"a source cache needs attention 'one-way', this model uses '{self.spec.attention}'"
+            )
+        self._check_guidance(guidance)
+        zeros = torch.zeros(source.shape[0], device=source.device)
+        semb = self.source_modulation.source_vector(self.time_text_embed, zeros, None, guidance)
+        group = self._source_group(
+            self.source_entry.embed_source(self.x_embedder, source), source.shape, None, semb
+        )
+        mask = AttentionMask(num_keys=group.tokens.shape[1])  # the source alone: nothing to mask
+        keys, values = [], []
+        for block in self._blocks():
+            out = self._call_block(block, [group], mask, None)
+            group = TokenGroup(out.tokens[0], group.emb, group.rope)
+            keys.append(out.keys)
+            values.append(out.values)
+        grid = patch_grid(source.shape, self.spec.patch_size_t, self.spec.patch_size)
+        return SourceCache(tuple(keys), tuple(values), grid, guidance)
+
+    # ------------------------------------------------------------------------------------------------------
+    # helpers
+    # ------------------------------------------------------------------------------------------------------
+    def _blocks(self) -> list[nn.Module]:
+        return [*self.transformer_blocks, *self.single_transformer_blocks]
+
+    def _call_block(
+        self,
+        block: nn.Module,
+        groups: list[TokenGroup],
+        mask: AttentionMask,
+        prefix: tuple[Tensor, Tensor] | None,
+    ) -> BlockOutput:
+        if torch.is_grad_enabled() and self.gradient_checkpointing:
+            return self._gradient_checkpointing_func(block, groups, mask, prefix)
+        return block(groups, mask, prefix)
+
+    def _run_blocks(
+        self, groups: list[TokenGroup], mask: AttentionMask, cache: SourceCache | None, batch: int
+    ) -> list[Tensor]:
+        tokens = [g.tokens for g in groups]
+        for index, block in enumerate(self._blocks()):
+            prefix = None if cache is None else cache.layer(index, batch)
+            current = [TokenGroup(t, g.emb, g.rope, g.text) for t, g in zip(tokens, groups, strict=True)]
+            tokens = self._call_block(block, current, mask, prefix).tokens
+        return tokens
+
+    def _source_group(
+        self, tokens: Tensor, source_shape: torch.Size, target_grid: Grid | None, semb: Tensor
+    ) -> TokenGroup:
+        """Source tokens with their modulation vector and (shared or offset) RoPE positions."""
+        grid = patch_grid(source_shape, self.spec.patch_size_t, self.spec.patch_size)
+        return TokenGroup(tokens, semb, self._rope(grid, self._source_offset(target_grid, grid)))
+
+    def _rope(self, grid: Grid, time_offset: int = 0) -> Rope:
+        device = self.x_embedder.proj.weight.device
+        return rope_table(
+            grid, self.spec.rope_axes_dim, self.spec.rope_theta, time_offset=time_offset, device=device
+        )
+
+    def _source_offset(self, target_grid: Grid | None, source_grid: Grid) -> int:
+        assert isinstance(self.source_entry, SequenceSource)  # only sequence conditioning makes source tokens
+        return self.source_entry.source_time_offset(target_grid, source_grid)
+
+    def _text_tokens(self, text: Tensor, timestep: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Refine the text tokens, then drop columns that are padding in every sample.
+
+        Dropped tokens are never keys (padding) and their outputs are never read, so this changes no target
+        value; it lets a batch of one (or equal-length prompts) run attention without any mask.
+        """
+        refined = self.context_embedder(text, timestep, mask)  # (B, L, D)
+        if mask is None:  # no padding: every token is real
+            return refined, torch.ones(refined.shape[:2], dtype=torch.bool, device=refined.device)
+        keep = mask.bool().any(dim=0)
+        if not bool(keep.all()):
+            refined, mask = refined[:, keep], mask[:, keep]
+        return refined, mask
+
+    def _check_inputs(
+        self, hidden: Tensor, guidance: Tensor | None, source: Tensor | None, cache: SourceCache | None
+    ) -> None:
+        if hidden.ndim != 5:
+            raise ValueError(f"hidden_states must be (B, C, F, H, W), got shape {tuple(hidden.shape)}")
+        if hidden.shape[1] != self.spec.in_channels:
+            raise ValueError(
+                f"hidden_states has {hidden.shape[1]} channels, model expects {self.spec.in_channels}"
+            )
+        self._check_guidance(guidance)
+        if cache is None:
+            return
+        if source is not None:
+            raise ValueError("pass either source or source_cache, not both")
+        if self.spec.attention is not AttentionMode.ONE_WAY:
+            raise ValueError(
+                f"source_cache needs attention 'one-way', this model uses '{self.spec.attention}'"
+            )
+        if self.spec.guidance_embeds:
+            cache.check_guidance(guidance, hidden.shape[0])
+
+    def _check_guidance(self, guidance: Tensor | None) -> None:
+        if self.spec.guidance_embeds and guidance is None:
+            raise ValueError("this model embeds guidance (guidance_embeds=True); pass guidance=(B,) tensor")
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return f"conditioning={s.conditioning}, attention={s.attention}, source_time_offset={s.source_time_offset}"
