@@ -1,0 +1,107 @@
+"""Curation configs: one typed, frozen `CurateConfig` and a name -> recipe registry (`icve-pretrain`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from retake.data.vlm import VLMConfig
+
+WRITERS = ("none", "flatland", "vlm")
+VERB_MODES = ("off", "canonical", "diversify")
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    """Every threshold of the unpaired-clip pipeline. Frame counts are native frames unless said otherwise."""
+
+    # basic filter
+    min_duration_s: float = 2.0
+    max_duration_s: float = 1800.0  # the analysis decode holds the whole video at analysis size in memory
+    min_short_side: int = 64
+    min_fps: float = 8.0
+    max_fps: float = 120.0
+    # analysis decode (shared by scene split and motion)
+    analysis_short_side: int = 96  # cuts on the sample clips match PySceneDetect from 48 px up
+    keep_budget_mb: float = 384.0  # a video whose output-size frames fit is decoded once in all
+    # scene split: PySceneDetect ContentDetector (hard cuts) + ThresholdDetector (fades to black)
+    content_threshold: float = 27.0
+    fade_threshold: float = 12.0
+    min_scene_frames: int = 15
+    scene_margin_frames: int = 2  # frames trimmed at each scene end, so a cut found a frame late stays out
+    # motion: DIS optical flow on a small grey copy
+    flow_max_side: int = 128  # longer side of the grey copy optical flow runs on
+    motion_samples: int = 8  # frame pairs per scene
+    min_motion: float = 0.0005  # mean flow per target-fps frame step, as a fraction of the frame diagonal
+    # clips and pairs
+    clip_frames: int = 17  # 4k + 1, as the causal video VAE needs
+    target_fps: float | None = 12.0  # None: the native rate
+    pairs_per_scene: int = 2
+    both_directions: bool = True  # a pair may run backwards in time (tgt before src)
+    seed: int = 0
+    # instructions
+    writer: str = "none"
+    vlm: VLMConfig = field(default_factory=VLMConfig)
+    vlm_frames_per_clip: int = 4
+    verb_mode: str = "diversify"
+    min_words: int = 3
+    max_words: int = 40
+    # output
+    output_short_side: int = 256
+    crf: int = 18
+    encode_preset: str = "veryfast"  # x264 preset of the written clips: they are short and re-encoded later
+    shard_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.clip_frames < 1 or (self.clip_frames - 1) % 4:
+            raise ValueError(f"clip_frames must be 4k+1 (1, 5, ..., 17, 33), got {self.clip_frames}")
+        if self.writer not in WRITERS:
+            raise ValueError(f"writer must be one of {WRITERS}, got {self.writer!r}")
+        if self.verb_mode not in VERB_MODES:
+            raise ValueError(f"verb_mode must be one of {VERB_MODES}, got {self.verb_mode!r}")
+        if self.target_fps is not None and self.target_fps <= 0:
+            raise ValueError(f"target_fps must be > 0 or None, got {self.target_fps}")
+        if self.min_fps > self.max_fps:
+            raise ValueError(f"min_fps ({self.min_fps}) is above max_fps ({self.max_fps})")
+        for name in (
+            "shard_size",
+            "pairs_per_scene",
+            "analysis_short_side",
+            "flow_max_side",
+            "motion_samples",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.output_short_side < 2 or self.output_short_side % 2:
+            raise ValueError(f"output_short_side must be even and >= 2, got {self.output_short_side}")
+        if not 0 < self.min_words <= self.max_words:
+            raise ValueError(f"need 0 < min_words <= max_words, got {self.min_words}, {self.max_words}")
+
+    def replace(self, **changes: Any) -> CurateConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CurateConfig:
+        data = dict(data)
+        data["vlm"] = VLMConfig(**data.get("vlm", {}))
+        return cls(**data)
+
+
+RECIPES: dict[str, CurateConfig] = {
+    # ICVE pretraining (DESIGN 1.1): clips of 4k+1 frames, two pairs per scene, both directions, motion-filtered.
+    "icve-pretrain": CurateConfig(),
+}
+
+
+def get_recipe(name: str) -> CurateConfig:
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
+    return RECIPES[name]

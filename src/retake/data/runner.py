@@ -1,0 +1,173 @@
+"""`curate`: list the inputs, cut them into shards, run the shards on an executor, and merge the manifest.
+
+Resuming is exact because a shard is the unit of work: its tar, manifest part and stats are renamed into
+place when it is whole, the input list and its shard assignment are frozen in OUT at the first start, and
+every random choice is seeded from the input's name. A restart skips finished shards and redoes the rest;
+the merged manifest is sorted, so the same inputs and config always give the same dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from pyarrow.dataset import dataset
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from retake.data import shards
+from retake.data.executors import make_executor
+from retake.data.pipeline import ShardSummary, ShardTask, process_shard_json
+from retake.data.recipes import CurateConfig
+from retake.data.stats import merge_stats
+from retake.data.writers import make_writer
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv"}
+    | {".3gp", ".ogv"}
+)
+LIST_EXTENSIONS = frozenset({".txt", ".lst"})
+
+
+@dataclass(frozen=True)
+class CurateResult:
+    out: Path
+    manifest: Path
+    stats: dict[str, Any]
+    shards: int
+    shards_skipped: int  # finished by an earlier run
+    seconds: float
+
+
+def list_inputs(input_path: str | Path) -> list[tuple[Path, str]]:
+    """(path, source) of every input, sorted by source. `input_path` is a folder (searched recursively for
+    video extensions; source = path relative to it), a .txt/.lst file of paths (one per line, relative to the
+    list's folder; source = the line), or a single video (source = its name)."""
+    root = Path(input_path).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"input not found: {root}")
+    if root.is_dir():
+        found = [p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+        inputs = [(p, p.relative_to(root).as_posix()) for p in found]
+    elif root.suffix.lower() in LIST_EXTENSIONS:
+        lines = [ln.strip() for ln in root.read_text().splitlines()]
+        inputs = [((root.parent / ln) if not Path(ln).is_absolute() else Path(ln), ln) for ln in lines if ln]
+    else:
+        inputs = [(root, root.name)]
+    if not inputs:
+        raise ValueError(f"no input videos in {root} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+    sources = [s for _, s in inputs]
+    if len(set(sources)) != len(sources):
+        raise ValueError(f"{root} lists some inputs twice; each video must appear once")
+    return sorted(inputs, key=lambda item: item[1])
+
+
+def plan_shards(
+    inputs: list[tuple[Path, str]], out: Path, config: CurateConfig, vlm_cache_dir: Path | None
+) -> list[ShardTask]:
+    size = config.shard_size
+    return [
+        ShardTask(
+            shard=shards.shard_name(i // size),
+            inputs=tuple((str(p), s) for p, s in inputs[i : i + size]),
+            out=str(out),
+            config=config,
+            vlm_cache_dir=str(vlm_cache_dir) if vlm_cache_dir else None,
+        )
+        for i in range(0, len(inputs), size)
+    ]
+
+
+def curate(
+    input_path: str | Path,
+    out: str | Path,
+    config: CurateConfig,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> CurateResult:
+    """Curate `input_path` into the dataset folder `out` (see retake.data.shards for its layout); resumes a
+    run that was stopped, provided the config and inputs are the same."""
+    started = time.perf_counter()
+    out = Path(out).expanduser()
+    inputs = list_inputs(input_path)
+    cache = Path(config.vlm.cache_dir) if config.vlm.cache_dir else out / "vlm_cache"
+    # Fail here, in one line, on a misconfigured writer (no VLM endpoint...) rather than in every worker.
+    make_writer(config.writer, vlm=config.vlm, frames_per_clip=config.vlm_frames_per_clip, cache_dir=cache)
+    runner = make_executor(executor, workers, address=address)
+    _claim_out(out, config, inputs)
+    tasks = plan_shards(inputs, out, config, cache if config.writer == "vlm" else None)
+    done = [t for t in tasks if shards.part_path(out, t.shard).is_file()]
+    todo = [t for t in tasks if not shards.part_path(out, t.shard).is_file()]
+    results = (
+        ShardSummary(**json.loads(r)) for r in runner.map(process_shard_json, [t.to_json() for t in todo])
+    )
+    _run(results, total=len(inputs), already=sum(len(t.inputs) for t in done), show=progress)
+    stats = merge(out, [t.shard for t in tasks])
+    return CurateResult(
+        out, out / "manifest.parquet", stats, len(tasks), len(done), time.perf_counter() - started
+    )
+
+
+def _claim_out(out: Path, config: CurateConfig, inputs: list[tuple[Path, str]]) -> None:
+    """Record (or check, on a restart) the config and input list OUT belongs to; clear half-written files."""
+    digest = hashlib.sha256("\n".join(s for _, s in inputs).encode()).hexdigest()
+    run = {"config": json.loads(config.to_json()), "inputs": len(inputs), "inputs_sha256": digest}
+    run_file = out / "run.json"
+    if run_file.is_file():
+        previous = shards.read_json(run_file)
+        if previous["config"] != run["config"]:
+            changed = sorted(k for k in run["config"] if previous["config"].get(k) != run["config"][k])
+            raise ValueError(
+                f"{out} holds a run with another config (differs in {', '.join(changed)}); use a new OUT"
+            )
+        if previous["inputs_sha256"] != digest:
+            raise ValueError(
+                f"{out} holds a run over other inputs ({previous['inputs']} then, {len(inputs)} now)"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        shards.atomic_write_json(run_file, run)
+    for folder in (out / "shards", out / "parts"):
+        for stale in folder.glob(".*.tmp") if folder.is_dir() else ():
+            stale.unlink(missing_ok=True)  # the leftovers of a killed run; their shards are redone
+
+
+def _run(results: Iterable[ShardSummary], *, total: int, already: int, show: bool) -> None:
+    columns = [
+        TextColumn("[bold]curate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("videos"),
+        TimeElapsedColumn(),
+    ]
+    pairs = 0
+    console = Console(stderr=True)  # stdout stays clean for whatever a caller prints there
+    with Progress(*columns, TextColumn("{task.description}"), console=console, disable=not show) as bar:
+        task = bar.add_task("", total=total, completed=already)
+        for summary in results:
+            pairs += summary.pairs
+            bar.update(task, advance=summary.videos, description=f"{pairs} pairs")
+
+
+def merge(out: Path, shard_names: list[str]) -> dict[str, Any]:
+    """Merge the shards' manifest parts and stats into OUT/manifest.parquet and OUT/stats.json."""
+    parts = [str(shards.part_path(out, s)) for s in shard_names]
+    # A dataset scan reads the (many, small) parts with several threads instead of one file at a time.
+    table = dataset(parts, schema=shards.MANIFEST_SCHEMA, format="parquet").to_table()
+    table = shards.sort_manifest(table)
+    tmp = out / ".manifest.parquet.tmp"
+    pq.write_table(table, tmp)
+    tmp.replace(out / "manifest.parquet")
+    stats = merge_stats(shards.read_json(shards.stats_path(out, s)) for s in shard_names)
+    stats["shards"] = len(shard_names)
+    shards.atomic_write_json(out / "stats.json", stats)
+    return stats

@@ -1,0 +1,54 @@
+"""`retake curate` from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from data_synth import write_video
+
+from retake.cli import main
+from retake.data.shards import read_manifest
+
+
+def test_curate_command_writes_the_dataset_and_prints_the_stats_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "240")  # one table row per line
+    write_video(tmp_path / "in" / "shots.mp4", [(80, 2), (80, 3)])
+    (tmp_path / "in" / "broken.mp4").write_text("not a video")
+    main(
+        [
+            "curate",
+            str(tmp_path / "in"),
+            str(tmp_path / "out"),
+            "--workers",
+            "1",
+            "--no-progress",
+            "--seed",
+            "3",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert "2 videos -> 4 pairs" in err and "manifest.parquet" in err
+    assert any(
+        line.split() == ["┃", "error", "┃", "probe", "┃", "not_media"] for line in err.splitlines()
+    ) or ("│ error   │ probe │ not_media │ video │     1 │" in err)
+    rows = read_manifest(tmp_path / "out").to_pylist()
+    assert (
+        sorted((r["source_video"], r["status"]) for r in rows)
+        == [("broken.mp4", "error")] + [("shots.mp4", "ok")] * 4
+    )
+    assert {r["clip_frames"] for r in rows if r["status"] == "ok"} == {17}  # the icve-pretrain recipe
+
+
+def test_curate_command_reports_user_errors_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["curate", str(tmp_path / "missing"), str(tmp_path / "out")])
+    assert exited.value.code == 2
+    assert "input not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["curate", str(tmp_path), str(tmp_path / "out"), "--recipe", "nope"])
+    assert "unknown recipe 'nope'" in capsys.readouterr().err

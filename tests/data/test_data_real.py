@@ -1,0 +1,85 @@
+"""Scene split and clipping on the real sample clips (../shared/data/videos), checked against PySceneDetect's
+own detection on the same files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scenedetect import ContentDetector, ThresholdDetector, detect
+
+from retake.data.recipes import get_recipe
+from retake.data.records import Meta, Sample, make_sample
+from retake.data.stages import Decode, MotionScore, Probe, SceneSplit, SplitClips
+
+CONFIG = get_recipe("icve-pretrain")
+
+
+def _analyse(path: Path) -> tuple[Sample, Meta]:
+    """The pipeline's analysis pass (probe, decode, scene split, motion with no threshold, clips)."""
+    stages = [
+        Probe(),
+        Decode(
+            analysis_short_side=CONFIG.analysis_short_side,
+            output_short_side=CONFIG.output_short_side,
+            keep_budget_mb=CONFIG.keep_budget_mb,
+        ),
+        SceneSplit(
+            content_threshold=CONFIG.content_threshold,
+            fade_threshold=CONFIG.fade_threshold,
+            min_scene_frames=CONFIG.min_scene_frames,
+            margin_frames=CONFIG.scene_margin_frames,
+        ),
+        MotionScore(
+            flow_max_side=CONFIG.flow_max_side, samples=4, min_motion=0.0, target_fps=CONFIG.target_fps
+        ),
+        SplitClips(clip_frames=CONFIG.clip_frames, target_fps=CONFIG.target_fps),
+    ]
+    sample, meta = make_sample(path, path.name, 0), Meta()
+    for stage in stages:
+        sample, meta, error = stage(sample, meta)
+        assert error is None, error
+    return sample, meta
+
+
+def _assert_clips_inside(meta: Meta, cuts: list[int]) -> None:
+    bounds = [0, *cuts, meta.frames_analysed]
+    for clip in meta.clips:
+        first, last = np.searchsorted(bounds, [clip.start, clip.end - 1], side="right") - 1
+        assert first == last, f"clip {clip} crosses a cut in {cuts}"
+
+
+def test_goldeneye_cuts_match_pyscenedetect_and_no_clip_crosses_one(shared_videos: Path) -> None:
+    path = shared_videos / "scenedetect_goldeneye-vfr-drop3.mp4"
+    # PySceneDetect numbers decoded frames with its OpenCV backend (the PyAV one numbers by timestamp on
+    # this variable-rate file); retake decodes every frame too, so the numbers are comparable.
+    theirs = [start.frame_num for start, _ in detect(str(path), ContentDetector())][1:]
+    _, meta = _analyse(path)
+    # Tolerance of one frame: retake analyses 226x96 frames, PySceneDetect downscales to 256x109.
+    assert len(theirs) == len(meta.cuts) == 2
+    assert all(abs(a - b) <= 1 for a, b in zip(meta.cuts, theirs, strict=True)), (meta.cuts, theirs)
+    assert len(meta.scenes) == 3 and meta.clips
+    _assert_clips_inside(meta, theirs)
+    _assert_clips_inside(meta, list(meta.cuts))
+
+
+def test_fades_clip_splits_at_its_fades(shared_videos: Path) -> None:
+    path = shared_videos / "scenedetect_fades.mp4"
+    theirs = [start.frame_num for start, _ in detect(str(path), ThresholdDetector())][1:]
+    sample, meta = _analyse(path)
+    assert list(meta.cuts) == theirs == [84, 167]
+    assert len(meta.scenes) == 3
+    for scene in meta.scenes:  # each scene is one shot, the black of the fades trimmed away
+        brightness = sample.frames[scene.start : scene.end].reshape(scene.num_frames, -1).mean(axis=1)
+        assert brightness.min() >= CONFIG.fade_threshold
+    _assert_clips_inside(meta, theirs)
+    assert {c.scene for c in meta.clips} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("name", ["icve_kid.mp4", "tokenflow_woman-running.mp4"])
+def test_single_shot_clips_have_no_cut_and_score_motion(shared_videos: Path, name: str) -> None:
+    _, meta = _analyse(shared_videos / name)
+    assert meta.cuts == () and len(meta.scenes) == 1
+    assert meta.scenes[0].motion > CONFIG.min_motion  # people moving: kept by the default threshold
+    assert len(meta.clips) >= 2
