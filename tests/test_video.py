@@ -215,7 +215,10 @@ def test_read_size_is_cover_crop_of_native(shared_videos: Path) -> None:
     native = read(path, end=4)
     small = read(path, end=4, size=(96, 64))  # landscape source, portrait target
     assert small.frames.shape == (4, 96, 64, 3)
-    assert np.array_equal(small.frames, resize_cover_crop(native.frames, (96, 64)))
+    # read scales inside swscale (fused with the colour conversion), so only the interpolation differs.
+    reference = resize_cover_crop(native.frames, (96, 64)).astype(np.int16)
+    diff = np.abs(small.frames.astype(np.int16) - reference)
+    assert diff.mean() < 2.0 and np.percentile(diff, 99) < 16
 
 
 @pytest.mark.parametrize(

@@ -629,12 +629,35 @@ def _convert(frames: Iterator[av.VideoFrame], size: tuple[int, int] | None, stac
         previous = frame
         if rotation is None:
             rotation = _rotation(frame)
-        image = frame.to_ndarray(format="rgb24")  # (h, w, 3) as stored, a view of the converted frame
+        if size is None:
+            image = frame.to_ndarray(format="rgb24")  # (h, w, 3) as stored, a view of the converted frame
+        else:
+            image = _scaled_rgb(frame, rotation, size)  # (h', w', 3) as stored, covering size once rotated
         if rotation:
             image = cv2.rotate(image, _CV2_ROTATE[rotation])  # (H, W, 3) as displayed
         if size is not None:
-            image = _cover_crop_one(image, size)
+            image = _centre_crop(image, size)
         stack.append(image)
+
+
+def _scaled_rgb(frame: av.VideoFrame, rotation: int, size: tuple[int, int]) -> np.ndarray:
+    """The frame as RGB scaled (aspect kept) to just cover `size` once rotated for display.
+
+    Scaling inside swscale, fused with the YUV -> RGB conversion, costs far less than converting at full size
+    and resizing afterwards; area averaging when shrinking, bilinear when enlarging.
+    """
+    quarter_turn = rotation in (90, 270)
+    shown_h, shown_w = (frame.width, frame.height) if quarter_turn else (frame.height, frame.width)
+    scale = max(size[0] / shown_h, size[1] / shown_w)
+    cover_h, cover_w = max(size[0], round(shown_h * scale)), max(size[1], round(shown_w * scale))
+    width, height = (cover_h, cover_w) if quarter_turn else (cover_w, cover_h)
+    interpolation = "AREA" if scale < 1 else "BILINEAR"
+    return frame.reformat(width=width, height=height, format="rgb24", interpolation=interpolation).to_ndarray()
+
+
+def _centre_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    top, left = (image.shape[0] - size[0]) // 2, (image.shape[1] - size[1]) // 2
+    return np.ascontiguousarray(image[top : top + size[0], left : left + size[1]])
 
 
 def _capacity(stream: av.VideoStream, window: _Window, fps: float | None, max_frames: int | None) -> int:
