@@ -652,7 +652,9 @@ def _scaled_rgb(frame: av.VideoFrame, rotation: int, size: tuple[int, int]) -> n
     cover_h, cover_w = max(size[0], round(shown_h * scale)), max(size[1], round(shown_w * scale))
     width, height = (cover_h, cover_w) if quarter_turn else (cover_w, cover_h)
     interpolation = "AREA" if scale < 1 else "BILINEAR"
-    return frame.reformat(width=width, height=height, format="rgb24", interpolation=interpolation).to_ndarray()
+    return frame.reformat(
+        width=width, height=height, format="rgb24", interpolation=interpolation
+    ).to_ndarray()
 
 
 def _centre_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
