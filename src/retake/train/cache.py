@@ -1,0 +1,323 @@
+"""The latent and text cache: a dataset encoded once, so training never runs (or even loads) the VAE.
+
+    OUT/
+      index.json                 format, counts, shapes, which encoders, shard list with ids, skipped samples
+      empty_text.safetensors     the empty prompt's embedding (text dropout, identity samples)
+      shard-000000.safetensors   source, target (N, C, F, H, W); tokens (N, L, D); mask (N, L) bool; pooled (N, P)
+
+Shards are written to a temporary name and renamed, the index last, so a killed build leaves no index and no
+half shard. Reading memory-maps a shard and slices one row per sample (`safe_open().get_slice`), which costs
+microseconds against the milliseconds of a training step (see benchmarks/train_throughput.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import track
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from retake.errors import RetakeError
+from retake.model.text import TextEmbedding
+from retake.train.datasets import SampleError
+from retake.train.encode import LatentDataset, LatentSample
+
+CACHE_FORMAT = "retake-latent-cache"
+CACHE_VERSION = 1
+INDEX_NAME = "index.json"
+EMPTY_TEXT_NAME = "empty_text.safetensors"
+MAX_LISTED_SKIPS = 1000  # skipped ids kept in the index (the count is always exact)
+
+
+class CacheError(RetakeError):
+    """A cache folder that is missing, unfinished or of another format."""
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    """What a cache build wrote."""
+
+    root: Path
+    count: int
+    shards: int
+    skipped: dict[str, int]
+    skipped_ids: list[str]
+
+
+def shard_file(index: int) -> str:
+    return f"shard-{index:06d}.safetensors"
+
+
+def _atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+    tmp.replace(path)
+
+
+def _text_tensors(text: TextEmbedding, dtype: torch.dtype) -> dict[str, Tensor]:
+    return {"tokens": text.tokens.to(dtype), "mask": text.mask.bool(), "pooled": text.pooled.to(dtype)}
+
+
+@dataclass
+class CacheWriter:
+    """Collects encoded samples into fixed-size shards; `finish` writes the index. Samples must agree on the
+    latent and text shapes (the first sample sets them)."""
+
+    root: Path
+    shard_size: int = 256
+    dtype: torch.dtype = torch.float32
+    info: dict[str, Any] = field(default_factory=dict)
+    _pending: list[LatentSample] = field(default_factory=list)
+    _shards: list[dict[str, Any]] = field(default_factory=list)
+    _shapes: dict[str, tuple[int, ...]] | None = None
+    _skipped: Counter = field(default_factory=Counter)
+    _skipped_ids: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        if (self.root / INDEX_NAME).exists():
+            raise FileExistsError(
+                f"{self.root} already holds a latent cache ({INDEX_NAME}); choose another folder"
+            )
+
+    def add(self, sample: LatentSample) -> None:
+        shapes = {
+            "latents": tuple(sample.source.shape),
+            "tokens": tuple(sample.text.tokens.shape[1:]),
+            "pooled": tuple(sample.text.pooled.shape[1:]),
+        }
+        if self._shapes is None:
+            self._shapes = shapes
+        elif shapes != self._shapes:
+            raise ValueError(f"sample {sample.id!r} has shapes {shapes}, the cache holds {self._shapes}")
+        self._pending.append(sample)
+        if len(self._pending) == self.shard_size:
+            self._flush()
+
+    def skip(self, sample_id: str, reason: str) -> None:
+        self._skipped[reason.split(":")[0]] += 1
+        if len(self._skipped_ids) < MAX_LISTED_SKIPS:
+            self._skipped_ids.append(sample_id)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch = self._pending
+        tensors = {
+            "source": torch.stack([s.source for s in batch]).to(self.dtype),
+            "target": torch.stack([s.target for s in batch]).to(self.dtype),
+            "tokens": torch.cat([s.text.tokens for s in batch]).to(self.dtype),
+            "mask": torch.cat([s.text.mask for s in batch]).bool(),
+            "pooled": torch.cat([s.text.pooled for s in batch]).to(self.dtype),
+        }
+        name = shard_file(len(self._shards))
+        _atomic_save(tensors, self.root / name)
+        self._shards.append({"file": name, "count": len(batch), "ids": [s.id for s in batch]})
+        self._pending = []
+
+    def finish(self, empty_text: TextEmbedding) -> CacheSummary:
+        """Write the last shard, the empty prompt and the index; returns the summary."""
+        self._flush()
+        if not self._shards:
+            raise CacheError(
+                f"no usable samples to cache in {self.root} ({sum(self._skipped.values())} skipped)"
+            )
+        assert self._shapes is not None
+        if tuple(empty_text.tokens.shape[1:]) != self._shapes["tokens"]:
+            raise ValueError(
+                f"empty prompt tokens {tuple(empty_text.tokens.shape[1:])} differ from the samples' "
+                f"{self._shapes['tokens']}"
+            )
+        _atomic_save(_text_tensors(empty_text, self.dtype), self.root / EMPTY_TEXT_NAME)
+        count = sum(s["count"] for s in self._shards)
+        self._write_index(count)
+        return CacheSummary(self.root, count, len(self._shards), dict(self._skipped), list(self._skipped_ids))
+
+    def _write_index(self, count: int) -> None:
+        assert self._shapes is not None
+        index = {
+            "format": CACHE_FORMAT,
+            "version": CACHE_VERSION,
+            "count": count,
+            "latent_shape": list(self._shapes["latents"]),
+            "text_shape": list(self._shapes["tokens"]),
+            "pooled_dim": self._shapes["pooled"][0],
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "shards": self._shards,
+            "skipped": dict(self._skipped),
+            "skipped_ids": self._skipped_ids,
+            **self.info,
+        }
+        tmp = self.root / f".{INDEX_NAME}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(index, indent=1) + "\n")
+        tmp.replace(self.root / INDEX_NAME)
+
+
+def write_cache(
+    root: str | Path,
+    samples: Iterable[LatentSample],
+    empty_text: TextEmbedding,
+    *,
+    shard_size: int = 256,
+    dtype: torch.dtype = torch.float32,
+    info: dict[str, Any] | None = None,
+) -> CacheSummary:
+    """Write already encoded samples as a cache (what `build_cache` does after encoding)."""
+    writer = CacheWriter(Path(root), shard_size, dtype, dict(info or {}))
+    for sample in samples:
+        writer.add(sample)
+    return writer.finish(empty_text)
+
+
+def build_cache(
+    dataset: LatentDataset,
+    root: str | Path,
+    *,
+    shard_size: int = 256,
+    dtype: torch.dtype = torch.float32,
+    info: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> CacheSummary:
+    """Encode every sample of `dataset` (e.g. an `EncodingDataset`) into a cache at `root`; corrupt or
+    missing samples are skipped and counted in the index."""
+    writer = CacheWriter(Path(root), shard_size, dtype, dict(info or {}))
+    indices: Iterable[int] = range(len(dataset))
+    if progress:
+        indices = track(indices, description="caching latents", total=len(dataset), transient=True)
+    for index in indices:
+        try:
+            writer.add(dataset.get(index))
+        except SampleError as exc:
+            writer.skip(exc.sample_id, exc.reason)
+    return writer.finish(dataset.empty_text())
+
+
+def read_index(root: str | Path) -> dict[str, Any]:
+    """The index of a finished cache; CacheError when there is none or it is of another format."""
+    path = Path(root).expanduser() / INDEX_NAME
+    if not path.is_file():
+        raise CacheError(
+            f"no latent cache at {Path(root)} ({INDEX_NAME} missing; build one with `retake cache`)"
+        )
+    index = json.loads(path.read_text())
+    if index.get("format") != CACHE_FORMAT or index.get("version") != CACHE_VERSION:
+        raise CacheError(f"{path}: not a {CACHE_FORMAT} v{CACHE_VERSION} index")
+    return index
+
+
+class LatentCache:
+    """A cache folder as a LatentDataset: samples are read row by row from memory-mapped shards."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+        self.index = read_index(self.root)
+        shards = self.index["shards"]
+        self._files = [self.root / s["file"] for s in shards]
+        self._ids = [i for s in shards for i in s["ids"]]
+        self._starts = [0]
+        for s in shards[:-1]:
+            self._starts.append(self._starts[-1] + s["count"])
+        self._handles: dict[int, Any] = {}
+        self._empty: TextEmbedding | None = None
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return tuple(self.index["latent_shape"])
+
+    @property
+    def text_shape(self) -> tuple[int, int]:
+        length, dim = self.index["text_shape"]
+        return length, dim
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    def get(self, index: int) -> LatentSample:
+        shard = bisect.bisect_right(self._starts, index) - 1
+        row = index - self._starts[shard]
+        sample_id = self._ids[index]
+        try:
+            handle = self._handle(shard)
+            rows = {
+                k: handle.get_slice(k)[row : row + 1]
+                for k in ("source", "target", "tokens", "mask", "pooled")
+            }
+        except (
+            OSError,
+            RuntimeError,
+            KeyError,
+            ValueError,
+            SafetensorError,
+        ) as exc:  # missing or damaged shard
+            raise SampleError(sample_id, f"cannot read {self._files[shard].name}: {exc}") from exc
+        text = TextEmbedding(rows["tokens"].float(), rows["mask"].bool(), rows["pooled"].float())
+        return LatentSample(sample_id, rows["source"][0].float(), rows["target"][0].float(), text)
+
+    def _handle(self, shard: int) -> Any:
+        if shard not in self._handles:
+            self._handles[shard] = safe_open(self._files[shard], framework="pt")
+        return self._handles[shard]
+
+    def empty_text(self) -> TextEmbedding:
+        if self._empty is None:
+            path = self.root / EMPTY_TEXT_NAME
+            try:
+                with safe_open(path, framework="pt") as f:
+                    tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+            except (OSError, RuntimeError, SafetensorError) as exc:
+                raise CacheError(f"cannot read the empty prompt embedding {path}: {exc}") from exc
+            self._empty = TextEmbedding(
+                tensors["tokens"].float(), tensors["mask"].bool(), tensors["pooled"].float()
+            )
+        return self._empty
+
+
+def cache_dataset(
+    dataset: str | Path,
+    root: str | Path,
+    *,
+    vae: str | Path,
+    vae_subfolder: str | None = None,
+    text_encoder: str = "minilm",
+    frames: int = 17,
+    size: tuple[int, int] = (64, 64),
+    format: str = "auto",
+    shard_size: int = 256,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    progress: bool = True,
+) -> CacheSummary:
+    """Encode a dataset folder (Flatland pairs or `retake curate` output) once: what `retake cache` runs."""
+    from retake.model.text import load_text_encoder
+    from retake.model.vae import VideoVAE
+    from retake.train.datasets import ClipSpec, open_triplets
+    from retake.train.encode import EncodingDataset, check_clip_size
+
+    triplets = open_triplets(dataset, ClipSpec(frames, size), format)
+    video_vae = VideoVAE.from_pretrained(vae, subfolder=vae_subfolder, device=device)
+    check_clip_size(video_vae, frames, size)
+    encoder = load_text_encoder(text_encoder, device=device)
+    info = {
+        "dataset": str(dataset),
+        "vae": str(vae),
+        "text_encoder": str(text_encoder),
+        "frames": frames,
+        "size": list(size),
+    }
+    encoded = EncodingDataset(triplets, video_vae, encoder)
+    return build_cache(encoded, root, shard_size=shard_size, dtype=dtype, info=info, progress=progress)

@@ -1,0 +1,457 @@
+"""What a training run is: typed, frozen configs read from a TOML file (stdlib `tomllib`).
+
+A run is a list of stages (e.g. in-context pretraining on curated unpaired pairs, then SFT on paired edits);
+each names its data, steps, batch, optimiser, InsViE tricks, LoRA and where its weights start. Example:
+
+    out = "runs/flatland"            # relative paths are relative to the TOML file
+    seed = 0
+    [model]
+    preset = "flatland-s"            # any TransformerConfig field may follow as an override
+    conditioning = "sequence"
+    [[stages]]
+    name = "pretrain"
+    steps = 2000
+    batch = 8                        # global batch per optimiser step (all ranks, all accumulation steps)
+    data = { cache = "cache/pretrain" }
+    optim = { lr = 1e-4, warmup_steps = 100, ema_decay = 0.999 }
+    [[stages]]
+    name = "sft"
+    init = "previous"                # "fresh", "previous", "stage:<name>", "t2v:<dir>" or a model directory
+    steps = 500
+    batch = 8
+    tricks = "insvie"                # or a table of TricksConfig fields
+    data = { path = "data/flatland-pairs", frames = 17, size = [64, 64] }
+
+Any unknown key or ill-typed value raises a ValueError that names it (e.g. `stages[1].optim.lrr`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, dataclass
+from pathlib import Path
+from typing import Any
+
+from retake.model.config import TransformerConfig
+from retake.model.presets import get_preset
+
+SCHEDULES = ("constant", "cosine", "linear")
+FRAME_WEIGHTINGS = ("uniform", "decay")
+DATA_FORMATS = ("auto", "flatland", "curated")
+PRECISIONS = ("auto", "fp32", "bf16")
+STRATEGIES = ("auto", "none", "ddp", "fsdp")
+# Attention and MLP linears of every block (diffusers' HunyuanVideo names): what LoRA adapts by default.
+LORA_TARGETS = (
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "add_q_proj",
+    "add_k_proj",
+    "add_v_proj",
+    "to_add_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "ff_context.net.0.proj",
+    "ff_context.net.2",
+    "proj_mlp",
+    "single_transformer_blocks.*.proj_out",
+)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _probability(name: str, value: float) -> None:
+    _check(0.0 <= value <= 1.0, f"{name} must be a probability in [0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with warm-up then a schedule, gradient clipping, accumulation and an optional EMA of the weights."""
+
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    eps: float = 1e-8
+    warmup_steps: int = 0
+    schedule: str = "constant"  # after warm-up: constant, cosine or linear decay to 0 at the stage's end
+    grad_clip: float | None = 1.0  # max global gradient norm; None: no clipping
+    accumulation: int = 1  # micro-batches per optimiser step
+    ema_decay: float | None = None  # None: no EMA
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(all(0 <= b < 1 for b in self.betas), f"betas must be in [0, 1), got {self.betas}")
+        _check(self.weight_decay >= 0 and self.eps > 0, "weight_decay must be >= 0 and eps > 0")
+        _check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        _check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        _check(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
+        _check(self.accumulation >= 1, f"accumulation must be >= 1, got {self.accumulation}")
+        if self.ema_decay is not None:
+            _check(0 < self.ema_decay < 1, f"ema_decay must be in (0, 1), got {self.ema_decay}")
+
+
+@dataclass(frozen=True)
+class TricksConfig:
+    """InsViE's training tricks and the t distribution; each applied per sample with that sample's generator.
+
+    source_noise: add sigma * N(0, I) to the clean source, log sigma ~ N(mean, std). source_dropout: replace
+    the source by zeros. text_dropout: the empty prompt's embedding instead of the instruction. identity:
+    target = source with the empty prompt ("change nothing"). frame_weighting "decay": earlier frames weigh
+    more (see `retake.flow.objective.frame_weights`). t ~ logit-normal(t_mean, t_std), then shifted by t_shift.
+    """
+
+    source_noise: bool = False
+    source_noise_mean: float = -3.0
+    source_noise_std: float = 0.5
+    source_dropout: float = 0.0
+    text_dropout: float = 0.0
+    identity: float = 0.0
+    frame_weighting: str = "uniform"
+    frame_weight_power: float = 2.0
+    frame_weight_mix: float = 1.0
+    t_mean: float = 0.0
+    t_std: float = 1.0
+    t_shift: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("source_dropout", "text_dropout", "identity", "frame_weight_mix"):
+            _probability(name, getattr(self, name))
+        _check(self.source_noise_std >= 0, f"source_noise_std must be >= 0, got {self.source_noise_std}")
+        _check(
+            self.frame_weighting in FRAME_WEIGHTINGS,
+            f"frame_weighting must be one of {FRAME_WEIGHTINGS}, got {self.frame_weighting!r}",
+        )
+        _check(
+            self.t_std > 0 and self.t_shift > 0,
+            f"t_std and t_shift must be > 0, got {self.t_std}, {self.t_shift}",
+        )
+
+
+# InsViE-1M's recipe (section 1.2 of the design brief): the `tricks = "insvie"` shorthand.
+INSVIE_TRICKS = TricksConfig(
+    source_noise=True, source_dropout=0.05, text_dropout=0.1, identity=0.05, frame_weighting="decay"
+)
+NAMED_TRICKS = {"none": TricksConfig(), "insvie": INSVIE_TRICKS}
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA (peft) on the named linears; rank 0 trains every weight instead. Saved weights are merged."""
+
+    rank: int = 0
+    alpha: float | None = None  # None: alpha = rank (scale 1)
+    dropout: float = 0.0
+    targets: tuple[str, ...] = LORA_TARGETS
+
+    def __post_init__(self) -> None:
+        _check(self.rank >= 0, f"rank must be >= 0, got {self.rank}")
+        _probability("dropout", self.dropout)
+        _check(len(self.targets) > 0, "targets must name at least one module")
+
+    @property
+    def enabled(self) -> bool:
+        return self.rank > 0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where a stage's triplets come from: a latent cache (never touches the VAE) or a dataset folder
+    (Flatland pairs or a `retake curate` output), decoded to `frames` x `size` and encoded on the fly."""
+
+    path: Path | None = None
+    cache: Path | None = None
+    format: str = "auto"  # auto | flatland | curated
+    frames: int = 17  # 4k + 1 for the causal VAE
+    size: tuple[int, int] = (64, 64)  # (H, W)
+
+    def __post_init__(self) -> None:
+        _check(self.path is not None or self.cache is not None, "data needs a 'path' or a 'cache'")
+        _check(self.format in DATA_FORMATS, f"format must be one of {DATA_FORMATS}, got {self.format!r}")
+        _check(self.frames >= 1, f"frames must be >= 1, got {self.frames}")
+        _check(min(self.size) >= 1, f"size must be positive (H, W), got {self.size}")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage: its data, length, global batch, optimiser, tricks, LoRA and initial weights."""
+
+    name: str
+    steps: int
+    data: DataConfig
+    batch: int = 1  # global samples per optimiser step
+    init: str = "previous"  # fresh | previous | stage:<name> | t2v:<dir> | <model dir>
+    guidance: float = 1.0  # embedded guidance fed while training (distilled-guidance models only)
+    optim: OptimConfig = OptimConfig()
+    tricks: TricksConfig = TricksConfig()
+    lora: LoraSettings = LoraSettings()
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name) and "/" not in self.name, f"name must be a non-empty word, got {self.name!r}")
+        _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        _check(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
+        _check(
+            self.batch % self.optim.accumulation == 0,
+            f"batch {self.batch} must be a multiple of optim.accumulation {self.optim.accumulation}",
+        )
+
+    def micro_batch(self, world_size: int) -> int:
+        """Samples per rank per micro-batch; ValueError when the global batch does not split evenly."""
+        parts = world_size * self.optim.accumulation
+        if self.batch % parts:
+            raise ValueError(
+                f"stage {self.name!r}: batch {self.batch} does not split over {world_size} ranks x "
+                f"{self.optim.accumulation} accumulation steps"
+            )
+        return self.batch // parts
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The transformer: a preset plus field overrides, and how to run it."""
+
+    preset: str = "flatland-s"
+    overrides: tuple[tuple[str, Any], ...] = ()
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        self.transformer()  # validates the preset and overrides when the config is read, not at step 0
+
+    def transformer(self) -> TransformerConfig:
+        try:
+            return get_preset(self.preset, **dict(self.overrides))
+        except TypeError as exc:  # dataclasses.replace with a bad value type
+            raise ValueError(f"bad override for preset {self.preset!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run: model, stages and the run-wide settings."""
+
+    out: Path
+    stages: tuple[StageConfig, ...]
+    model: ModelConfig = ModelConfig()
+    seed: int = 0
+    device: str = "cpu"  # "cuda" (the local rank's GPU under torchrun), "cpu" or "auto"
+    precision: str = "auto"  # auto: bf16 autocast on GPUs that support it, fp32 elsewhere
+    distributed: str = "auto"  # auto: DDP when torchrun starts several processes; fsdp: shard (GPU runs)
+    text_encoder: str = "minilm"  # "minilm" or a directory (see retake.model.text.load_text_encoder)
+    vae: Path | None = None  # diffusers VAE directory; not needed with a latent cache
+    vae_subfolder: str | None = None
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    tensorboard: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _check(len(self.stages) > 0, "a run needs at least one [[stages]] entry")
+        names = [s.name for s in self.stages]
+        _check(len(set(names)) == len(names), f"stage names must be unique, got {names}")
+        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _check(
+            self.distributed in STRATEGIES,
+            f"distributed must be one of {STRATEGIES}, got {self.distributed!r}",
+        )
+        _check(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        _check(self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        _check(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
+        self._check_inits(names)
+
+    def _check_inits(self, names: list[str]) -> None:
+        for index, stage in enumerate(self.stages):
+            if stage.init == "previous":
+                _check(
+                    index > 0, f"stage {stage.name!r}: init 'previous' needs an earlier stage; use 'fresh'"
+                )
+            if stage.init.startswith("stage:"):
+                ref = stage.init.removeprefix("stage:")
+                _check(
+                    ref in names[:index], f"stage {stage.name!r}: init {stage.init!r} names no earlier stage"
+                )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# TOML -> configs
+# ----------------------------------------------------------------------------------------------------------
+def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
+    """Read a run from TOML; relative paths resolve against the file's folder. `overrides` replace top-level
+    fields (e.g. `out=`) after parsing."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"training config not found: {path}")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    return parse_run_config(table, base=path.parent, **overrides)
+
+
+def parse_run_config(table: dict[str, Any], *, base: Path = Path("."), **overrides: Any) -> RunConfig:
+    """A RunConfig from a parsed TOML table (see the module docstring for the layout)."""
+    table = dict(table)
+    table.setdefault("out", "runs/retake")
+    stages = table.get("stages")
+    if stages is not None and not isinstance(stages, list):
+        raise ValueError("stages: expected an array of tables ([[stages]])")
+    if stages:
+        table["stages"] = [_stage_defaults(s, i, base) for i, s in enumerate(stages)]
+    config = _build(RunConfig, table, "", base)
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+INIT_KEYWORDS = ("fresh", "previous")
+
+
+def _stage_defaults(table: Any, index: int, base: Path) -> Any:
+    """The first stage starts fresh unless told otherwise; init paths are relative to the config file."""
+    if not isinstance(table, dict):
+        return table
+    table = dict(table)
+    init = table.setdefault("init", "fresh" if index == 0 else "previous")
+    if isinstance(init, str) and init not in INIT_KEYWORDS and not init.startswith("stage:"):
+        prefix = "t2v:" if init.startswith("t2v:") else ""
+        path = Path(init.removeprefix(prefix)).expanduser()
+        table["init"] = prefix + str(path if path.is_absolute() else base / path)
+    return table
+
+
+def _build(cls: type, table: Any, where: str, base: Path) -> Any:
+    """Construct dataclass `cls` from a TOML table, naming `where` in every error."""
+    if cls is ModelConfig:
+        return _build_model(table, where, base)
+    if cls is TricksConfig and isinstance(table, str):
+        if table not in NAMED_TRICKS:
+            raise ValueError(f"{where}: unknown tricks preset {table!r}; known: {sorted(NAMED_TRICKS)}")
+        return NAMED_TRICKS[table]
+    if not isinstance(table, dict):
+        raise ValueError(f"{where or 'config'}: expected a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in table:
+        if key not in known:
+            raise ValueError(f"{_join(where, key)}: unknown key; known keys: {', '.join(known)}")
+    for f in dataclasses.fields(cls):
+        if f.name not in table and f.default is MISSING and f.default_factory is MISSING:
+            raise ValueError(f"{_join(where, f.name)}: missing required key")
+    values = {key: _convert(value, hints[key], _join(where, key), base) for key, value in table.items()}
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise ValueError(f"{where or 'config'}: {exc}" if where else str(exc)) from None
+
+
+def _build_model(table: Any, where: str, base: Path) -> ModelConfig:
+    """[model]: its own keys, and any TransformerConfig field as an override of the preset."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: expected a table, got {table!r}")
+    own = {f.name for f in dataclasses.fields(ModelConfig)} - {"overrides"}
+    spec_fields = {f.name for f in dataclasses.fields(TransformerConfig)}
+    overrides = {}
+    for key, value in table.items():
+        if key not in own and key not in spec_fields:
+            raise ValueError(
+                f"{_join(where, key)}: unknown key; [model] takes {sorted(own)} and TransformerConfig fields"
+            )
+        if key in spec_fields:
+            overrides[key] = tuple(value) if isinstance(value, list) else value
+    mine = _build(_ModelOwn, {k: v for k, v in table.items() if k in own}, where, base)
+    try:
+        return ModelConfig(mine.preset, tuple(sorted(overrides.items())), mine.gradient_checkpointing)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _ModelOwn:
+    preset: str = "flatland-s"
+    gradient_checkpointing: bool = False
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _convert(value: Any, hint: Any, where: str, base: Path) -> Any:
+    """Check and convert one TOML value to the field type `hint` (named by `where` on error)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        return _convert(value, options[0], where, base)  # TOML has no null: a present value is the type
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where, base)
+    if origin is tuple:
+        return _convert_tuple(value, args, where, base)
+    if hint is Path:
+        _expect(isinstance(value, str), value, "a path string", where)
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else base / path
+    if hint is float:
+        _expect(isinstance(value, int | float) and not isinstance(value, bool), value, "a number", where)
+        return float(value)
+    if hint is int:
+        _expect(isinstance(value, int) and not isinstance(value, bool), value, "an integer", where)
+        return value
+    if hint is bool:
+        _expect(isinstance(value, bool), value, "true or false", where)
+        return value
+    if hint is str:
+        _expect(isinstance(value, str), value, "a string", where)
+        return value
+    return value  # Any
+
+
+def _convert_tuple(value: Any, args: tuple[Any, ...], where: str, base: Path) -> tuple[Any, ...]:
+    _expect(isinstance(value, list), value, "an array", where)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_convert(v, args[0], f"{where}[{i}]", base) for i, v in enumerate(value))
+    _expect(len(value) == len(args), value, f"an array of {len(args)} values", where)
+    return tuple(
+        _convert(v, a, f"{where}[{i}]", base) for i, (v, a) in enumerate(zip(value, args, strict=True))
+    )
+
+
+def _expect(ok: bool, value: Any, what: str, where: str) -> None:
+    if not ok:
+        raise ValueError(f"{where}: expected {what}, got {value!r}")
+
+
+def stage_index(config: RunConfig, name: str) -> int:
+    for index, stage in enumerate(config.stages):
+        if stage.name == name:
+            return index
+    raise ValueError(f"no stage named {name!r}; stages: {[s.name for s in config.stages]}")
+
+
+def config_to_dict(config: Any) -> Any:
+    """A JSON-able view of any config (paths and tuples become strings and lists), for checkpoints and logs."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: config_to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, tuple | list):
+        return [config_to_dict(v) for v in config]
+    if isinstance(config, Path):
+        return str(config)
+    return config
+
+
+__all__ = [
+    "INSVIE_TRICKS",
+    "LORA_TARGETS",
+    "DataConfig",
+    "LoraSettings",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "StageConfig",
+    "TricksConfig",
+    "config_to_dict",
+    "load_run_config",
+    "parse_run_config",
+    "stage_index",
+]

@@ -1,0 +1,275 @@
+"""Training triplets (source clip, target clip, instruction) from the dataset formats retake writes.
+
+One protocol, `TripletDataset` (`len`, `ids`, `load(index) -> Triplet`), keeps the trainer and the cache
+format-free; one adapter per format:
+
+- `FlatlandPairs`: `retake.flatland.make_pairs` output (source and target mp4 per sample, manifest.jsonl).
+- `CuratedPairs`: `retake curate` output (manifest.parquet + WebDataset tar shards); clip A is the source,
+  clip B the target; rows without an instruction are left out.
+
+`load` raises `SampleError` for a corrupt or missing sample, so callers skip and count it instead of crashing.
+Clips are read with `retake.video.read` at the stage's size (cover + centre crop) and cut to its frame count.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from retake import video
+from retake.errors import RetakeError
+
+
+class SampleError(RetakeError):
+    """One sample cannot be used (missing file, undecodable video, too short); the loader skips and counts it."""
+
+    def __init__(self, sample_id: str, reason: str) -> None:
+        super().__init__(f"sample {sample_id!r}: {reason}")
+        self.sample_id = sample_id
+        self.reason = reason
+
+    def __reduce__(self):  # the default pickling would call __init__ with the message alone
+        return type(self), (self.sample_id, self.reason)
+
+
+@dataclass(frozen=True)
+class Triplet:
+    """One training example: `source` and `target` (F, H, W, 3) uint8 of equal shape, and the instruction."""
+
+    id: str
+    source: np.ndarray
+    target: np.ndarray
+    instruction: str
+
+    def __post_init__(self) -> None:
+        if self.source.shape != self.target.shape or self.source.ndim != 4 or self.source.shape[-1] != 3:
+            raise ValueError(
+                f"triplet {self.id!r}: source {self.source.shape} and target {self.target.shape} must be equal "
+                "(F, H, W, 3) arrays"
+            )
+
+
+class TripletDataset(Protocol):
+    """Indexable triplets; `load` raises SampleError for an unusable sample."""
+
+    def __len__(self) -> int: ...
+
+    def ids(self) -> list[str]: ...
+
+    def load(self, index: int) -> Triplet: ...
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How clips are decoded for a stage: exactly `frames` frames at (H, W) = `size`."""
+
+    frames: int
+    size: tuple[int, int]
+
+
+# Errors that mean "this sample is unusable" rather than "the program is wrong".
+_SAMPLE_ERRORS = (video.VideoError, OSError, ValueError, KeyError, json.JSONDecodeError, tarfile.TarError)
+
+
+def read_clip(path: Path, spec: ClipSpec, sample_id: str) -> np.ndarray:
+    """(spec.frames, H, W, 3) uint8 from the start of a video file; SampleError when unusable or too short."""
+    try:
+        clip = video.read(path, size=spec.size, max_frames=spec.frames).frames
+    except _SAMPLE_ERRORS as exc:
+        raise SampleError(sample_id, f"cannot read {path.name}: {exc}") from exc
+    if clip.shape[0] < spec.frames:
+        raise SampleError(sample_id, f"{path.name} has {clip.shape[0]} frames, the stage needs {spec.frames}")
+    return clip
+
+
+def read_clip_bytes(data: bytes, spec: ClipSpec, sample_id: str, name: str) -> np.ndarray:
+    """`read_clip` for an mp4 held in memory (a tar member): PyAV reads it from a temporary file."""
+    with tempfile.NamedTemporaryFile(suffix=".mp4", prefix="retake-clip-") as handle:
+        handle.write(data)
+        handle.flush()
+        try:
+            return read_clip(Path(handle.name), spec, sample_id)
+        except SampleError as exc:
+            raise SampleError(sample_id, exc.reason.replace(Path(handle.name).name, name)) from exc
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Flatland pairs
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _FlatlandEntry:
+    id: str
+    source: Path
+    target: Path
+    instruction: str
+
+
+class FlatlandPairs:
+    """Paired Flatland edits written by `retake.flatland.make_pairs`: per sample a source and a target mp4 and
+    the instruction, listed in the folder's manifest."""
+
+    def __init__(self, root: str | Path, spec: ClipSpec) -> None:
+        self.root = Path(root)
+        self.spec = spec
+        self.entries = _flatland_entries(self.root)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def ids(self) -> list[str]:
+        return [e.id for e in self.entries]
+
+    def load(self, index: int) -> Triplet:
+        entry = self.entries[index]
+        source = read_clip(entry.source, self.spec, entry.id)
+        target = read_clip(entry.target, self.spec, entry.id)
+        return Triplet(entry.id, source, target, entry.instruction)
+
+
+FLATLAND_MANIFEST = "manifest.jsonl"  # one record per line: id, source, target (relative paths), instruction
+
+
+def _flatland_entries(root: Path) -> list[_FlatlandEntry]:
+    manifest = root / FLATLAND_MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(f"no Flatland pairs manifest ({FLATLAND_MANIFEST}) in {root}")
+    lines = manifest.read_text().splitlines()
+    return [_flatland_entry(root, json.loads(line), manifest) for line in lines if line.strip()]
+
+
+def _flatland_entry(root: Path, record: dict, manifest: Path) -> _FlatlandEntry:
+    try:
+        sample_id = str(record["id"])
+        return _FlatlandEntry(
+            sample_id, root / record["source"], root / record["target"], str(record["instruction"])
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{manifest}: a sample lacks {exc} (need id, source, target, instruction)") from None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# `retake curate` output
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Member:
+    tar: Path
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class _CuratedEntry:
+    id: str
+    shard: str
+    instruction: str
+
+
+class CuratedPairs:
+    """Unpaired-clip pairs curated by `retake curate`: clip A (`<id>.src.mp4`) is the source, clip B
+    (`<id>.tgt.mp4`) the target, the manifest row's instruction the prompt. Only rows with status 'ok' and a
+    non-empty instruction are training samples; `unlabelled` counts the ok rows left out for lack of one."""
+
+    def __init__(self, root: str | Path, spec: ClipSpec) -> None:
+        from retake.data.shards import read_manifest
+
+        self.root = Path(root)
+        self.spec = spec
+        rows = read_manifest(self.root).to_pylist()
+        ok = [r for r in rows if r["status"] == "ok"]
+        self.entries = [
+            _CuratedEntry(r["pair_id"], r["shard"], r["instruction"].strip())
+            for r in ok
+            if (r["instruction"] or "").strip()
+        ]
+        self.unlabelled = len(ok) - len(self.entries)
+        self._members: dict[str, dict[str, _Member]] = {}  # shard -> member name -> location, built lazily
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def ids(self) -> list[str]:
+        return [e.id for e in self.entries]
+
+    def load(self, index: int) -> Triplet:
+        entry = self.entries[index]
+        clips = [self._clip(entry, part) for part in ("src", "tgt")]
+        return Triplet(entry.id, clips[0], clips[1], entry.instruction)
+
+    def _clip(self, entry: _CuratedEntry, part: str) -> np.ndarray:
+        name = f"{entry.id}.{part}.mp4"
+        try:
+            member = self._index(entry.shard)[name]
+            with member.tar.open("rb") as handle:
+                handle.seek(member.offset)
+                data = handle.read(member.size)
+        except _SAMPLE_ERRORS as exc:
+            raise SampleError(entry.id, f"cannot read {name} from shard {entry.shard}: {exc!r}") from exc
+        return read_clip_bytes(data, self.spec, entry.id, name)
+
+    def _index(self, shard: str) -> dict[str, _Member]:
+        """Byte ranges of a shard's members, read once, so a sample costs one seek instead of a tar scan."""
+        if shard not in self._members:
+            from retake.data.shards import tar_path
+
+            path = tar_path(self.root, shard)
+            with tarfile.open(path, "r") as tar:
+                self._members[shard] = {
+                    m.name: _Member(path, m.offset_data, m.size) for m in tar if m.isfile()
+                }
+        return self._members[shard]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# opening by format
+# ----------------------------------------------------------------------------------------------------------
+def detect_format(root: Path) -> str:
+    """'curated' for a `retake curate` folder, 'flatland' for Flatland pairs; ValueError otherwise."""
+    if (root / "manifest.parquet").is_file():
+        return "curated"
+    if (root / FLATLAND_MANIFEST).is_file():
+        return "flatland"
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    raise ValueError(
+        f"{root}: neither a `retake curate` output (manifest.parquet) nor Flatland pairs (manifest)"
+    )
+
+
+def open_triplets(root: str | Path, spec: ClipSpec, format: str = "auto") -> TripletDataset:
+    """The adapter for the dataset at `root` ('auto' detects the format)."""
+    root = Path(root).expanduser()
+    kind = detect_format(root) if format == "auto" else format
+    if kind == "curated":
+        return CuratedPairs(root, spec)
+    if kind == "flatland":
+        return FlatlandPairs(root, spec)
+    raise ValueError(f"unknown dataset format {format!r}; expected auto, flatland or curated")
+
+
+class InMemoryTriplets:
+    """Triplets already in memory (tests, notebooks); a None entry stands for a broken sample."""
+
+    def __init__(self, triplets: Sequence[Triplet | None], ids: Sequence[str] | None = None) -> None:
+        self.triplets = list(triplets)
+        self._ids = (
+            list(ids) if ids is not None else [t.id if t else f"broken-{i}" for i, t in enumerate(triplets)]
+        )
+
+    def __len__(self) -> int:
+        return len(self.triplets)
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    def load(self, index: int) -> Triplet:
+        triplet = self.triplets[index]
+        if triplet is None:
+            raise SampleError(self._ids[index], "marked broken")
+        return triplet

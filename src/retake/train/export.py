@@ -1,0 +1,176 @@
+"""Where a stage's weights start and what it leaves behind.
+
+    OUT/stages/<name>/transformer/        merged weights at the stage's end (diffusers save_pretrained, safetensors)
+    OUT/stages/<name>/transformer-ema/    the same with the EMA weights, when the stage keeps an EMA
+    OUT/stages/<name>/done.json           written last: the stage is finished and is skipped on a rerun
+
+Both folders load as a plain `InContextTransformer.from_pretrained(dir)` (LoRA is merged away), which is also
+how a later stage with init "previous" / "stage:<name>" starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+from retake.model.checkpoints import load_t2v_into_channel
+from retake.model.config import TransformerConfig
+from retake.model.presets import build_transformer
+from retake.model.transformer import InContextTransformer
+from retake.train.config import LoraSettings, RunConfig
+from retake.train.distributed import DistEnv, barrier
+from retake.train.ema import EMA
+from retake.train.lora import apply_lora, merge_lora
+
+DONE_NAME = "done.json"
+
+
+def stage_dir(out: Path, name: str) -> Path:
+    return out / "stages" / name
+
+
+def transformer_dir(out: Path, name: str, *, ema: bool = False) -> Path:
+    return stage_dir(out, name) / ("transformer-ema" if ema else "transformer")
+
+
+def stage_done(out: Path, name: str) -> dict[str, Any] | None:
+    """The done record of a finished stage, else None."""
+    path = stage_dir(out, name) / DONE_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def mark_done(out: Path, name: str, record: dict[str, Any]) -> None:
+    path = stage_dir(out, name) / DONE_NAME
+    tmp = path.with_name(f".{DONE_NAME}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# initial weights
+# ----------------------------------------------------------------------------------------------------------
+def init_source(config: RunConfig, index: int) -> tuple[str, Path | None]:
+    """(kind, path) of stage `index`'s init: fresh, pretrained (a model folder) or t2v (widened into channels)."""
+    init = config.stages[index].init
+    if init == "fresh":
+        return "fresh", None
+    if init == "previous":
+        return "pretrained", transformer_dir(config.out, config.stages[index - 1].name)
+    if init.startswith("stage:"):
+        return "pretrained", transformer_dir(config.out, init.removeprefix("stage:"))
+    if init.startswith("t2v:"):
+        return "t2v", Path(init.removeprefix("t2v:")).expanduser()
+    return "pretrained", Path(init).expanduser()
+
+
+def initial_model(config: RunConfig, index: int) -> InContextTransformer:
+    """Stage `index`'s starting transformer on the CPU in float32 (the caller moves it)."""
+    spec = config.model.transformer()
+    kind, path = init_source(config, index)
+    if kind == "fresh":
+        return build_transformer(spec, seed=config.seed)
+    assert path is not None
+    if not path.is_dir():
+        stage = config.stages[index].name
+        raise FileNotFoundError(
+            f"stage {stage!r}: init weights not found at {path} (has that stage finished?)"
+        )
+    if kind == "t2v":
+        model = build_transformer(spec, seed=config.seed)
+        load_t2v_into_channel(model, path)
+        return model
+    model = InContextTransformer.from_pretrained(path, local_files_only=True)
+    _check_compatible(model.spec, spec, path)
+    if model.spec.attention != spec.attention:
+        model.set_attention_mode(spec.attention)  # same weights; e.g. fine-tune a full model into one-way
+    return model
+
+
+def _check_compatible(loaded: TransformerConfig, wanted: TransformerConfig, path: Path) -> None:
+    differ = [
+        f"{f.name}={getattr(loaded, f.name)!r} (run: {getattr(wanted, f.name)!r})"
+        for f in fields(TransformerConfig)
+        if f.name != "attention" and getattr(loaded, f.name) != getattr(wanted, f.name)
+    ]
+    if differ:
+        raise ValueError(f"init weights {path} do not match the run's [model]: {', '.join(differ)}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# export
+# ----------------------------------------------------------------------------------------------------------
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+
+
+def export_transformer(
+    model: nn.Module,
+    path: Path,
+    env: DistEnv,
+    *,
+    lora: LoraSettings,
+    ema: EMA | None = None,
+) -> Path | None:
+    """Save `model` (unwrapped; EMA weights when `ema` is given) as a plain, merged InContextTransformer.
+
+    Collective under DDP/FSDP (every rank gathers), written by rank 0 atomically; returns the path there.
+    """
+    options = StateDictOptions(full_state_dict=True, cpu_offload=env.distributed)
+    state = get_model_state_dict(model, options=options)
+    if ema is not None:
+        shadow = {k: _full(v) for k, v in ema.state_dict().items()}
+        state = {**state, **{k: v.to(state[k].dtype) for k, v in shadow.items()}} if env.is_main else state
+    written = None
+    if env.is_main:
+        plain = _plain_copy(model.spec, _unshared(state, model), lora)
+        written = _save_pretrained(plain, path)
+    barrier(env)
+    return written
+
+
+def _storage(tensor: torch.Tensor) -> int:
+    local = tensor.to_local() if hasattr(tensor, "to_local") else tensor
+    return local.untyped_storage().data_ptr()
+
+
+def _unshared(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU tensors of `state` that share no memory with the live model: merging LoRA edits them in place.
+    A one-process state dict holds the live parameters themselves (so does a one-rank FSDP gather); a
+    multi-rank gather is already a copy and is not copied again."""
+    live = {_storage(p) for p in model.parameters()}
+    return {
+        k: v.detach().to("cpu", copy=_storage(v) in live)
+        if not hasattr(v, "to_local")
+        else v.full_tensor().cpu()
+        for k, v in state.items()
+    }
+
+
+def _plain_copy(spec: TransformerConfig, state: dict[str, torch.Tensor], lora: LoraSettings) -> nn.Module:
+    """A CPU model that takes over the tensors of `state` (CPU copies), LoRA merged; built on the meta device
+    so no memory is spent twice."""
+    with torch.device("meta"):
+        plain = InContextTransformer.from_spec(spec)
+    if lora.enabled:
+        apply_lora(plain, lora)
+    plain.load_state_dict(state, strict=True, assign=True)
+    return merge_lora(plain)
+
+
+def _save_pretrained(model: nn.Module, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,465 @@
+"""The trainer: runs a `RunConfig`'s stages one after another, each resumable, on 1 process or under torchrun.
+
+Per stage: open the data (latent cache, or videos encoded on the fly), build the model from the stage's init,
+add LoRA, wrap it (DDP/FSDP), resume from the newest checkpoint if there is one, then per step:
+
+    for each accumulation micro-batch: samples -> tricks + noise (per-sample generators) -> loss -> backward
+    clip gradients -> AdamW step -> scheduler step -> EMA update -> log -> checkpoint every N steps
+
+A SIGTERM/SIGINT finishes the step, saves and raises `TrainingInterrupted`; a non-finite loss raises
+`NonFiniteLossError` naming the step and the batch's samples, without saving (the last good checkpoint stays).
+At the end the merged transformer (and its EMA twin) is exported and the stage marked done.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from retake.errors import RetakeError
+from retake.model.text import TextEmbedding, load_text_encoder
+from retake.model.vae import VideoVAE
+from retake.train.cache import LatentCache
+from retake.train.checkpoint import (
+    ResumeError,
+    TrainingState,
+    latest_checkpoint,
+    load_training_state,
+    save_training_state,
+)
+from retake.train.config import RunConfig, StageConfig, config_to_dict
+from retake.train.datasets import ClipSpec, open_triplets
+from retake.train.distributed import (
+    DistEnv,
+    all_mean,
+    any_rank,
+    gather_objects,
+    gradient_sync,
+    setup,
+    teardown,
+    wrap_model,
+)
+from retake.train.ema import EMA
+from retake.train.encode import EncodingDataset, LatentDataset, check_clip_size
+from retake.train.export import (
+    export_transformer,
+    initial_model,
+    mark_done,
+    stage_dir,
+    stage_done,
+    transformer_dir,
+)
+from retake.train.loader import SampleStream, epoch_seed
+from retake.train.logs import MetricsLogger, TrainProgress, truncate_metrics
+from retake.train.lora import apply_lora
+from retake.train.signals import StopFlag
+from retake.train.step import collate, compute_loss, make_inputs, sample_generator
+
+SCHEDULER_NAMES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
+
+
+class TrainingInterrupted(RetakeError):
+    """A stop signal arrived; the step finished and a checkpoint was saved. Rerun to resume."""
+
+
+class NonFiniteLossError(RetakeError):
+    """The loss became NaN or infinite; nothing was saved for this step."""
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What callbacks see after every optimiser step (on every rank)."""
+
+    stage: str
+    step: int
+    loss: float
+    lr: float
+    grad_norm: float
+    ids: tuple[str, ...]  # this rank's samples of the step
+
+
+@dataclass(frozen=True)
+class StageResult:
+    name: str
+    steps: int
+    transformer: Path
+    ema_transformer: Path | None
+    final_loss: float | None
+    skipped: int
+    resumed_from: int | None = None
+    already_done: bool = False
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    stages: list[StageResult] = field(default_factory=list)
+
+
+Callback = Callable[[StepInfo], None]
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """None (float32) or bfloat16: 'auto' picks bf16 on CUDA devices that support it."""
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def open_stage_data(config: RunConfig, stage: StageConfig, device: torch.device) -> LatentDataset:
+    """The stage's LatentDataset: the cache when `data.cache` is set (no VAE, no text encoder), else the
+    dataset folder encoded on the fly (needs `vae`)."""
+    data = stage.data
+    if data.cache is not None:
+        return LatentCache(data.cache)
+    assert data.path is not None
+    if config.vae is None:
+        raise ValueError(
+            f"stage {stage.name!r} reads videos (data.path) and needs `vae = DIR`; or set data.cache"
+        )
+    triplets = open_triplets(data.path, ClipSpec(data.frames, data.size), data.format)
+    vae = VideoVAE.from_pretrained(config.vae, subfolder=config.vae_subfolder, device=device)
+    check_clip_size(vae, data.frames, data.size)
+    return EncodingDataset(triplets, vae, load_text_encoder(config.text_encoder, device=device))
+
+
+def check_data_fits(dataset: LatentDataset, model: nn.Module, stage: str) -> None:
+    """The model's latent channels and text widths must be the data's (a clear error instead of a matmul one)."""
+    spec = model.spec
+    empty = dataset.empty_text()
+    have = {"text_embed_dim": empty.tokens.shape[-1], "pooled_projection_dim": empty.pooled.shape[-1]}
+    if isinstance(dataset, LatentCache):
+        have["in_channels"] = dataset.latent_shape[0]
+    elif isinstance(dataset, EncodingDataset):
+        have["in_channels"] = dataset.vae.latent_channels
+    wrong = [f"{k}: model {getattr(spec, k)}, data {v}" for k, v in have.items() if getattr(spec, k) != v]
+    if wrong:
+        raise ValueError(f"stage {stage!r}: the data does not fit the model ({'; '.join(wrong)})")
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig) -> Any:
+    from diffusers.optimization import get_scheduler
+
+    return get_scheduler(
+        SCHEDULER_NAMES[stage.optim.schedule],
+        optimizer,
+        num_warmup_steps=stage.optim.warmup_steps,
+        num_training_steps=stage.steps,
+    )
+
+
+def _resume_check(saved: dict[str, Any], stage: StageConfig, path: Path) -> None:
+    """Everything but `steps` must match the checkpoint's stage config (else the continuation is not exact)."""
+    now = config_to_dict(stage)
+    then = saved.get("stage_config", {})
+    differ = sorted(k for k in now if k != "steps" and now[k] != then.get(k))
+    if differ:
+        raise ResumeError(
+            f"{path} was written with different stage settings ({', '.join(differ)}); restore them, or train "
+            "into a new `out` folder"
+        )
+
+
+class StageTrainer:
+    """Trains one stage of a run (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        index: int,
+        env: DistEnv,
+        *,
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
+    ) -> None:
+        self.config, self.index, self.env = config, index, env
+        self.stage = config.stages[index]
+        self.dir = stage_dir(config.out, self.stage.name)
+        self.callbacks = list(callbacks)
+        self.progress = progress and env.is_main
+        torch.manual_seed(epoch_seed(config.seed, 1000 * index + env.rank))  # global RNG: LoRA dropout only
+        self.dataset = open_stage_data(config, self.stage, env.device)
+        self.model = self._build_model()
+        check_data_fits(self.dataset, self.model, self.stage.name)
+        self.empty_text: TextEmbedding = self.dataset.empty_text().to(env.device)
+        self.autocast = autocast_dtype(config.precision, env.device)
+        self.wrapped = wrap_model(self.model, env, param_dtype=self.autocast)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        optim = self.stage.optim
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=optim.lr, betas=optim.betas, eps=optim.eps, weight_decay=optim.weight_decay
+        )
+        self.scheduler = _scheduler(self.optimizer, self.stage)
+        self.ema = EMA(self.model, optim.ema_decay) if optim.ema_decay is not None else None
+        self.stream = SampleStream(
+            self.dataset,
+            seed=epoch_seed(config.seed, index),
+            micro_batch=self.stage.micro_batch(env.world_size),
+            world_size=env.world_size,
+            rank=env.rank,
+        )
+        self.logger = MetricsLogger(config.out, tensorboard=config.tensorboard, enabled=env.is_main)
+        self.step = 0
+        self.resumed_from: int | None = None
+        self.last_checkpoint: Path | None = None
+        self.last_loss: float | None = None
+
+    # ------------------------------------------------------------------------------------------------------
+    # setup
+    # ------------------------------------------------------------------------------------------------------
+    def _build_model(self) -> nn.Module:
+        model = initial_model(self.config, self.index)
+        if self.stage.lora.enabled:
+            apply_lora(model, self.stage.lora)
+        else:
+            model.requires_grad_(True)
+        if self.config.model.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
+        model.train()
+        if self.env.strategy == "fsdp":
+            return model  # fully_shard moves each rank's shards to its device; the whole model never is
+        return model.to(self.env.device)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.dir / "checkpoints"
+
+    def _live(self) -> TrainingState:
+        return TrainingState(self.model, self.optimizer, self.scheduler, self.ema, self.stage.lora.enabled)
+
+    def resume(self) -> None:
+        """Continue from the newest checkpoint of this stage, if any."""
+        found = latest_checkpoint(self.checkpoints)
+        if found is None:
+            return
+        state = load_training_state(found.path, self._live(), self.env)
+        _resume_check(state, self.stage, found.path)
+        self.step = self.resumed_from = int(state["step"])
+        data = state["data"]
+        if len(data) == self.env.world_size:
+            self.stream.load_state_dict(data[self.env.rank])
+        else:  # another number of ranks: continue after the samples consumed so far
+            self.stream.restart_at(self.step * self.stage.batch)
+        self.last_checkpoint = found.path
+        if self.env.is_main:
+            truncate_metrics(self.logger.path, self.stage.name, self.step)
+
+    # ------------------------------------------------------------------------------------------------------
+    # the loop
+    # ------------------------------------------------------------------------------------------------------
+    def run(self) -> StageResult:
+        self.resume()
+        with (
+            StopFlag() as stop,
+            TrainProgress(self.stage.name, self.stage.steps, self.step, enabled=self.progress) as bar,
+        ):
+            while self.step < self.stage.steps:
+                started = time.perf_counter()
+                info, data_s = self.train_step()
+                elapsed = time.perf_counter() - started
+                self._log(info, elapsed, data_s)
+                bar.update(self.step, info.loss, self.stage.batch / elapsed)
+                for callback in self.callbacks:
+                    callback(info)
+                stopping = any_rank(stop.requested is not None, self.env)
+                if stopping or self.step % self.config.checkpoint_every == 0 or self.step == self.stage.steps:
+                    self.save()
+                if stopping:
+                    raise TrainingInterrupted(
+                        f"stopped by {stop.requested or 'a signal on another rank'} after step {self.step} of stage "
+                        f"{self.stage.name!r}; checkpoint saved to {self.last_checkpoint}. Run the same command "
+                        "again to resume."
+                    )
+        return self.finish()
+
+    def train_step(self) -> tuple[StepInfo, float]:
+        """One optimiser step over `accumulation` micro-batches; returns its info and the seconds spent loading."""
+        accumulation = self.stage.optim.accumulation
+        self.optimizer.zero_grad(set_to_none=True)
+        losses, ids, data_s = [], [], 0.0
+        for micro in range(accumulation):
+            loss, batch_ids, loading_s = self._micro_step(last=micro == accumulation - 1)
+            losses.append(loss)
+            ids.extend(batch_ids)
+            data_s += loading_s
+        grad_norm = self._clip()
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update()
+        self.step += 1
+        self.last_loss = float(all_mean(torch.stack(losses).mean(), self.env))
+        lr = self.scheduler.get_last_lr()[0]
+        return StepInfo(self.stage.name, self.step, self.last_loss, lr, grad_norm, tuple(ids)), data_s
+
+    def _micro_step(self, *, last: bool) -> tuple[torch.Tensor, tuple[str, ...], float]:
+        """Load a micro-batch, draw its tricks and noise, forward, backward (gradients synced on the last one);
+        returns the detached loss, the sample ids and the loading seconds."""
+        started = time.perf_counter()
+        batch = collate(self.stream.next_batch()).to(self.env.device)
+        loading_s = time.perf_counter() - started
+        spec = self.model.spec
+        inputs = make_inputs(
+            batch,
+            self.stage.tricks,
+            self.empty_text,
+            [sample_generator(self.config.seed, self.index, p, self.env.device) for p in batch.positions],
+            conditioning=spec.conditioning,
+            guidance=self.stage.guidance if spec.guidance_embeds else None,
+        )
+        with gradient_sync(self.wrapped, self.env, sync=last):
+            loss = compute_loss(self.wrapped, inputs, autocast_dtype=self.autocast)
+            self._check_finite(loss, batch.ids)
+            (loss / self.stage.optim.accumulation).backward()
+        return loss.detach(), batch.ids, loading_s
+
+    def _clip(self) -> float:
+        limit = self.stage.optim.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(self.params, limit if limit is not None else math.inf)
+        return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+    def _check_finite(self, loss: torch.Tensor, ids: Sequence[str]) -> None:
+        """All ranks agree whether any loss is NaN/inf, and then all raise (none is left waiting)."""
+        bad = not bool(torch.isfinite(loss.detach()))
+        if not any_rank(bad, self.env):
+            return
+        reports = gather_objects((float(loss.detach()), list(ids)), self.env)
+        culprits = [i for value, batch in reports if not math.isfinite(value) for i in batch]
+        kept = (
+            f"the last good checkpoint is {self.last_checkpoint}"
+            if self.last_checkpoint
+            else "no checkpoint yet"
+        )
+        raise NonFiniteLossError(
+            f"non-finite loss at step {self.step + 1} of stage {self.stage.name!r} on batch {culprits}; "
+            f"nothing saved, {kept}"
+        )
+
+    # ------------------------------------------------------------------------------------------------------
+    # saving and logging
+    # ------------------------------------------------------------------------------------------------------
+    def save(self) -> None:
+        streams = gather_objects(self.stream.state_dict(), self.env)
+        extra = {
+            "stage": self.stage.name,
+            "stage_index": self.index,
+            "stage_config": config_to_dict(self.stage),
+            "data": streams,
+            "loss": self.last_loss,
+        }
+        path = save_training_state(
+            self.checkpoints, self.step, self._live(), extra, self.env, keep=self.config.keep_checkpoints
+        )
+        self.last_checkpoint = path or self.checkpoints
+
+    def _log(self, info: StepInfo, elapsed: float, data_s: float) -> None:
+        if self.step % self.config.log_every and self.step != self.stage.steps:
+            return
+        record = {
+            "stage": info.stage,
+            "step": info.step,
+            "loss": info.loss,
+            "lr": info.lr,
+            "grad_norm": info.grad_norm,
+            "samples_per_s": self.stage.batch / elapsed,
+            "step_s": elapsed,
+            "data_s": data_s,
+            "epoch": self.stream.epoch,
+            "skipped": self.stream.skips.count,
+            "time": time.time(),
+        }
+        if self.env.device.type == "cuda":
+            record["peak_mem_gib"] = torch.cuda.max_memory_allocated(self.env.device) / 2**30
+        self.logger.log(record)
+
+    def finish(self) -> StageResult:
+        """Export the merged transformer (and EMA twin), mark the stage done."""
+        out = self.config.out
+        name = self.stage.name
+        export_transformer(self.model, transformer_dir(out, name), self.env, lora=self.stage.lora)
+        ema_dir = transformer_dir(out, name, ema=True) if self.ema is not None else None
+        if ema_dir is not None:
+            export_transformer(self.model, ema_dir, self.env, lora=self.stage.lora, ema=self.ema)
+        skipped = sum(s["skips"]["count"] for s in gather_objects(self.stream.state_dict(), self.env))
+        if self.env.is_main:
+            mark_done(out, name, {"steps": self.step, "loss": self.last_loss, "skipped": skipped})
+        self.logger.close()
+        return StageResult(
+            name,
+            self.step,
+            transformer_dir(out, name),
+            ema_dir,
+            self.last_loss,
+            skipped,
+            self.resumed_from,
+        )
+
+
+def train(
+    config: RunConfig,
+    *,
+    callbacks: Sequence[Callback] = (),
+    progress: bool | None = None,
+) -> TrainResult:
+    """Run every unfinished stage of `config` (resuming the one that was interrupted); see the module doc.
+
+    Under torchrun every process calls this with the same config. Raises TrainingInterrupted on SIGTERM/SIGINT
+    (after saving) and NonFiniteLossError on a NaN/inf loss.
+    """
+    env = setup(config.distributed, config.device)
+    try:
+        if env.is_main:
+            config.out.mkdir(parents=True, exist_ok=True)
+            (config.out / "run.json").write_text(json.dumps(config_to_dict(config), indent=1) + "\n")
+        results = []
+        for index, stage in enumerate(config.stages):
+            done = stage_done(config.out, stage.name)
+            if done is not None:
+                results.append(_done_result(config, stage, done))
+                continue
+            trainer = StageTrainer(
+                config,
+                index,
+                env,
+                callbacks=callbacks,
+                progress=config.progress if progress is None else progress,
+            )
+            results.append(trainer.run())
+        return TrainResult(config.out, results)
+    finally:
+        teardown(env)
+
+
+def _done_result(config: RunConfig, stage: StageConfig, done: dict[str, Any]) -> StageResult:
+    ema = transformer_dir(config.out, stage.name, ema=True)
+    return StageResult(
+        stage.name,
+        int(done["steps"]),
+        transformer_dir(config.out, stage.name),
+        ema if ema.is_dir() else None,
+        done.get("loss"),
+        int(done.get("skipped", 0)),
+        already_done=True,
+    )
+
+
+__all__ = [
+    "NonFiniteLossError",
+    "StageResult",
+    "StageTrainer",
+    "StepInfo",
+    "TrainResult",
+    "TrainingInterrupted",
+    "autocast_dtype",
+    "train",
+]

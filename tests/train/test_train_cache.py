@@ -1,0 +1,91 @@
+"""The latent/text cache: exact round trip, skip-and-count while building, training that never loads a VAE,
+and a damaged shard's samples skipped rather than crashing the run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from train_fixtures import (
+    CLIP,
+    StubTextEncoder,
+    random_sample,
+    run_config,
+    stage,
+    write_flatland_pairs,
+    write_random_cache,
+)
+
+from retake.model.vae import VideoVAE
+from retake.train.cache import CacheError, LatentCache, build_cache, read_index
+from retake.train.datasets import ClipSpec, FlatlandPairs
+from retake.train.encode import EncodingDataset
+from retake.train.logs import read_metrics
+from retake.train.loop import train
+
+
+def test_cache_round_trip_is_exact_across_shards(tmp_path):
+    root = write_random_cache(tmp_path / "cache", 7, shard_size=3)
+    cache = LatentCache(root)
+    assert len(cache) == 7 and len(read_index(root)["shards"]) == 3
+    for i in (0, 3, 6):
+        want, got = random_sample(i), cache.get(i)
+        assert got.id == want.id
+        assert torch.equal(got.source, want.source) and torch.equal(got.target, want.target)
+        assert torch.equal(got.text.tokens, want.text.tokens) and torch.equal(got.text.mask, want.text.mask)
+        assert torch.equal(got.text.pooled, want.text.pooled)
+    assert cache.empty_text().mask.tolist() == [[True, False, False, False, False, False]]
+
+
+def test_build_cache_encodes_with_the_vae_and_counts_broken_samples(tmp_path, vae_dir):
+    vae = VideoVAE.from_pretrained(vae_dir, tiling=None)
+    pairs = FlatlandPairs(
+        write_flatland_pairs(tmp_path / "pairs", 3, broken=[1]), ClipSpec(CLIP[0], CLIP[1:])
+    )
+    encoder = StubTextEncoder()
+    summary = build_cache(
+        EncodingDataset(pairs, vae, encoder), tmp_path / "cache", shard_size=2, progress=False
+    )
+    assert (summary.count, summary.skipped_ids) == (2, ["pair001"])
+    index = read_index(tmp_path / "cache")
+    assert index["skipped"] == {"cannot read pair001.src.mp4": 1} and index["latent_shape"] == [4, 2, 2, 2]
+    cache = LatentCache(tmp_path / "cache")
+    triplet = pairs.load(2)
+    expected = vae.encode(torch.from_numpy(triplet.source))[0]
+    torch.testing.assert_close(cache.get(1).source, expected)
+    assert torch.equal(cache.empty_text().tokens, encoder.encode([""]).tokens)
+    with pytest.raises(FileExistsError, match="already holds"):
+        build_cache(EncodingDataset(pairs, vae, encoder), tmp_path / "cache", progress=False)
+
+
+def test_training_from_a_cache_never_loads_the_vae(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4)
+    config = run_config(
+        tmp_path / "run",
+        [stage("s", cache, steps=2)],
+        vae=str(tmp_path / "no-vae-here"),
+        text_encoder=str(tmp_path / "no-text-encoder"),
+    )
+    result = train(config)
+    assert result.stages[0].steps == 2 and not (tmp_path / "no-vae-here").exists()
+
+
+def test_a_damaged_shard_is_skipped_and_counted(tmp_path):
+    root = write_random_cache(tmp_path / "cache", 6, shard_size=3)
+    (root / "shard-000001.safetensors").write_bytes(b"\0" * 64)
+    config = run_config(tmp_path / "run", [stage("s", root, steps=2, batch=2)])
+    train(config)
+    skipped = read_metrics(config.out)[-1]["skipped"]
+    assert skipped >= 1
+    state = json.loads(next((config.out / "stages/s/checkpoints").glob("*/state.json")).read_text())
+    assert set(state["data"][0]["skips"]["ids"]) <= {"s003", "s004", "s005"}
+
+
+def test_missing_cache_and_mismatched_model_are_clear_errors(tmp_path):
+    with pytest.raises(CacheError, match="no latent cache"):
+        LatentCache(tmp_path)
+    cache = write_random_cache(tmp_path / "cache", 2)
+    config = run_config(tmp_path / "run", [stage("s", cache)], model={"in_channels": 8})
+    with pytest.raises(ValueError, match="in_channels: model 8, data 4"):
+        train(config)

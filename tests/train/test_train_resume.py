@@ -1,0 +1,120 @@
+"""Never lose work: exact resume after SIGTERM, atomic checkpoints, keep-last-K, NaN stops without saving."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from safetensors.torch import load_file
+from train_fixtures import run_config, stage, write_random_cache
+
+from retake.train.checkpoint import list_checkpoints
+from retake.train.export import transformer_dir
+from retake.train.logs import read_metrics
+from retake.train.loop import NonFiniteLossError, TrainingInterrupted, train
+
+
+def _weights(folder):
+    return load_file(folder / "diffusion_pytorch_model.safetensors")
+
+
+def _stop_at(step: int):
+    def callback(info) -> None:
+        if info.step == step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return callback
+
+
+def _straight_and_split(tmp_path, spec, stop: int, every: int):
+    """Train `spec` straight, and again stopped by SIGTERM after step `stop` then resumed."""
+    straight = run_config(tmp_path / "straight", [spec], checkpoint_every=every)
+    split = run_config(tmp_path / "split", [spec], checkpoint_every=every)
+    train(straight)
+    with pytest.raises(TrainingInterrupted, match=f"SIGTERM after step {stop}"):
+        train(split, callbacks=[_stop_at(stop)])
+    saved = [c.step for c in list_checkpoints(split.out / "stages/s/checkpoints")]
+    result = train(split)
+    assert result.stages[0].resumed_from == stop
+    return straight.out, split.out, saved
+
+
+def _assert_same_run(a_out, b_out, steps: int, ema: bool) -> None:
+    losses = [r["loss"] for r in read_metrics(a_out)]
+    assert len(losses) == steps and losses == [r["loss"] for r in read_metrics(b_out)]
+    for kind in (False, True) if ema else (False,):
+        a, b = (
+            _weights(transformer_dir(a_out, "s", ema=kind)),
+            _weights(transformer_dir(b_out, "s", ema=kind)),
+        )
+        assert a.keys() == b.keys()
+        assert all(a[k].equal(b[k]) for k in a), f"weights differ after resume (ema={kind})"
+
+
+def test_twenty_steps_equal_ten_plus_resume_plus_ten(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 7)  # 7 samples, batch 4: epochs straddle steps
+    optim = {"accumulation": 2, "warmup_steps": 3, "schedule": "cosine", "ema_decay": 0.9}
+    spec = stage("s", cache, steps=20, batch=4, optim=optim, tricks="insvie")
+    straight, split, saved = _straight_and_split(tmp_path, spec, stop=10, every=7)
+    assert saved == [7, 10]
+    _assert_same_run(straight, split, 20, ema=True)
+
+
+def test_lora_resume_rebuilds_the_frozen_base_and_continues_exactly(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    spec = stage("s", cache, steps=6, batch=2, lora={"rank": 4}, tricks="insvie")
+    straight, split, _ = _straight_and_split(tmp_path, spec, stop=3, every=100)
+    _assert_same_run(straight, split, 6, ema=False)
+    saved = load_file(split / "stages/s/checkpoints/step-00000003/model.safetensors")
+    assert saved and all("lora_" in k for k in saved)  # only the adapters are checkpointed
+
+
+def test_checkpoints_keep_the_newest_and_ignore_unfinished_ones(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4)
+    config = run_config(
+        tmp_path / "run", [stage("s", cache, steps=6)], checkpoint_every=2, keep_checkpoints=2
+    )
+    root = config.out / "stages/s/checkpoints"
+    root.mkdir(parents=True)
+    (root / ".tmp-step-00000004-123").mkdir()  # a save killed half way
+    (root / "step-00000099").mkdir()  # no state.json: never completed
+    train(config)
+    assert [c.step for c in list_checkpoints(root)] == [4, 6]
+    assert sorted(
+        p.name for p in root.iterdir() if p.name.startswith("step-") and p.name != "step-00000099"
+    ) == [
+        "step-00000004",
+        "step-00000006",
+    ]
+
+
+def test_rerun_of_a_finished_run_trains_nothing(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4)
+    config = run_config(tmp_path / "run", [stage("s", cache, steps=2)])
+    first = train(config)
+    again = train(config)
+    assert again.stages[0].already_done and not first.stages[0].already_done
+    assert len(read_metrics(config.out)) == 2
+
+
+def test_nan_loss_stops_with_step_and_ids_and_keeps_the_last_good_checkpoint(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4, nan_ids=[2])
+    # batch 4 = the whole dataset: step 1 already meets the NaN sample, so give it a clean dataset first
+    clean = write_random_cache(tmp_path / "clean", 4)
+    config = run_config(tmp_path / "run", [stage("s", clean, steps=2)], checkpoint_every=2)
+    train(config)
+    bad = run_config(
+        tmp_path / "run",
+        [stage("s", clean, steps=2), stage("t", cache, steps=5, batch=1)],
+        checkpoint_every=1,
+    )
+    with pytest.raises(NonFiniteLossError) as info:
+        train(bad)
+    message = str(info.value)
+    assert "stage 't'" in message and "s002" in message
+    step = int(message.split("at step ")[1].split()[0])
+    saved = [c.step for c in list_checkpoints(bad.out / "stages/t/checkpoints")]
+    assert saved == list(range(1, step))[-2:]  # everything before the bad step, nothing at or after it
+    assert f"step-{step - 1:08d}" in message if step > 1 else "no checkpoint yet" in message
+    assert not (bad.out / "stages/t/done.json").exists()

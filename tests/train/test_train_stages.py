@@ -1,0 +1,143 @@
+"""Stages and weights: a two-stage run where stage 2 starts from stage 1, other inits, LoRA that trains only
+adapters and saves merged, EMA, gradient checkpointing and bf16 autocast."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from train_fixtures import run_config, stage, write_random_cache
+
+from retake.model import InContextTransformer, build_transformer
+from retake.train.distributed import setup
+from retake.train.ema import EMA
+from retake.train.export import initial_model
+from retake.train.loop import StageTrainer, autocast_dtype, train
+
+
+def _weights(folder):
+    return load_file(folder / "diffusion_pytorch_model.safetensors")
+
+
+def _inputs(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "hidden_states": torch.randn(2, 4, 2, 4, 4, generator=g),
+        "timestep": torch.tensor([300.0, 800.0]),
+        "encoder_hidden_states": torch.randn(2, 6, 16, generator=g),
+        "encoder_attention_mask": torch.ones(2, 6, dtype=torch.bool),
+        "pooled_projections": torch.randn(2, 8, generator=g),
+        "guidance": torch.full((2,), 1000.0),
+        "source": torch.randn(2, 4, 2, 4, 4, generator=g),
+    }
+
+
+def test_stage_two_starts_from_stage_one(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4)
+    config = run_config(tmp_path / "run", [stage("one", cache, steps=3), stage("two", cache, steps=2)])
+    result = train(config)
+    one, two = (_weights(s.transformer) for s in result.stages)
+    start = initial_model(config, 1).state_dict()
+    assert all(torch.equal(start[k], one[k]) for k in one)
+    assert any(not torch.equal(one[k], two[k]) for k in one)  # and stage two trained on
+
+
+def test_stage_and_t2v_inits(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4)
+    t2v = build_transformer("tiny", seed=5, conditioning="none")
+    t2v.save_pretrained(tmp_path / "t2v")
+    stages = [
+        stage("one", cache, steps=1),
+        stage("two", cache, steps=1, init="stage:one"),
+        stage("wide", cache, steps=1, init=f"t2v:{tmp_path / 't2v'}"),
+    ]
+    config = run_config(tmp_path / "run", stages, model={"conditioning": "channel"})
+    train(config)
+    assert torch.equal(
+        initial_model(config, 1).proj_out.weight,
+        _weights(config.out / "stages/one/transformer")["proj_out.weight"],
+    )
+    wide = initial_model(config, 2).x_embedder.proj.weight  # (D, 2C, 1, 2, 2): [t2v weights | zeros]
+    assert torch.equal(wide[:, :4], t2v.x_embedder.proj.weight) and torch.count_nonzero(wide[:, 4:]) == 0
+
+
+def test_init_weights_of_another_architecture_are_refused(tmp_path):
+    build_transformer("tiny", seed=0, num_layers=2).save_pretrained(tmp_path / "other")
+    cache = write_random_cache(tmp_path / "cache", 2)
+    config = run_config(tmp_path / "run", [stage("s", cache, init=str(tmp_path / "other"))])
+    with pytest.raises(ValueError, match=r"num_layers=2 \(run: 1\)"):
+        train(config)
+    missing = run_config(tmp_path / "run", [stage("s", cache, init=str(tmp_path / "nothing"))])
+    with pytest.raises(FileNotFoundError, match="init weights not found"):
+        train(missing)
+
+
+def test_lora_trains_only_adapters_and_saves_a_merged_plain_model(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4)
+    config = run_config(tmp_path / "run", [stage("s", cache, steps=3, optim={"lr": 1e-2}, lora={"rank": 4})])
+    trainer = StageTrainer(config, 0, setup("none", "cpu"), progress=False)
+    assert trainer.params and all(
+        "lora_" in n for n, p in trainer.model.named_parameters() if p.requires_grad
+    )
+    result = trainer.run()
+
+    merged = InContextTransformer.from_pretrained(result.transformer)
+    assert not any("lora" in k for k in merged.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**_inputs()), trainer.model(**_inputs()), atol=1e-5, rtol=1e-5)
+    fresh = build_transformer(config.model.transformer(), seed=config.seed).state_dict()
+    saved = merged.state_dict()
+    assert torch.equal(saved["proj_out.weight"], fresh["proj_out.weight"])  # the final layer is not adapted
+    assert not torch.equal(
+        saved["transformer_blocks.0.attn.to_q.weight"], fresh["transformer_blocks.0.attn.to_q.weight"]
+    )
+
+
+def test_ema_tracks_the_weights():
+    model = torch.nn.Linear(2, 2)
+    ema = EMA(model, decay=0.75)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(4.0)
+    ema.update()
+    torch.testing.assert_close(ema.shadow["weight"], start + 1.0)
+    with ema.swapped():
+        torch.testing.assert_close(model.weight, start + 1.0)
+    torch.testing.assert_close(model.weight, start + 4.0)
+    with pytest.raises(ValueError, match="decay"):
+        EMA(model, decay=1.0)
+
+
+def test_ema_export_differs_from_the_raw_weights(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4)
+    result = train(run_config(tmp_path / "run", [stage("s", cache, steps=3, optim={"ema_decay": 0.5})]))
+    raw, ema = _weights(result.stages[0].transformer), _weights(result.stages[0].ema_transformer)
+    assert raw.keys() == ema.keys() and any(not torch.equal(raw[k], ema[k]) for k in raw)
+
+
+def test_gradient_checkpointing_gives_the_same_training(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4)
+    runs = [
+        train(
+            run_config(
+                tmp_path / str(flag), [stage("s", cache, steps=2)], model={"gradient_checkpointing": flag}
+            )
+        )
+        for flag in (False, True)
+    ]
+    a, b = (_weights(r.stages[0].transformer) for r in runs)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_bf16_autocast_where_asked(tmp_path):
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    cache = write_random_cache(tmp_path / "cache", 2)
+    result = train(run_config(tmp_path / "run", [stage("s", cache, steps=1)], precision="bf16"))
+    assert math.isfinite(result.stages[0].final_loss)
+    assert (
+        _weights(result.stages[0].transformer)["proj_out.weight"].dtype == torch.float32
+    )  # fp32 master weights
