@@ -1,0 +1,56 @@
+"""Files of Flatland: videos through retake.video (H.264 mp4), JSON written byte-stably, masks as PNG strips.
+
+Everything written here is a pure function of its input, so the same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from retake import video
+
+
+def derive_seed(seed: int, index: int) -> int:
+    """An independent 32-bit seed for item `index` of a run seeded with `seed`."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def write_video(frames: np.ndarray, fps: float, path: Path) -> Path:
+    """(F, H, W, 3) uint8 frames -> H.264 mp4 at `path`."""
+    return video.write(video.Video(frames, fps), path)
+
+
+def read_video(path: Path) -> np.ndarray:
+    """(F, H, W, 3) uint8 frames of an mp4 written by write_video."""
+    return video.read(path).frames
+
+
+def write_json(data: dict, path: Path) -> Path:
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
+
+
+def write_masks(masks: np.ndarray, path: Path) -> Path:
+    """(F, H, W) bool masks -> one lossless PNG strip of the frames side by side, (H, F * W)."""
+    frames, height, width = masks.shape
+    strip = masks.transpose(1, 0, 2).reshape(height, frames * width)  # (H, F * W)
+    ok, data = cv2.imencode(".png", strip.astype(np.uint8) * 255)
+    if not ok:  # pragma: no cover - cv2 fails only on invalid arrays
+        raise ValueError(f"could not encode masks of shape {masks.shape} as PNG")
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def read_masks(path: Path, frames: int) -> np.ndarray:
+    """(F, H, W) bool masks from a PNG strip written by write_masks."""
+    strip = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if strip is None:
+        raise FileNotFoundError(f"mask strip not found or unreadable: {path}")
+    height, total = strip.shape
+    if total % frames:
+        raise ValueError(f"{path}: strip width {total} is not a multiple of {frames} frames")
+    return strip.reshape(height, frames, total // frames).transpose(1, 0, 2) > 127

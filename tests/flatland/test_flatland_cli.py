@@ -1,0 +1,55 @@
+"""`retake flatland footage` and `retake flatland pairs` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from retake.cli import app, main
+from retake.flatland.truth import FootageTruth
+
+runner = CliRunner()
+
+
+def test_footage_command(tmp_path: Path) -> None:
+    args = ["flatland", "footage", str(tmp_path), "--videos", "2", "--seconds", "2", "--size", "48x64"]
+    result = runner.invoke(app, [*args, "--fps", "12", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "footage_0000.json",
+        "footage_0000.mp4",
+        "footage_0001.json",
+        "footage_0001.mp4",
+    ]
+    truth = FootageTruth.load(tmp_path / "footage_0001.json")
+    assert truth.size == (48, 64) and truth.num_frames == 24 and truth.fps == 12
+
+
+def test_pairs_command(tmp_path: Path) -> None:
+    args = ["flatland", "pairs", str(tmp_path), "--n", "3", "--size", "64", "--frames", "9"]
+    result = runner.invoke(app, [*args, "--kinds", "remove,style", "--seed", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["remove", "style", "remove"]
+    for record in records:
+        for key in ("source", "target", "mask"):
+            assert (tmp_path / record[key]).is_file()
+        assert (tmp_path / f"{record['id']}.json").is_file() and record["frames"] == 9
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["flatland", "pairs", str(tmp_path), "--n", "1", "--kinds", "melt"])
+    assert result.exit_code != 0 and "melt" in str(result.exception)
+    result = runner.invoke(app, ["flatland", "footage", str(tmp_path), "--size", "big"])
+    assert result.exit_code != 0 and "'big'" in str(result.exception)
+
+
+def test_main_prints_user_errors_as_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["flatland", "pairs", str(tmp_path), "--n", "1", "--kinds", "melt", "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown edit kind 'melt'" in err and len(err.splitlines()) == 1

@@ -1,0 +1,93 @@
+"""Raw footage: hard cuts, in-scene events, the ground-truth sidecar, byte-identical files per seed."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retake.flatland import vision
+from retake.flatland.footage import footage_video, make_footage
+from retake.flatland.truth import FootageTruth
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[tuple[np.ndarray, FootageTruth]]:
+    return [footage_video(12, 64, 12, seed=seed) for seed in range(4)]
+
+
+def test_scenes_cover_the_video_and_cuts_are_hard(clips) -> None:
+    for frames, truth in clips:
+        assert len(frames) == truth.num_frames == 144 == len(truth.frames)
+        spans = [(s.start, s.end) for s in truth.scenes]
+        assert spans[0][0] == 0 and spans[-1][1] == truth.num_frames
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+        assert truth.cuts == [s.start for s in truth.scenes[1:]] and len(truth.cuts) >= 1
+        step = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # (F-1,)
+        cut_steps = step[[c - 1 for c in truth.cuts]]
+        inside = np.delete(step, [c - 1 for c in truth.cuts])
+        assert cut_steps.min() > 3 * np.percentile(inside, 99)  # every cut stands out from motion
+        for a, b in itertools.pairwise(truth.scenes):
+            assert a.scene.background.colour != b.scene.background.colour
+            assert a.scene.background.pattern != b.scene.background.pattern
+
+
+def test_scene_of(clips) -> None:
+    _, truth = clips[0]
+    cut = truth.cuts[0]
+    assert truth.scene_of(0) == 0 and truth.scene_of(cut - 1) == 0 and truth.scene_of(cut) == 1
+    assert truth.scene_of(truth.num_frames - 1) == len(truth.scenes) - 1
+    assert all(truth.frames[f].scene == truth.scene_of(f) for f in range(truth.num_frames))
+    with pytest.raises(ValueError, match="outside"):
+        truth.scene_of(truth.num_frames)
+
+
+def test_events_happen_and_show_in_the_truth(clips) -> None:
+    kinds = Counter(e["kind"] for _, truth in clips for e in truth.events)
+    assert {"enter", "leave", "stop", "recolour"} <= kinds.keys()
+    for _, truth in clips:
+        for event in truth.events:
+            f, obj = event["frame"], event["object"]
+            states = {o.id: o for o in truth.frames[f].objects}
+            before = {o.id: o for o in truth.frames[f - 1].objects}
+            if event["kind"] == "enter":
+                assert obj in states and obj not in before
+            elif event["kind"] == "recolour":
+                assert states[obj].colour == event["colour"] != before[obj].colour
+            elif event["kind"] == "stop" and f + 1 < truth.num_frames:
+                after = {o.id: o for o in truth.frames[f + 1].objects}
+                assert (after[obj].x, after[obj].y) == (states[obj].x, states[obj].y)
+
+
+def test_visible_flags_match_the_pixels(clips) -> None:
+    frames, truth = clips[1]
+    labels = vision.colour_labels(frames)
+    for f in range(0, truth.num_frames, 7):
+        for obj in truth.frames[f].objects:
+            pixels = (labels[f] == vision.colour_index(obj.colour)).sum()
+            if obj.area > 30:
+                assert pixels > 0.4 * obj.area, (f, obj)
+            if not obj.visible:
+                assert obj.area == 0.0
+
+
+def test_sidecar_round_trip_and_byte_identical_files(tmp_path: Path) -> None:
+    paths = make_footage(tmp_path / "a", videos=2, seconds=3, size=(40, 56), fps=10, seed=5, progress=False)
+    make_footage(tmp_path / "b", videos=2, seconds=3, size=(40, 56), fps=10, seed=5, progress=False)
+    make_footage(tmp_path / "c", videos=1, seconds=3, size=(40, 56), fps=10, seed=6, progress=False)
+    assert [p.name for p in paths] == ["footage_0000.mp4", "footage_0001.mp4"]
+    for name in ("footage_0000.mp4", "footage_0000.json", "footage_0001.mp4", "footage_0001.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert (tmp_path / "a" / "footage_0000.mp4").read_bytes() != (
+        tmp_path / "c" / "footage_0000.mp4"
+    ).read_bytes()
+    truth = FootageTruth.load(tmp_path / "a" / "footage_0001.json")
+    _, fresh = footage_video(3, (40, 56), 10, seed=truth.seed or 0)
+    assert truth.size == (40, 56) and truth.cuts == fresh.cuts and truth.events == fresh.events
+    assert truth.scenes == fresh.scenes
+    assert [o.id for o in truth.frames[-1].objects] == [o.id for o in fresh.frames[-1].objects]
+    with pytest.raises(FileNotFoundError):
+        FootageTruth.load(tmp_path / "missing.json")
