@@ -474,3 +474,16 @@ def test_errors_survive_pickling(tmp_path: Path) -> None:
     assert str(pickle.loads(pickle.dumps(NotMediaError(tmp_path / "b.mp4", "empty")))).endswith(
         "b.mp4: empty"
     )
+
+
+def test_write_bytes_do_not_depend_on_the_core_count(tmp_path: Path) -> None:
+    # x264 picks its thread count from the cores unless told; retake fixes it, so the default must equal an
+    # explicit count and differ from nothing else the machine decides.
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(12, 256, 256, 3), dtype=np.uint8)
+    video = Video(frames=frames, fps=24.0)
+    default = write(video, tmp_path / "default.mp4").read_bytes()
+    explicit = write(video, tmp_path / "explicit.mp4", threads=4).read_bytes()
+    assert default == explicit
+    with pytest.raises(ValueError, match="threads"):
+        write(video, tmp_path / "bad.mp4", threads=0)

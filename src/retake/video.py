@@ -723,12 +723,25 @@ def _cover_crop_one(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------
 # write
 # ----------------------------------------------------------------------------------------------------------
-def write(video: Video, path: str | os.PathLike[str], *, crf: int = 18, preset: str = "medium") -> Path:
+# x264's output depends on its thread count, which it otherwise picks from the machine's cores: a fixed count
+# makes the same frames give the same bytes on every machine (seeded data sets are byte-reproducible).
+ENCODER_THREADS = 4
+
+
+def write(
+    video: Video,
+    path: str | os.PathLike[str],
+    *,
+    crf: int = 18,
+    preset: str = "medium",
+    threads: int = ENCODER_THREADS,
+) -> Path:
     """Encode `video` as H.264 yuv420p in an .mp4 (index at the front, so a cut file still plays); atomic.
 
     Odd sizes are *padded* to even by repeating the last row/column (4:2:0 chroma needs even sizes, and
     H.264 cannot crop a single pixel away in 4:2:0): a 33x45 video is written as 34x46, nothing is lost.
     crf: x264 quality, 0 (lossless) .. 51 (worst); 18 is visually lossless. preset: x264 speed preset.
+    threads: encoder threads; fixed (not "auto") so the bytes do not depend on the machine's core count.
     """
     path = Path(path)
     if path.suffix.lower() != ".mp4":
@@ -739,21 +752,24 @@ def write(video: Video, path: str | os.PathLike[str], *, crf: int = 18, preset: 
         raise ValueError(f"crf must be in 0..51, got {crf}")
     if preset not in _X264_PRESETS:
         raise ValueError(f"preset must be one of {', '.join(_X264_PRESETS)}; got {preset!r}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.stem}.partial.mp4")
     try:
-        _encode_mp4(video, temp, crf=crf, preset=preset)
+        _encode_mp4(video, temp, crf=crf, preset=preset, threads=threads)
         os.replace(temp, path)  # readers never see a half-written file
     finally:
         temp.unlink(missing_ok=True)
     return path
 
 
-def _encode_mp4(video: Video, path: Path, *, crf: int, preset: str) -> None:
+def _encode_mp4(video: Video, path: Path, *, crf: int, preset: str, threads: int) -> None:
     rate = Fraction(video.fps).limit_denominator(1001)  # exact for 24, 25, 30000/1001, ...
     pad_h, pad_w = video.height % 2, video.width % 2
     with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
+        options = {"crf": str(crf), "preset": preset, "threads": str(threads)}
+        stream = container.add_stream("libx264", rate=rate, options=options)
         stream.width, stream.height = video.width + pad_w, video.height + pad_h
         stream.pix_fmt = "yuv420p"
         for image in video.frames:
