@@ -20,3 +20,12 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def shared_videos(shared_data: Path) -> Path:
     return shared_data / "videos"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny test models spend their time fighting over threads; one thread is faster and deterministic."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield

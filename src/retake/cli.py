@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from retake.errors import RetakeError
 
@@ -22,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # soft wrap: an error stays one line
 _state = {"debug": False}
 
 
@@ -34,8 +35,417 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 # ----------------------------------------------------------------------------------------------------------
 # flatland
 # ----------------------------------------------------------------------------------------------------------
-flatland_app = typer.Typer(help="The synthetic Flatland world: raw footage and paired edits.", no_args_is_help=True)
+flatland_app = typer.Typer(
+    help="The synthetic Flatland world: raw footage and paired edits.", no_args_is_help=True
+)
 app.add_typer(flatland_app, name="flatland")
+
+
+@flatland_app.command("footage")
+def flatland_footage(
+    out: Path = typer.Argument(..., help="Output folder for footage_0000.mp4 + footage_0000.json, ..."),
+    videos: int = typer.Option(4, help="Number of videos."),
+    seconds: float = typer.Option(30.0, help="Length of each video in seconds."),
+    size: str = typer.Option("64", help="Frame size: N (square) or HxW, e.g. 48x96."),
+    fps: float = typer.Option(24.0, help="Frame rate."),
+    seed: int = typer.Option(0, help="Seed; the same seed gives byte-identical files."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Raw footage: scenes joined by hard cuts, objects that enter, leave, stop and change colour."""
+    from retake.flatland import make_footage
+    from retake.flatland.render import parse_size
+
+    paths = make_footage(
+        _path_arg(out),
+        videos=videos,
+        seconds=seconds,
+        size=parse_size(size),
+        fps=fps,
+        seed=seed,
+        progress=progress,
+    )
+    console.print(f"wrote {len(paths)} videos with ground-truth sidecars to {out}")
+
+
+@flatland_app.command("pairs")
+def flatland_pairs(
+    out: Path = typer.Argument(..., help="Output folder for the pairs and manifest.jsonl."),
+    n: int = typer.Option(100, "--n", help="Number of pairs."),
+    size: str = typer.Option("64", help="Frame size: N (square) or HxW, e.g. 48x96."),
+    frames: int = typer.Option(17, help="Frames per clip."),
+    fps: float = typer.Option(8.0, help="Frame rate."),
+    kinds: str = typer.Option("", help="Comma-separated edit kinds (default: all, balanced)."),
+    seed: int = typer.Option(0, help="Seed; the same seed gives byte-identical files."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Paired edits (source, target, masks, instruction): add, remove, replace, recolour, background, style."""
+    from retake.flatland import make_pairs
+    from retake.flatland.render import parse_size
+
+    chosen = [k.strip() for k in kinds.split(",") if k.strip()] or None
+    manifest = make_pairs(
+        _path_arg(out),
+        n=n,
+        size=parse_size(size),
+        frames=frames,
+        fps=fps,
+        kinds=chosen,
+        seed=seed,
+        progress=progress,
+    )
+    console.print(f"wrote {n} pairs to {out} (manifest: {manifest.name})")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# convert
+# ----------------------------------------------------------------------------------------------------------
+convert_app = typer.Typer(help="Import checkpoints from other layouts.", no_args_is_help=True)
+app.add_typer(convert_app, name="convert")
+
+
+@convert_app.command("icve")
+def convert_icve(
+    src: Path = typer.Argument(..., help="Original-layout HunyuanVideo/ICVE transformer .safetensors."),
+    out_dir: Path = typer.Argument(..., help="Output directory (config.json + safetensors)."),
+    preset: str = typer.Option(
+        "hunyuan-13b", help="Preset giving RoPE and conditioning; sizes come from SRC."
+    ),
+    attention: str | None = typer.Option(None, help="Override the attention mode: full or one-way."),
+    load_key: str = typer.Option(
+        "module", help="Which wrapper to read when SRC holds both module.* and ema.*."
+    ),
+    shard_gb: float = typer.Option(5.0, help="Largest output shard, in GiB."),
+    overwrite: bool = typer.Option(False, help="Replace OUT_DIR if it is not empty."),
+) -> None:
+    """Convert an ICVE (or HunyuanVideo T2V) checkpoint into a retake model directory."""
+    from retake.model.convert import convert_icve_checkpoint
+
+    spec = convert_icve_checkpoint(
+        _path_arg(src),
+        _path_arg(out_dir),
+        base=preset,
+        attention=attention,
+        load_key=load_key,
+        max_shard_bytes=int(shard_gb * 1024**3),
+        overwrite=overwrite,
+    )
+    console.print(
+        f"wrote {out_dir}: {spec.num_layers} dual + {spec.num_single_layers} single blocks, "
+        f"hidden {spec.inner_dim}, attention {spec.attention}"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# curate
+# ----------------------------------------------------------------------------------------------------------
+@app.command("curate")
+def curate_command(
+    input_path: Path = typer.Argument(..., help="A folder of videos, a .txt list of paths, or a video."),
+    out: Path = typer.Argument(..., help="Dataset folder; a stopped run there is resumed."),
+    recipe: str = typer.Option("icve-pretrain", help="Named CurateConfig (retake.data.recipes)."),
+    executor: str = typer.Option("local", help="local (process pool) or ray."),
+    writer: str | None = typer.Option(None, help="Instruction writer: none, flatland or vlm."),
+    workers: int | None = typer.Option(None, help="Parallel workers (default: the CPUs of this machine)."),
+    address: str | None = typer.Option(None, help="Ray cluster to join (default: a local Ray)."),
+    shard_size: int | None = typer.Option(None, help="Input videos per shard (default: recipe's)."),
+    seed: int | None = typer.Option(None, help="Global seed (default: recipe's)."),
+    vlm_base_url: str | None = typer.Option(None, help="OpenAI-compatible URL ($RETAKE_VLM_BASE_URL)."),
+    vlm_model: str | None = typer.Option(None, help="VLM model name (or $RETAKE_VLM_MODEL)."),
+    vlm_key_env: str | None = typer.Option(None, help="Environment variable holding the VLM API key."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Curate unpaired-clip training pairs (ICVE pretraining data) from raw videos."""
+    from dataclasses import replace
+
+    from retake.data.recipes import get_recipe
+    from retake.data.runner import curate
+    from retake.data.summary import headline, stats_table
+
+    config = get_recipe(recipe)
+    overrides = {"writer": writer, "shard_size": shard_size, "seed": seed}
+    config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    vlm = {"base_url": vlm_base_url, "model": vlm_model, "api_key_env": vlm_key_env}
+    config = config.replace(vlm=replace(config.vlm, **{k: v for k, v in vlm.items() if v is not None}))
+    options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
+    result = curate(_path_arg(input_path), _path_arg(out), config, **options)
+    console.print(headline(result.stats, result.seconds))
+    console.print(stats_table(result.stats))
+    console.print(f"wrote {result.manifest} ({result.shards} shards, {result.shards_skipped} already done)")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# eval
+# ----------------------------------------------------------------------------------------------------------
+eval_app = typer.Typer(help="Benchmarks and reports: score any editor on Flatland.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("flatland-set")
+def eval_flatland_set(
+    out: Path = typer.Argument(..., help="New (empty) benchmark folder."),
+    per_kind: int = typer.Option(20, help="Samples per edit kind."),
+    kinds: str | None = typer.Option(None, help="Comma-separated edit kinds (default: all)."),
+    size: int = typer.Option(64, help="Square picture side in pixels."),
+    frames: int = typer.Option(17, help="Frames per video."),
+    fps: float = typer.Option(8.0, help="Frame rate."),
+    seed: int = typer.Option(0, help="Benchmark seed."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Render a Flatland benchmark: source videos + instructions to hand out, ground truth kept for scoring."""
+    from retake.eval.benchmark import BenchmarkConfig, build_flatland_benchmark
+
+    options = {"per_kind": per_kind, "size": size, "frames": frames, "fps": fps, "seed": seed}
+    if kinds:
+        options["kinds"] = tuple(k.strip() for k in kinds.split(","))
+    bench = build_flatland_benchmark(_path_arg(out), BenchmarkConfig(**options), progress=progress)
+    console.print(f"wrote {len(bench.samples)} samples to {out} (fingerprint {bench.fingerprint})")
+
+
+@eval_app.command("run")
+def eval_run(
+    bench: Path = typer.Argument(..., help="Benchmark folder (retake eval flatland-set)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Report folder; a stopped run there is resumed."),
+    model: Path | None = typer.Option(None, "--model", help="A retake pipeline bundle to evaluate."),
+    videos: Path | None = typer.Option(None, "--videos", help="Or: a folder of <id>.mp4 made elsewhere."),
+    steps: int | None = typer.Option(None, help="Sampling steps (default: the bundle's)."),
+    guidance: float | None = typer.Option(None, help="Text CFG scale (default: the bundle's)."),
+    device: str = typer.Option("cpu", help="Device of the bundle's model."),
+    seed: int = typer.Option(0, help="Editor seed of the first sample (then +1 per sample)."),
+    limit: int | None = typer.Option(None, help="Score only the first N samples."),
+    gifs_per_kind: int = typer.Option(3, help="Example GIFs per edit kind in the report."),
+    judge: bool = typer.Option(False, "--vlm-judge", help="Also score with a VLM judge (0-3 rubric)."),
+    judge_url: str | None = typer.Option(None, help="Judge endpoint ($RETAKE_VLM_BASE_URL)."),
+    judge_model: str | None = typer.Option(None, help="Judge model ($RETAKE_VLM_MODEL)."),
+    judge_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable with the judge's key."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Run an editor over a benchmark and write report.json + index.html into OUT."""
+    from retake.eval.benchmark import load_benchmark
+    from retake.eval.editors import BundleEditConfig, open_editor
+    from retake.eval.report import ReportConfig, summary_table, write_report
+    from retake.eval.runner import RunConfig, run_benchmark
+
+    benchmark = load_benchmark(_path_arg(bench))
+    edit_config = BundleEditConfig(steps=steps, guidance=guidance, device=device)
+    editor = open_editor(
+        bundle=model and _path_arg(model),
+        videos=videos and _path_arg(videos),
+        expected=benchmark.ids[:limit],
+        config=edit_config,
+    )
+    vlm_judge = None
+    if judge:
+        from retake.data.vlm import VLMClient
+        from retake.eval.vlm_judge import VLMJudge
+
+        vlm_judge = VLMJudge(VLMClient(judge_url, judge_model, api_key_env=judge_key_env))
+    run_config = RunConfig(seed=seed, limit=limit)
+    result = run_benchmark(benchmark, editor, _path_arg(out), run_config, judge=vlm_judge, progress=progress)
+    page = write_report(result, benchmark, config=ReportConfig(gifs_per_kind=gifs_per_kind))
+    console.print(summary_table(result.summary))
+    console.print(f"wrote {page} and {page.with_name('report.json')}")
+
+
+@eval_app.command("compare")
+def eval_compare(
+    a: Path = typer.Argument(..., help="Report A (folder or report.json)."),
+    b: Path = typer.Argument(..., help="Report B (folder or report.json)."),
+    out: Path = typer.Option(..., "-o", "--out", help="HTML file to write."),
+) -> None:
+    """Two reports side by side with the differences B - A."""
+    from retake.eval.report import write_comparison
+
+    console.print(f"wrote {write_comparison(_path_arg(a), _path_arg(b), _path_arg(out))}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# edit / bundle
+# ----------------------------------------------------------------------------------------------------------
+@app.command("edit")
+def edit_command(
+    src: Path = typer.Argument(..., help="Source video (any size and frame rate)."),
+    instruction: str = typer.Argument(..., help='What to change, e.g. "make the car red".'),
+    out: Path = typer.Option(..., "-o", "--out", help="Edited video: .mp4 (or .gif for a preview)."),
+    model: Path = typer.Option(..., "--model", help="Pipeline bundle directory (see `retake bundle`)."),
+    steps: int | None = typer.Option(None, help="Denoising steps (default: the bundle's)."),
+    cfg: float | None = typer.Option(None, help="Text guidance scale (default: the bundle's)."),
+    video_cfg: float | None = typer.Option(None, help="Video guidance scale: InsViE's 3-way guidance."),
+    seed: int = typer.Option(0, help="Noise seed; the same seed gives the same output."),
+    frames: int | None = typer.Option(
+        None, help="Frames to edit, rounded down to 4k+1 (default: the bundle's, capped to the source)."
+    ),
+    size: str | None = typer.Option(None, help="Output HEIGHTxWIDTH, e.g. 480x768 (default: the bundle's)."),
+    device: str = typer.Option("cpu", help="torch device, e.g. cpu or cuda:0."),
+    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Edit a video as an instruction says, with a pipeline bundle."""
+    from retake.sample import EditPipeline, edit_file, parse_size
+
+    pipeline = EditPipeline.from_pretrained(_path_arg(model), device=device, dtype=dtype)
+    sampler = dict(steps=steps, guidance=cfg, video_guidance=video_cfg, seed=seed, progress=progress)
+    size_hw = parse_size(size) if size is not None else None
+    written = edit_file(
+        pipeline, _path_arg(src), _path_arg(out), instruction, frames=frames, size=size_hw, **sampler
+    )
+    console.print(f"wrote {written}")
+
+
+@app.command("bundle")
+def bundle_command(
+    out: Path = typer.Argument(..., help="Bundle directory to write."),
+    transformer: Path = typer.Option(
+        ..., help="Transformer directory (e.g. `retake convert icve` output) or a checkout with transformer/."
+    ),
+    vae: Path = typer.Option(..., help="VAE directory, or a HunyuanVideo checkout with vae/."),
+    text_encoder: str = typer.Option(
+        "minilm", help="minilm (the installed all-MiniLM-L6-v2) or a directory, e.g. a HunyuanVideo checkout."
+    ),
+    defaults: str = typer.Option("icve", help="Sampler defaults: icve, insvie or flatland."),
+    link: bool = typer.Option(False, help="Symlink the parts instead of copying them (not self-contained)."),
+    overwrite: bool = typer.Option(False, help="Replace OUT if it is not empty."),
+) -> None:
+    """Assemble a pipeline bundle (transformer + VAE + text encoder + sampler defaults) from parts on disk."""
+    from retake.sample import assemble_bundle, get_defaults
+
+    written = assemble_bundle(
+        _path_arg(out),
+        transformer=_path_arg(transformer),
+        vae=_path_arg(vae),
+        text_encoder=text_encoder if text_encoder == "minilm" else _path_arg(Path(text_encoder)),
+        defaults=get_defaults(defaults),
+        link=link,
+        overwrite=overwrite,
+    )
+    console.print(f"wrote {written} (defaults: {defaults})")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# vae
+# ----------------------------------------------------------------------------------------------------------
+vae_app = typer.Typer(help="Train and check the small Flatland video VAE.", no_args_is_help=True)
+app.add_typer(vae_app, name="vae")
+
+
+@vae_app.command("train")
+def vae_train(
+    out: Path = typer.Argument(..., help="Run folder: state.safetensors, log.jsonl, and vae/ when done."),
+    steps: int = typer.Option(2000, help="Optimiser steps in all (a resumed run continues up to this)."),
+    batch: int = typer.Option(8, help="Clips per step."),
+    size: int = typer.Option(64, help="Render size of training and held-out clips (pixels, square)."),
+    crop: int = typer.Option(32, help="Random training crop in pixels; 0 trains on whole frames."),
+    frames: int = typer.Option(9, help="Frames per training clip (4k + 1)."),
+    seed: int = typer.Option(0, help="Seed of the initial weights, clip stream and posterior noise."),
+    resume: bool = typer.Option(False, help="Continue the run saved in OUT."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train a Flatland VAE (AutoencoderKLHunyuanVideo, 4x time / 4x space) into OUT/vae."""
+    from retake.train.autoencoder import AutoencoderTrainConfig, train_autoencoder
+
+    config = AutoencoderTrainConfig(
+        steps=steps, batch=batch, size=size, eval_size=size, crop=crop or None, frames=frames, seed=seed
+    )
+    result = train_autoencoder(config, _path_arg(out), resume=resume, progress=progress)
+    for pattern, score in result.scores.items():
+        console.print(f"{pattern:>9}: mean {score.mean:6.2f} dB  min {score.min:6.2f} dB")
+    console.print(f"wrote {result.vae_dir} after {result.steps} steps ({result.seconds:.0f} s)")
+
+
+@vae_app.command("eval")
+def vae_eval(
+    vae_dir: Path = typer.Argument(..., help="A diffusers VAE folder (e.g. a run's OUT/vae)."),
+    clips: int = typer.Option(4, help="Held-out clips per background pattern."),
+    size: int = typer.Option(64, help="Clip size in pixels (square)."),
+    frames: int = typer.Option(17, help="Frames per clip (4k + 1)."),
+) -> None:
+    """Reconstruction PSNR of a VAE on held-out Flatland clips, per background pattern."""
+    from retake.model.vae import VideoVAE
+    from retake.train.autoencoder import evaluate_heldout
+
+    vae = VideoVAE.from_pretrained(_path_arg(vae_dir), tiling=None)
+    for pattern, score in evaluate_heldout(vae.vae, clips=clips, size=size, frames=frames).items():
+        console.print(f"{pattern:>9}: mean {score.mean:6.2f} dB  min {score.min:6.2f} dB")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# train / cache
+# ----------------------------------------------------------------------------------------------------------
+@app.command("train")
+def train_command(
+    config: Path = typer.Argument(..., help="Run config (TOML): model, stages, data. See docs/training.md."),
+    out: Path | None = typer.Option(None, help="Train into this folder instead of the config's `out`."),
+    device: str | None = typer.Option(None, help="Override the config's device: cpu, cuda or auto."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train the in-context editor stage by stage, resuming where a previous run stopped (torchrun: DDP/FSDP)."""
+    import os
+
+    from retake.train.config import load_run_config
+    from retake.train.loop import train
+
+    overrides = {k: v for k, v in {"out": out, "device": device}.items() if v is not None}
+    result = train(load_run_config(_path_arg(config), **overrides), progress=progress)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one report
+        for stage in result.stages:
+            state = "already done" if stage.already_done else f"loss {stage.final_loss:.4f}"
+            console.print(f"stage {stage.name}: {stage.steps} steps, {state} -> {stage.transformer}")
+
+
+@app.command("cache")
+def cache_command(
+    dataset: Path = typer.Argument(..., help="Flatland pairs or a `retake curate` output folder."),
+    out: Path = typer.Argument(..., help="New cache folder: latents + text embeddings, safetensors shards."),
+    vae: Path = typer.Option(..., help="Diffusers VAE folder (AutoencoderKLHunyuanVideo)."),
+    vae_subfolder: str | None = typer.Option(None, help="Subfolder of --vae holding it (e.g. 'vae')."),
+    text_encoder: str = typer.Option("minilm", help="'minilm' (bundled) or a text encoder folder."),
+    frames: int = typer.Option(17, help="Frames per clip (4k + 1 for the causal VAE)."),
+    size: str = typer.Option("64x64", help="Clip size HxW (resize to cover, centre crop)."),
+    format: str = typer.Option("auto", help="auto, flatland or curated."),
+    shard_size: int = typer.Option(256, help="Samples per shard."),
+    bf16: bool = typer.Option(False, help="Store latents and text in bfloat16 (half the size)."),
+    device: str = typer.Option("cpu", help="Where the VAE and text encoder run."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Encode a dataset once (VAE latents + text embeddings) so training never runs the VAE."""
+    import torch
+
+    from retake.train.cache import cache_dataset
+
+    try:
+        height, width = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must look like 64x64 (HxW), got {size!r}") from None
+    summary = cache_dataset(
+        _path_arg(dataset),
+        _path_arg(out),
+        vae=_path_arg(vae),
+        vae_subfolder=vae_subfolder,
+        text_encoder=text_encoder,
+        frames=frames,
+        size=(height, width),
+        format=format,
+        shard_size=shard_size,
+        dtype=torch.bfloat16 if bf16 else torch.float32,
+        device=device,
+        progress=progress,
+    )
+    skipped = sum(summary.skipped.values())
+    console.print(f"cached {summary.count} samples in {summary.shards} shards to {out} ({skipped} skipped)")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# demo
+# ----------------------------------------------------------------------------------------------------------
+@app.command("demo")
+def demo_command(
+    out: Path = typer.Argument(..., help="Output folder for the footage, pairs, curated pairs and the edit."),
+    quick: bool = typer.Option(False, "--quick", help="A smaller run (one short video, fewer edit steps)."),
+) -> None:
+    """The main job: build Flatland footage and pairs, curate pretraining pairs, then edit a shipped clip
+    with the shipped flatland-s editor (writes OUT/edit.mp4 and OUT/side_by_side.gif)."""
+    from retake.demo import DemoConfig, run_demo
+
+    run_demo(_path_arg(out), DemoConfig.quick() if quick else DemoConfig(), console=console)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -44,32 +454,32 @@ app.add_typer(flatland_app, name="flatland")
 USER_ERRORS = (RetakeError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
 
 
+def _path_arg(p: Path) -> Path:
+    return Path(p).expanduser()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     args = sys.argv[1:] if argv is None else argv
     try:
         app(args=args, standalone_mode=False)
     except USER_ERRORS as exc:
-        if "--debug" in args:
+        if _state["debug"]:
             raise
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(2) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         console.print("[red]aborted[/]")
         raise SystemExit(130) from None
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (missing argument, bad option). typer vendors its own copy of click, whose exception
+        # classes are not click's, so recognise them by the interface they share.
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             raise SystemExit(exc.exit_code) from None
         raise
-
-
-def _path_arg(p: Path) -> Path:
-    return Path(p).expanduser()
 
 
 if __name__ == "__main__":

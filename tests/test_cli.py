@@ -1,0 +1,62 @@
+"""The `retake` command's contract: --help everywhere, one-line errors with exit code 2, tracebacks only with
+--debug."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+
+from retake.cli import app, main
+
+
+def _command_paths(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group (typer vendors its own click classes)
+            paths += _command_paths(command, (*prefix, name))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
+COMMANDS = _command_paths(typer.main.get_command(app))
+
+
+def test_the_main_subcommands_exist():
+    names = {" ".join(p) for p in COMMANDS}
+    for expected in ("flatland footage", "flatland pairs", "convert icve", "curate", "edit", "bundle", "eval run"):
+        assert expected in names, f"missing subcommand {expected!r}; have {sorted(names)}"
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "retake")
+def test_every_command_has_help(path, capsys):
+    try:
+        main([*path, "--help"])
+    except SystemExit as exit_info:
+        assert exit_info.code in (0, None)
+    out = capsys.readouterr().out
+    assert "Usage" in out and "--help" in out
+
+
+def test_bad_input_is_one_red_line_and_exit_code_2(tmp_path, capsys):
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", "icve", str(missing), str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "nope.safetensors" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises((FileNotFoundError, ValueError, OSError)):
+        main(["--debug", "convert", "icve", str(missing), str(tmp_path / "out")])
+
+
+def test_usage_errors_exit_2_without_traceback(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["edit"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Missing argument" in err and "Traceback" not in err
