@@ -174,6 +174,94 @@ def curate_command(
 
 
 # ----------------------------------------------------------------------------------------------------------
+# synth
+# ----------------------------------------------------------------------------------------------------------
+@app.command("synth")
+def synth_command(
+    input_path: Path = typer.Argument(
+        ..., help="A folder of videos and images, a .txt list of paths, or a file."
+    ),
+    out: Path = typer.Argument(..., help="Dataset folder; a stopped run there is resumed."),
+    recipe: str = typer.Option(
+        "insvie", help="insvie (first-frame edit + propagation) or icve-sft (inpainting)."
+    ),
+    editor: str | None = typer.Option(None, help="insvie: image editor: precomputed, diffusers or flatland."),
+    edits: Path | None = typer.Option(
+        None, help="insvie: edited-frames folder or diffusers pipeline directory."
+    ),
+    strengths: str | None = typer.Option(
+        None, help="insvie: comma-separated guidance strengths, e.g. 5,7.5,10."
+    ),
+    instruction: list[str] | None = typer.Option(
+        None, help="insvie: instruction for inputs without their own."
+    ),
+    selection: str | None = typer.Option(None, help="insvie: vlm, flatland or none."),
+    propagator: str | None = typer.Option(None, help="insvie: flow, model, diffusers or flatland."),
+    propagator_path: Path | None = typer.Option(
+        None, help="insvie: bundle or image-to-video pipeline directory."
+    ),
+    masks: str | None = typer.Option(None, help="icve-sft: mask source: files or flatland."),
+    masks_dir: Path | None = typer.Option(None, help="icve-sft: folder of <input>/<label>.png|.mp4 masks."),
+    inpainter: str | None = typer.Option(None, help="icve-sft: opencv, wan-vace or flatland."),
+    inpainter_path: Path | None = typer.Option(None, help="icve-sft: WanVACE pipeline directory."),
+    types: str | None = typer.Option(None, help="icve-sft: comma-separated pair types (remove,add,replace)."),
+    frames: int | None = typer.Option(None, help="Frames per clip, 4k+1 (default: recipe's)."),
+    short_side: int | None = typer.Option(None, help="Output short side in pixels (default: recipe's)."),
+    device: str | None = typer.Option(None, help="torch device of the models (cpu, cuda:0 ...)."),
+    executor: str = typer.Option("local", help="local (process pool) or ray."),
+    workers: int | None = typer.Option(None, help="Parallel workers (default: the CPUs of this machine)."),
+    address: str | None = typer.Option(None, help="Ray cluster to join (default: a local Ray)."),
+    shard_size: int | None = typer.Option(None, help="Inputs per shard (default: recipe's)."),
+    seed: int | None = typer.Option(None, help="Global seed (default: recipe's)."),
+    vlm_base_url: str | None = typer.Option(None, help="OpenAI-compatible URL ($RETAKE_VLM_BASE_URL)."),
+    vlm_model: str | None = typer.Option(None, help="VLM model name (or $RETAKE_VLM_MODEL)."),
+    vlm_key_env: str | None = typer.Option(None, help="Environment variable holding the VLM API key."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Make paired (source, edited, instruction) training triplets: InsViE's pipeline or ICVE's SFT pairs."""
+    from retake.data.summary import stats_table
+    from retake.synth.recipes import get_recipe, with_overrides
+    from retake.synth.runner import synthesize
+    from retake.synth.stats import headline
+
+    def numbers(text: str | None) -> list[float] | None:
+        return [float(v) for v in text.split(",")] if text else None
+
+    names = [t.strip() for t in types.split(",")] if types else None
+    changes = {
+        "editor.name": editor,
+        "editor.path": edits and str(_path_arg(edits)),
+        "editor.strengths": numbers(strengths),
+        "editor.instructions": instruction or None,
+        "selection.name": selection,
+        "propagation.name": propagator,
+        "propagation.path": propagator_path and str(_path_arg(propagator_path)),
+        "masks.name": masks,
+        "masks.path": masks_dir and str(_path_arg(masks_dir)),
+        "inpaint.name": inpainter,
+        "inpaint.path": inpainter_path and str(_path_arg(inpainter_path)),
+        "pairs.types": names,
+        "pairs.proportions": [1.0] * len(names) if names else None,
+        "source.clip_frames": frames,
+        "source.short_side": short_side,
+        "shard_size": shard_size,
+        "seed": seed,
+        "vlm.base_url": vlm_base_url,
+        "vlm.model": vlm_model,
+        "vlm.api_key_env": vlm_key_env,
+    }
+    config = get_recipe(recipe)
+    models = ("editor", "propagation") if recipe == "insvie" else ("inpaint",)
+    changes.update({f"{part}.device": device for part in models})
+    config = with_overrides(config, {k: v for k, v in changes.items() if v is not None})
+    options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
+    result = synthesize(_path_arg(input_path), _path_arg(out), config, **options)
+    console.print(headline(result.stats, result.seconds))
+    console.print(stats_table(result.stats))
+    console.print(f"wrote {result.manifest} ({result.shards} shards, {result.shards_skipped} already done)")
+
+
+# ----------------------------------------------------------------------------------------------------------
 # eval
 # ----------------------------------------------------------------------------------------------------------
 eval_app = typer.Typer(help="Benchmarks and reports: score any editor on Flatland.", no_args_is_help=True)

@@ -7,16 +7,24 @@ verb_rewrite -> trivial_filter -> [load_clips] -> write
 `load_clips` (clip frames at output resolution: cut from the frames the decode kept, or a second, partial
 read) runs before `instruct` when the writer looks at pixels (VLM), else just before `write`, so pairs the
 trivial filter drops are never decoded again.
+
+The shard machinery (`ShardTask`, `process_shard`, `run_sample`) is shared with other dataset pipelines
+(`retake synth`): a `ShardFamily` supplies a pipeline's config type, stages, manifest schema and row order;
+`CURATION` is the curation pipeline's. A task names its family by import path, so any executor's worker can
+rebuild it from the task's JSON alone.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import pyarrow as pa
 
 from retake.data import shards
 from retake.data.recipes import CurateConfig
@@ -48,16 +56,62 @@ from retake.data.writers import InstructionWriter, make_writer
 
 log = logging.getLogger(__name__)
 
+CURATION_FAMILY = "retake.data.pipeline:CURATION"
+
+
+class ShardWork(Protocol):
+    """One shard's pipeline, built once per shard: it runs the shard's inputs one by one."""
+
+    def run(self, path: Path, source: str) -> list[dict]:
+        """The manifest rows of one input (its items are added to the shard's tar on the way)."""
+        ...
+
+    def totals(self, rows: list[dict]) -> dict[str, Any]:
+        """The shard's stats once every input has run."""
+        ...
+
+
+class ShardFamily(Protocol):
+    """What a dataset pipeline brings to the shared shard runner."""
+
+    name: str  # the command, e.g. "curate": progress bars and run.json say it
+    item: str  # what it makes, plural, e.g. "pairs"
+    ok_key: str  # the stats key counting items written, e.g. "pairs_ok"
+    schema: pa.Schema  # its manifest's columns
+    sort_keys: list[tuple[str, str]]  # the merged manifest's order
+
+    def config_from_dict(self, data: dict[str, Any]) -> Any: ...
+
+    def prepare(self, config: Any, out: Path) -> Path | None:
+        """Check the config before any worker starts (one clear error, not one per shard); returns the VLM
+        cache folder the shards share, or None when they call no VLM."""
+        ...
+
+    def open_shard(self, task: ShardTask, sink: shards.TarSink) -> ShardWork: ...
+
+    def row_order(self, row: dict) -> tuple: ...
+
+
+def load_family(path: str) -> ShardFamily:
+    """The family at "module:attribute" (imported on first use, so workers load only what they run)."""
+    module, _, attribute = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"unknown shard family {path!r}: {exc}") from None
+
 
 @dataclass(frozen=True)
 class ShardTask:
-    """One unit of work: a shard's input videos, as (path, source) pairs, and where to write it."""
+    """One unit of work: a shard's inputs, as (path, source) pairs, where to write it, and the family (import
+    path of a `ShardFamily`) whose pipeline makes it."""
 
     shard: str
     inputs: tuple[tuple[str, str], ...]
     out: str
-    config: CurateConfig
+    config: Any  # the family's config: a frozen dataclass with to_dict()
     vlm_cache_dir: str | None = None
+    family: str = CURATION_FAMILY
 
     def to_json(self) -> str:
         data = {**self.__dict__, "config": self.config.to_dict()}
@@ -67,7 +121,8 @@ class ShardTask:
     def from_json(cls, text: str) -> ShardTask:
         data = json.loads(text)
         data["inputs"] = tuple(tuple(item) for item in data["inputs"])
-        data["config"] = CurateConfig.from_dict(data["config"])
+        family = data.get("family", CURATION_FAMILY)
+        data["config"] = load_family(family).config_from_dict(data["config"])
         return cls(**data)
 
 
@@ -75,7 +130,7 @@ class ShardTask:
 class ShardSummary:
     shard: str
     videos: int
-    pairs: int  # pairs written to the tar
+    pairs: int  # items written to the tar (pairs when curating, triplets when synthesising)
     stats: dict[str, Any] = field(default_factory=dict)
     skipped: bool = False  # True when a previous run had finished this shard
 
@@ -137,18 +192,25 @@ _EMPTY_AFTER: dict[str, tuple[str, Callable[[Meta], bool]]] = {
 }
 
 
-def run_sample(stages: list[Stage], sample: Sample) -> tuple[Sample, Meta, StageError | None]:
-    """Run one video through the stages; the first error (or exception) ends it. Never raises for a bad
-    input: a stage that crashes becomes an error named after the exception."""
-    meta = Meta()
+def run_sample(
+    stages: list[Stage],
+    sample: Sample,
+    meta: Any = None,
+    empty_after: dict[str, tuple[str, Callable[[Any], bool]]] = _EMPTY_AFTER,
+) -> tuple[Any, Any, StageError | None]:
+    """Run one input through the stages; the first error (or exception) ends it. Never raises for a bad
+    input: a stage that crashes becomes an error named after the exception. `meta` starts empty (a curation
+    `Meta()` unless a family passes its own); `empty_after` maps a stage to the (reason, test) that drops an
+    input with nothing left after it."""
+    meta = Meta() if meta is None else meta
     for stage in stages:
         try:
             sample, meta, error = stage(sample, meta)
         except Exception as exc:  # a bug or an unforeseen input must cost one row, not the shard
             log.warning("stage %s failed on %s", stage.name, sample.source, exc_info=True)
             error = error_from_exception(stage.name, exc)
-        if error is None and stage.name in _EMPTY_AFTER:
-            reason, empty = _EMPTY_AFTER[stage.name]
+        if error is None and stage.name in empty_after:
+            reason, empty = empty_after[stage.name]
             if empty(meta):
                 error = StageError(stage.name, reason, "", status=STATUS_DROPPED)
         if error is not None:
@@ -166,38 +228,84 @@ def sample_rows(
 
 
 def process_shard(task: ShardTask) -> ShardSummary:
-    """Curate one shard, or return at once if a previous run finished it. The manifest part is renamed into
+    """Run one shard, or return at once if a previous run finished it. The manifest part is renamed into
     place last: its presence is what marks the shard done, so a kill at any point leaves it redoable."""
     out = Path(task.out)
+    family = load_family(task.family)
     part = shards.part_path(out, task.shard)
     if part.is_file():
         stats = shards.read_json(shards.stats_path(out, task.shard))
-        return ShardSummary(task.shard, stats["videos"], stats["pairs_ok"], stats, skipped=True)
-    config = task.config
-    cache = Path(task.vlm_cache_dir) if task.vlm_cache_dir else None
-    writer = make_writer(
-        config.writer, vlm=config.vlm, frames_per_clip=config.vlm_frames_per_clip, cache_dir=cache
-    )
+        return ShardSummary(task.shard, stats["videos"], stats[family.ok_key], stats, skipped=True)
     sink = shards.TarSink(shards.tar_path(out, task.shard))
-    stages = build_stages(config, writer, sink, task.shard)
     rows: list[dict] = []
-    stats = ShardStats()
     try:
+        work = family.open_shard(task, sink)
         for path, source in task.inputs:
-            sample = make_sample(Path(path), source, config.seed)
-            sample, meta, error = run_sample(stages, sample)
-            rows += sample_rows(sample, meta, error, shard=task.shard, writer=writer.name)
-            stats.add(meta, error)
+            rows += work.run(Path(path), source)
         sink.commit()
     except BaseException:
         sink.abort()
         raise
-    totals = stats.to_dict(rows)
-    if writer.spend():
-        totals["vlm_spend"] = writer.spend()
+    totals = work.totals(rows)
     shards.atomic_write_json(shards.stats_path(out, task.shard), totals)
-    shards.write_rows(sorted(rows, key=_row_order), part)
-    return ShardSummary(task.shard, len(task.inputs), totals["pairs_ok"], totals)
+    shards.write_rows(sorted(rows, key=family.row_order), part, schema=family.schema)
+    return ShardSummary(task.shard, len(task.inputs), totals[family.ok_key], totals)
+
+
+class _CurationWork:
+    """One shard of curation: the writer, the stages and the counts."""
+
+    def __init__(self, task: ShardTask, sink: shards.TarSink) -> None:
+        config: CurateConfig = task.config
+        cache = Path(task.vlm_cache_dir) if task.vlm_cache_dir else None
+        self.writer = make_writer(
+            config.writer, vlm=config.vlm, frames_per_clip=config.vlm_frames_per_clip, cache_dir=cache
+        )
+        self.stages = build_stages(config, self.writer, sink, task.shard)
+        self.seed = config.seed
+        self.shard = task.shard
+        self.stats = ShardStats()
+
+    def run(self, path: Path, source: str) -> list[dict]:
+        sample, meta, error = run_sample(self.stages, make_sample(path, source, self.seed))
+        self.stats.add(meta, error)
+        return sample_rows(sample, meta, error, shard=self.shard, writer=self.writer.name)
+
+    def totals(self, rows: list[dict]) -> dict[str, Any]:
+        totals = self.stats.to_dict(rows)
+        if self.writer.spend():
+            totals["vlm_spend"] = self.writer.spend()
+        return totals
+
+
+class CurationFamily:
+    """The curation pipeline as a `ShardFamily`."""
+
+    name = "curate"
+    item = "pairs"
+    ok_key = "pairs_ok"
+    schema = shards.MANIFEST_SCHEMA
+    sort_keys = shards.SORT_KEYS
+
+    def config_from_dict(self, data: dict[str, Any]) -> CurateConfig:
+        return CurateConfig.from_dict(data)
+
+    def prepare(self, config: CurateConfig, out: Path) -> Path | None:
+        cache = Path(config.vlm.cache_dir) if config.vlm.cache_dir else out / "vlm_cache"
+        # Fail here, in one line, on a misconfigured writer (no VLM endpoint...) rather than in every worker.
+        make_writer(
+            config.writer, vlm=config.vlm, frames_per_clip=config.vlm_frames_per_clip, cache_dir=cache
+        )
+        return cache if config.writer == "vlm" else None
+
+    def open_shard(self, task: ShardTask, sink: shards.TarSink) -> ShardWork:
+        return _CurationWork(task, sink)
+
+    def row_order(self, row: dict) -> tuple:
+        return _row_order(row)
+
+
+CURATION = CurationFamily()
 
 
 def process_shard_json(task: str) -> str:

@@ -1,5 +1,8 @@
 """`curate`: list the inputs, cut them into shards, run the shards on an executor, and merge the manifest.
 
+`run_shards` is that machinery for any `ShardFamily` (retake.data.pipeline); `curate` is it with the curation
+pipeline, and `retake synth` uses it with its own.
+
 Resuming is exact because a shard is the unit of work: its tar, manifest part and stats are renamed into
 place when it is whole, the input list and its shard assignment are frozen in OUT at the first start, and
 every random choice is seeded from the input's name. A restart skips finished shards and redoes the rest;
@@ -23,10 +26,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from retake.data import shards
 from retake.data.executors import make_executor
-from retake.data.pipeline import ShardSummary, ShardTask, process_shard_json
+from retake.data.pipeline import (
+    CURATION,
+    CURATION_FAMILY,
+    ShardFamily,
+    ShardSummary,
+    ShardTask,
+    load_family,
+    process_shard_json,
+)
 from retake.data.recipes import CurateConfig
 from retake.data.stats import merge_stats
-from retake.data.writers import make_writer
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv"}
@@ -36,7 +46,7 @@ LIST_EXTENSIONS = frozenset({".txt", ".lst"})
 
 
 @dataclass(frozen=True)
-class CurateResult:
+class RunResult:
     out: Path
     manifest: Path
     stats: dict[str, Any]
@@ -45,15 +55,20 @@ class CurateResult:
     seconds: float
 
 
-def list_inputs(input_path: str | Path) -> list[tuple[Path, str]]:
+CurateResult = RunResult  # the name curation callers know
+
+
+def list_inputs(
+    input_path: str | Path, extensions: frozenset[str] = VIDEO_EXTENSIONS
+) -> list[tuple[Path, str]]:
     """(path, source) of every input, sorted by source. `input_path` is a folder (searched recursively for
-    video extensions; source = path relative to it), a .txt/.lst file of paths (one per line, relative to the
-    list's folder; source = the line), or a single video (source = its name)."""
+    files with `extensions`, videos by default; source = path relative to it), a .txt/.lst file of paths (one
+    per line, relative to the list's folder; source = the line), or a single file (source = its name)."""
     root = Path(input_path).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"input not found: {root}")
     if root.is_dir():
-        found = [p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+        found = [p for p in root.rglob("*") if p.suffix.lower() in extensions and p.is_file()]
         inputs = [(p, p.relative_to(root).as_posix()) for p in found]
     elif root.suffix.lower() in LIST_EXTENSIONS:
         lines = [ln.strip() for ln in root.read_text().splitlines()]
@@ -61,7 +76,7 @@ def list_inputs(input_path: str | Path) -> list[tuple[Path, str]]:
     else:
         inputs = [(root, root.name)]
     if not inputs:
-        raise ValueError(f"no input videos in {root} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+        raise ValueError(f"no inputs in {root} (looked for {', '.join(sorted(extensions))})")
     sources = [s for _, s in inputs]
     if len(set(sources)) != len(sources):
         raise ValueError(f"{root} lists some inputs twice; each video must appear once")
@@ -69,7 +84,11 @@ def list_inputs(input_path: str | Path) -> list[tuple[Path, str]]:
 
 
 def plan_shards(
-    inputs: list[tuple[Path, str]], out: Path, config: CurateConfig, vlm_cache_dir: Path | None
+    inputs: list[tuple[Path, str]],
+    out: Path,
+    config: Any,
+    vlm_cache_dir: Path | None,
+    family: str = CURATION_FAMILY,
 ) -> list[ShardTask]:
     size = config.shard_size
     return [
@@ -79,6 +98,7 @@ def plan_shards(
             out=str(out),
             config=config,
             vlm_cache_dir=str(vlm_cache_dir) if vlm_cache_dir else None,
+            family=family,
         )
         for i in range(0, len(inputs), size)
     ]
@@ -93,31 +113,53 @@ def curate(
     workers: int | None = None,
     address: str | None = None,
     progress: bool = True,
-) -> CurateResult:
+) -> RunResult:
     """Curate `input_path` into the dataset folder `out` (see retake.data.shards for its layout); resumes a
     run that was stopped, provided the config and inputs are the same."""
+    options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
+    return run_shards(list_inputs(input_path), out, config, CURATION_FAMILY, **options)
+
+
+def run_shards(
+    inputs: list[tuple[Path, str]],
+    out: str | Path,
+    config: Any,
+    family: str,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Run the pipeline of `family` (import path of a `ShardFamily`) over `inputs` into the dataset folder
+    `out`, shard by shard on `executor`, then merge; resumes a stopped run with the same config and inputs."""
     started = time.perf_counter()
     out = Path(out).expanduser()
-    inputs = list_inputs(input_path)
-    cache = Path(config.vlm.cache_dir) if config.vlm.cache_dir else out / "vlm_cache"
-    # Fail here, in one line, on a misconfigured writer (no VLM endpoint...) rather than in every worker.
-    make_writer(config.writer, vlm=config.vlm, frames_per_clip=config.vlm_frames_per_clip, cache_dir=cache)
+    pipeline = load_family(family)
+    cache = pipeline.prepare(config, out)
     runner = make_executor(executor, workers, address=address)
     _claim_out(out, config, inputs)
-    tasks = plan_shards(inputs, out, config, cache if config.writer == "vlm" else None)
+    tasks = plan_shards(inputs, out, config, cache, family)
     done = [t for t in tasks if shards.part_path(out, t.shard).is_file()]
     todo = [t for t in tasks if not shards.part_path(out, t.shard).is_file()]
     results = (
         ShardSummary(**json.loads(r)) for r in runner.map(process_shard_json, [t.to_json() for t in todo])
     )
-    _run(results, total=len(inputs), already=sum(len(t.inputs) for t in done), show=progress)
-    stats = merge(out, [t.shard for t in tasks])
-    return CurateResult(
+    _run(
+        results,
+        total=len(inputs),
+        already=sum(len(t.inputs) for t in done),
+        show=progress,
+        label=pipeline.name,
+        item=pipeline.item,
+    )
+    stats = merge(out, [t.shard for t in tasks], pipeline)
+    return RunResult(
         out, out / "manifest.parquet", stats, len(tasks), len(done), time.perf_counter() - started
     )
 
 
-def _claim_out(out: Path, config: CurateConfig, inputs: list[tuple[Path, str]]) -> None:
+def _claim_out(out: Path, config: Any, inputs: list[tuple[Path, str]]) -> None:
     """Record (or check, on a restart) the config and input list OUT belongs to; clear half-written files."""
     digest = hashlib.sha256("\n".join(s for _, s in inputs).encode()).hexdigest()
     run = {"config": json.loads(config.to_json()), "inputs": len(inputs), "inputs_sha256": digest}
@@ -141,9 +183,17 @@ def _claim_out(out: Path, config: CurateConfig, inputs: list[tuple[Path, str]]) 
             stale.unlink(missing_ok=True)  # the leftovers of a killed run; their shards are redone
 
 
-def _run(results: Iterable[ShardSummary], *, total: int, already: int, show: bool) -> None:
+def _run(
+    results: Iterable[ShardSummary],
+    *,
+    total: int,
+    already: int,
+    show: bool,
+    label: str = "curate",
+    item: str = "pairs",
+) -> None:
     columns = [
-        TextColumn("[bold]curate"),
+        TextColumn(f"[bold]{label}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("videos"),
@@ -155,15 +205,15 @@ def _run(results: Iterable[ShardSummary], *, total: int, already: int, show: boo
         task = bar.add_task("", total=total, completed=already)
         for summary in results:
             pairs += summary.pairs
-            bar.update(task, advance=summary.videos, description=f"{pairs} pairs")
+            bar.update(task, advance=summary.videos, description=f"{pairs} {item}")
 
 
-def merge(out: Path, shard_names: list[str]) -> dict[str, Any]:
+def merge(out: Path, shard_names: list[str], family: ShardFamily = CURATION) -> dict[str, Any]:
     """Merge the shards' manifest parts and stats into OUT/manifest.parquet and OUT/stats.json."""
     parts = [str(shards.part_path(out, s)) for s in shard_names]
     # A dataset scan reads the (many, small) parts with several threads instead of one file at a time.
-    table = dataset(parts, schema=shards.MANIFEST_SCHEMA, format="parquet").to_table()
-    table = shards.sort_manifest(table)
+    table = dataset(parts, schema=family.schema, format="parquet").to_table()
+    table = shards.sort_manifest(table, family.sort_keys)
     tmp = out / ".manifest.parquet.tmp"
     pq.write_table(table, tmp)
     tmp.replace(out / "manifest.parquet")

@@ -99,17 +99,18 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
-def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write manifest rows as Parquet, atomically."""
-    table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+def write_rows(rows: list[dict[str, Any]], path: Path, schema: pa.Schema = MANIFEST_SCHEMA) -> None:
+    """Write manifest rows as Parquet, atomically (`schema`: the curation manifest's unless a pipeline family
+    brings its own)."""
+    table = pa.Table.from_pylist(rows, schema=schema)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp(path)
     pq.write_table(table, tmp)
     tmp.replace(path)
 
 
-def sort_manifest(table: pa.Table) -> pa.Table:
-    return table.sort_by(SORT_KEYS)
+def sort_manifest(table: pa.Table, keys: list[tuple[str, str]] = SORT_KEYS) -> pa.Table:
+    return table.sort_by(keys)
 
 
 def read_manifest(out: str | Path) -> pa.Table:

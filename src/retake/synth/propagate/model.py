@@ -1,0 +1,127 @@
+"""The `model` propagator: a retake editor bundle (retake.sample.EditPipeline) edits the source with the
+instruction while its first latent frame is pinned to the chosen edited first frame.
+
+The bundle has no first-frame input of its own, so the edited frame enters through the latent path (a
+replacement, as in inpainting samplers): the causal VAE encodes frame 0 alone into latent frame 0, so the
+edited frame's latent z0 is that frame's exact target. With x_t = (1 - t) x0 + t noise, the velocity of a
+latent frame that must end at z0 is exactly noise - z0; the model's prediction for latent frame 0 is
+replaced by it in every guidance branch at every step. Frame 0 then follows its exact path to z0, and the
+model, which attends to it at every step, generates the other frames consistent with it. The decoded
+frame 0 is finally replaced by the edited frame itself (the VAE round trip is not exact).
+
+What this cannot give: a bundle trained without such pinning never saw a clean first frame next to noisy
+ones, so how well the rest follows it depends on the model (the second filter checks the result).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from retake.flow import TIMESTEP_SCALE, denoise, sigma_schedule, to_timestep
+from retake.sample.pipeline import BranchInputs, EditPipeline, branch_prompts
+from retake.synth.loading import edit_bundle
+from retake.synth.propagate import Request
+from retake.synth.recipes import PropagationConfig
+from retake.video import Video, resize_cover_crop
+
+
+@torch.no_grad()
+def anchored_edit(
+    pipeline: EditPipeline,
+    source: Video,
+    instruction: str,
+    first: np.ndarray,
+    *,
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Edit `source` with `instruction`, latent frame 0 pinned to `first` (H, W, 3) uint8.
+
+    Returns (F, h, w, 3) uint8 at the model's grid (frames 4k+1 and size rounded down by the pipeline).
+    """
+    latents = anchored_latents(
+        pipeline, source, instruction, first, steps=steps, guidance=guidance, seed=seed
+    )
+    return pipeline.decode(latents)
+
+
+@torch.no_grad()
+def anchored_latents(
+    pipeline: EditPipeline,
+    source: Video,
+    instruction: str,
+    first: np.ndarray,
+    *,
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int = 0,
+) -> Tensor:
+    """The denoised latents (1, C, F', h', w') of `anchored_edit`; latent frame 0 is the VAE latent of
+    `first` (resized to the model's grid)."""
+    size = pipeline.grid.fit_size((source.height, source.width))
+    config = pipeline.check_inputs(
+        source, instruction, steps=steps, guidance=guidance, frames=source.num_frames, size=size
+    )
+    texts = pipeline.encode_text(
+        branch_prompts(config.guidance().branches, instruction, config.negative_prompt)
+    )
+    latents = pipeline.encode_source(source, config)  # (1, C, F', h', w')
+    pinned = pipeline.encode_source(Video(first[None], fps=source.fps), config.with_overrides(frames=1))
+    pinned = pinned.float()  # (1, C, 1, h', w'): the causal VAE's latent of frame 0 alone
+    noise = pipeline.prepare_latents(latents.shape, seed)  # (1, C, F', h', w') fp32
+    embedded = None
+    if pipeline.transformer.spec.guidance_embeds:  # as EditPipeline does for guidance-distilled models
+        embedded = torch.full((1,), config.embedded_guidance * TIMESTEP_SCALE, device=pipeline.device)
+    branches = pipeline.prepare_branches(texts, latents, embedded)
+    pinned_velocity = noise[:, :, :1] - pinned  # the exact velocity of the path (1 - t) z0 + t noise
+
+    def predict(x: Tensor, t: Tensor, branch: str) -> Tensor:
+        inputs: BranchInputs = branches[branch]
+        velocity = pipeline.transformer(
+            hidden_states=x.to(pipeline.dtype),
+            timestep=to_timestep(t),
+            encoder_hidden_states=inputs.text,
+            encoder_attention_mask=inputs.text_mask,
+            pooled_projections=inputs.pooled,
+            guidance=embedded,
+            **inputs.source,
+        ).float()
+        velocity[:, :, :1] = pinned_velocity
+        return velocity
+
+    sigmas = sigma_schedule(config.steps, shift=config.shift, device=pipeline.device)
+    return denoise(noise, sigmas, predict, config.guidance(), progress=False)
+
+
+class ModelPropagator:
+    name = "model"
+
+    def __init__(self, config: PropagationConfig) -> None:
+        self.config = config
+
+    def propagate(self, request: Request) -> np.ndarray:
+        pipeline = edit_bundle(str(self.config.path), self.config.device, self.config.dtype)
+        frames = anchored_edit(
+            pipeline,
+            Video(request.source, fps=request.fps),
+            request.instruction,
+            request.edited_first,
+            steps=self.config.steps,
+            guidance=self.config.guidance,
+            seed=request.seed,
+        )
+        return fit_clip(frames, request.source.shape, request.edited_first)
+
+
+def fit_clip(frames: np.ndarray, shape: tuple[int, ...], first: np.ndarray) -> np.ndarray:
+    """A generated (F', h, w, 3) clip brought to the source's (F, H, W, 3), frame 0 = the edited frame.
+    Fewer frames than the source is an error (the factory reads 4k+1 clips, which every model grid keeps)."""
+    count, height, width = shape[:3]
+    if len(frames) < count:
+        raise ValueError(f"the propagator made {len(frames)} frames for a {count}-frame source")
+    frames = resize_cover_crop(np.ascontiguousarray(frames[:count]), (height, width))
+    frames[0] = first
+    return frames

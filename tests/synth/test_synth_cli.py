@@ -1,0 +1,101 @@
+"""`retake synth` from the command line, and the typed recipe configs it builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retake.cli import main
+from retake.data.shards import read_manifest
+from retake.synth.recipes import (
+    IcveSftConfig,
+    InsVieConfig,
+    SourceConfig,
+    config_from_dict,
+    get_recipe,
+    with_overrides,
+)
+
+
+def test_synth_command_writes_the_dataset_and_prints_the_stats(
+    flatland_sources: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "240")
+    inputs = tmp_path / "inputs.txt"
+    inputs.write_text("".join(f"{p}\n" for p in sorted(flatland_sources.glob("*.mp4"))[:3]))
+    options = [
+        "--recipe",
+        "icve-sft",
+        "--masks",
+        "flatland",
+        "--inpainter",
+        "flatland",
+        "--types",
+        "remove,add",
+    ]
+    main(
+        [
+            "synth",
+            str(inputs),
+            str(tmp_path / "out"),
+            *options,
+            "--frames",
+            "5",
+            "--workers",
+            "1",
+            "--no-progress",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert "3 inputs ->" in err and "manifest.parquet" in err
+    rows = read_manifest(tmp_path / "out").to_pylist()
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok and {r["edit_type"] for r in ok} == {"remove", "add"} and {r["frames"] for r in ok} == {5}
+    assert all(r["recipe"] == "icve-sft" for r in rows)
+
+
+def test_synth_command_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for args, message in [
+        (["--recipe", "nope"], "unknown synth recipe 'nope'"),
+        (["--recipe", "icve-sft", "--editor", "flatland"], "unknown config section 'editor'"),
+        (["--editor", "magic"], "editor must be one of"),
+        (["--frames", "6"], "clip_frames must be 4k+1"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            main(["synth", str(tmp_path), str(tmp_path / "out"), *args])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_recipes_round_trip_and_validate() -> None:
+    for name, kind in (("insvie", InsVieConfig), ("icve-sft", IcveSftConfig)):
+        config = get_recipe(name)
+        assert isinstance(config, kind) and config_from_dict(config.to_dict()) == config
+    changed = with_overrides(
+        get_recipe("insvie"), {"editor.strengths": [2, 4], "seed": 5, "stills.enabled": None}
+    )
+    assert changed.editor.strengths == (2, 4) and changed.seed == 5 and changed.stills.enabled
+    for bad, message in [
+        ({"editor.name": "x"}, "editor must be one of"),
+        ({"editor.strengths": []}, "strengths"),
+        ({"selection.min_score": 11}, "min_score"),
+        ({"propagation.texture_weight": 2}, "texture_weight"),
+        ({"stills.motions": ["spin"]}, "camera motion"),
+        ({"nope.x": 1}, "unknown config section 'nope'"),
+        ({"editor.colour": 1}, "unknown config field 'editor.colour'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            with_overrides(get_recipe("insvie"), bad)
+    with pytest.raises(ValueError, match="proportions"):
+        with_overrides(get_recipe("icve-sft"), {"pairs.proportions": [1, 1]})
+    with pytest.raises(ValueError, match="min_area < max_area"):
+        with_overrides(get_recipe("icve-sft"), {"masks.min_area": 0.5})
+    with pytest.raises(ValueError, match="clip_frames"):
+        SourceConfig(clip_frames=8)
+    with pytest.raises(ValueError, match="unknown synth recipe"):
+        config_from_dict({"recipe": "curate"})
