@@ -94,3 +94,11 @@ def test_describe_clips_refuses_clips_across_a_cut() -> None:
     assert describe_clips(truth, (5, 15), (0, 4)) is None
     with pytest.raises(ValueError, match="clip b"):
         describe_clips(truth, (0, 5), (15, 25))
+
+
+def test_articles_follow_the_sound_of_the_next_word():
+    from retake.flatland.describe import with_articles
+
+    assert with_articles("add a orange ring and a red star") == "add an orange ring and a red star"
+    assert with_articles("A orange square") == "An orange square"
+    assert with_articles("paint the ring orange") == "paint the ring orange"

@@ -7,6 +7,7 @@ what turns clip A into clip B. Every kind of change has at least three phrasings
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -110,7 +111,15 @@ def describe_edit(edit: Edit, seed: int | np.random.Generator = 0) -> str:
         "size": f"{edit.new_size} " if edit.new_size else "",
         "background": background_words(edit.background, rng) if edit.background else "",
     }
-    return template.format(**fill)
+    return with_articles(template.format(**fill))
+
+
+def with_articles(text: str) -> str:
+    """Templates say "a {colour} ..."; English wants "an" before a vowel sound ("an orange ring")."""
+    return _ARTICLE.sub(lambda m: m.group(1) + "n", text)
+
+
+_ARTICLE = re.compile(r"\b([Aa])(?= [aeiou])")
 
 
 # ---- two clips of one footage scene ---------------------------------------------------------------------
@@ -204,7 +213,8 @@ def describe_clips(
     clauses = [
         _choose(rng, CLIP_PHRASES[kind]).format(**fill) for kind, fill in changes[: config.max_clauses]
     ]
-    return clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
+    sentence = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
+    return with_articles(sentence)
 
 
 def _summary(truth: FootageTruth, clip: tuple[int, int], config: ClipDescriberConfig) -> dict[int, _Seen]:
