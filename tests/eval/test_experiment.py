@@ -1,0 +1,158 @@
+"""The ICVE experiment's bookkeeping: arm -> weights, run tables from the TOML templates, gains and spread."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+
+from retake.eval.experiment import (
+    ARMS,
+    Sizes,
+    arm_weights,
+    format_gains,
+    format_table,
+    headline,
+    heldout_loss,
+    markdown,
+    relative_gain,
+    run_table,
+    spread,
+    summarise,
+)
+from retake.train.config import parse_run_config
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "configs" / "flatland"
+
+
+def _template(name: str) -> dict:
+    return tomllib.loads((TEMPLATES / f"{name}.toml").read_text())
+
+
+def test_arms_get_the_steps_the_design_says():
+    sizes = Sizes(pretrain_steps=600, sft_steps=300)
+    assert sizes.arm_steps() == {"A": 300, "B": 900, "C": 600, "A'": 900}
+    with pytest.raises(ValueError, match="sft_steps must be >= 1, got 0"):
+        Sizes(10, 0)
+
+
+def test_run_tables_fill_in_steps_seed_caches_and_parse(tmp_path):
+    sizes = Sizes(pretrain_steps=7, sft_steps=3, batch=2)
+    caches = {"pretrain": tmp_path / "pre", "sft": tmp_path / "sft"}
+    configs = {
+        run: parse_run_config(
+            run_table(_template(run), out=tmp_path / run, seed=5, sizes=sizes, caches=caches)
+        )
+        for run in ("pretrain_sft", "sft_only")
+    }
+    both = configs["pretrain_sft"]
+    assert both.seed == 5 and both.out == tmp_path / "pretrain_sft"
+    assert [(s.name, s.steps, s.batch, s.data.cache, s.init) for s in both.stages] == [
+        ("pretrain", 7, 2, tmp_path / "pre", "fresh"),
+        ("sft", 3, 2, tmp_path / "sft", "previous"),
+    ]
+    sft = configs["sft_only"]
+    assert [(s.name, s.steps, s.data.cache) for s in sft.stages] == [
+        ("sft", 3, tmp_path / "sft"),
+        ("sft_more", 7, tmp_path / "sft"),
+    ]
+    # A' (S + P steps) and B (P + S) train for the same number of steps; B's SFT stage equals A's
+    assert sum(s.steps for s in sft.stages) == sum(s.steps for s in both.stages)
+    assert both.stages[1].tricks == sft.stages[0].tricks and both.stages[1].optim == sft.stages[0].optim
+    assert _template("pretrain_sft")["stages"][0]["steps"] == 700  # the template itself is left alone
+
+
+def test_run_table_rejects_unknown_stages_and_missing_caches(tmp_path):
+    table = {"stages": [{"name": "warmup", "data": {"cache": "x"}}]}
+    with pytest.raises(ValueError, match="stage 'warmup'"):
+        run_table(table, out=tmp_path, seed=0, sizes=Sizes(1, 1), caches={"sft": tmp_path})
+    with pytest.raises(ValueError, match="reads cache 'pretrain'"):
+        run_table(
+            _template("pretrain_sft"), out=tmp_path, seed=0, sizes=Sizes(1, 1), caches={"sft": tmp_path}
+        )
+
+
+def test_arm_weights_point_into_the_right_run_and_stage(tmp_path):
+    runs = {"pretrain_sft": tmp_path / "ps", "sft_only": tmp_path / "so"}
+    assert arm_weights(runs, "C") == tmp_path / "ps/stages/pretrain/transformer"
+    assert arm_weights(runs, "B", ema=True) == tmp_path / "ps/stages/sft/transformer-ema"
+    assert arm_weights(runs, "A'") == tmp_path / "so/stages/sft_more/transformer"
+    with pytest.raises(ValueError, match="unknown arm 'D'"):
+        arm_weights(runs, "D")
+
+
+def test_relative_gain_and_spread():
+    assert relative_gain(12.0, 10.0) == pytest.approx(0.2)
+    assert relative_gain(-1.0, -2.0) == pytest.approx(0.5)  # |base|: less negative is a gain
+    assert relative_gain(0.3, 0.0) is None and relative_gain(None, 1.0) is None
+    s = spread([1.0, None, 3.0])
+    assert (s.mean, s.low, s.high, s.n) == (2.0, 1.0, 3.0, 2) and s.std == pytest.approx(math.sqrt(2))
+    assert spread([4.0]).std == 0.0 and spread([None]).mean is None
+
+
+def _summary(rate: float, psnr: float, ssim: float) -> dict:
+    return {
+        "overall": {"success": {"rate": rate}, "metrics": {"psnr": {"mean": psnr}, "ssim": {"mean": ssim}}}
+    }
+
+
+def test_summarise_gives_b_gains_per_seed_then_spread():
+    per_seed = {
+        "A": {0: headline(_summary(0.25, 20.0, 0.5)), 1: headline(_summary(0.50, 20.0, 0.5))},
+        "B": {0: headline(_summary(0.50, 22.0, 0.6)), 1: headline(_summary(0.50, 24.0, 0.5))},
+        "A'": {0: headline(_summary(0.0, 25.0, 0.5)), 1: headline(_summary(0.0, 25.0, 0.5))},
+    }
+    summary = summarise(per_seed)
+    assert summary["arms"]["B"]["psnr"]["mean"] == pytest.approx(23.0)
+    gains = summary["gains"]["B_vs_A"]
+    assert gains["psnr"]["mean"] == pytest.approx((0.1 + 0.2) / 2)  # per-seed relative gains, averaged
+    assert gains["success"]["mean"] == pytest.approx(0.5) and gains["success"]["n"] == 2  # +100%, then 0%
+    assert gains["success_points"]["mean"] == pytest.approx(12.5)
+    assert summary["gains"]["B_vs_A'"]["success"]["n"] == 0  # A' never succeeds: no relative gain
+    rows = format_table(summary, Sizes(10, 5))
+    assert rows[2][:5] == ["B", "pretrain then SFT", "15", "2", "50.0 ± 0.0"] and rows[2][7] == "n/a"
+    gain_rows = format_gains(summary)
+    assert gain_rows[1][0] == "B vs A" and gain_rows[1][1].startswith("+12.5") and gain_rows[2][2] == "n/a"
+    assert markdown(rows).splitlines()[1] == "|---|---|---|---|---|---|---|---|"
+    assert set(ARMS) == {"A", "B", "C", "A'"}
+
+
+class _Oracle(torch.nn.Module):
+    """Knows the clean target, so it can give the exact velocity (x_t - x0) / t; or returns zeros."""
+
+    def __init__(self, target: torch.Tensor, exact: bool) -> None:
+        super().__init__()
+        self.target, self.exact = target, exact
+
+    def forward(self, hidden_states, timestep, source, **_):
+        t = timestep.view(-1, 1, 1, 1, 1) / 1000
+        return (hidden_states - self.target) / t if self.exact else torch.zeros_like(hidden_states)
+
+
+class _OneSample:
+    def __init__(self, target: torch.Tensor) -> None:
+        from retake.model.text import TextEmbedding
+        from retake.train.encode import LatentSample
+
+        text = TextEmbedding(torch.zeros(1, 3, 8), torch.ones(1, 3, dtype=torch.bool), torch.zeros(1, 8))
+        self.sample = LatentSample("s0", target * 0.5, target, text)
+
+    def __len__(self) -> int:
+        return 1
+
+    def get(self, index: int):
+        return self.sample
+
+
+def test_heldout_loss_is_zero_for_the_exact_velocity_and_seeded():
+    target = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(123))[0]
+    cache = _OneSample(target)
+    assert heldout_loss(_Oracle(target, exact=True), cache) == pytest.approx(0.0, abs=1e-10)
+    zero = heldout_loss(_Oracle(target, exact=False), cache)
+    # zeros: E[(noise - x0)^2] = 1 + mean(x0^2), up to the noise drawn (5 draws of 128 values)
+    assert zero == pytest.approx(1 + float((target**2).mean()), rel=0.2)
+    assert heldout_loss(_Oracle(target, exact=False), cache) == zero  # same noise every time
+    assert heldout_loss(_Oracle(target, exact=False), cache, seed=1) != zero

@@ -1,0 +1,143 @@
+"""The main job (`retake demo`): it makes the footage, pairs and curated pairs it reports, and edits the
+shipped clip with the shipped editor into edit.mp4 and side_by_side.gif."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from rich.console import Console
+from typer.testing import CliRunner
+
+from retake.demo import CLIPS, DEFAULT_CLIP, EDITOR, DemoConfig, edit_clip, load_clip, make_clip, run_demo
+from retake.flatland import Edit, judge
+from retake.video import probe, read
+
+
+def _console() -> Console:
+    return Console(record=True, width=200)
+
+
+def test_quick_demo_makes_what_it_says(tmp_path):
+    console = _console()
+    result = run_demo(tmp_path, DemoConfig.quick(), console=console)
+    text = console.export_text()
+    assert [p.name for p in result.footage] == ["footage_0000.mp4"] and result.footage[0].is_file()
+    assert len(result.pairs.read_text().splitlines()) == 6
+    ok = [r for r in pq.read_table(result.curated).to_pylist() if r["status"] == "ok"]
+    assert len(ok) == result.curated_pairs >= 1 and all(r["instruction"] for r in ok)
+    assert "paired edits" in text and "curated pretraining pairs" in text
+    if not EDITOR.joinpath("retake_pipeline.json").is_file():
+        # No shipped editor (it needs the Flatland VAE): the edit is skipped, and says so.
+        assert result.edit is None and "skipping the edit: no editor bundle at" in text
+        return
+    clip = load_clip(DEFAULT_CLIP)
+    source, edited = probe(CLIPS / clip["source"]), probe(result.edit)
+    assert result.edit == tmp_path / "edit.mp4" and result.gif == tmp_path / "side_by_side.gif"
+    assert edited.frame_count == source.frame_count == clip["frames"] and edited.fps == pytest.approx(
+        source.fps
+    )
+    assert (edited.height, edited.width) == (source.height, source.width)
+    assert read(result.gif).width == 3 * 2 * source.width + 2 * 2  # source | edit | truth at 2x, 2 px gaps
+    assert str(result.edit) in text and "oracle judge" in text and result.verdict is not None
+
+
+def test_without_the_editor_the_edit_is_skipped_with_a_message(tmp_path):
+    console = _console()
+    config = replace(DemoConfig.quick(), editor=tmp_path / "no-editor")
+    result = run_demo(tmp_path / "out", config, console=console)
+    assert result.edit is None and not (tmp_path / "out" / "edit.mp4").exists()
+    assert "skipping the edit: no editor bundle at" in console.export_text()
+    assert result.footage[0].is_file()  # the data part still ran
+
+
+def test_shipped_clips_are_judged_correctly():
+    """The oracle accepts each shipped clip's ground truth and rejects its unedited source, so the demo's
+    verdict on an edit means something."""
+    clips = sorted(CLIPS.glob("*.json"))
+    assert DEFAULT_CLIP in clips
+    for path in clips:
+        clip = load_clip(path)
+        source, target = (read(CLIPS / clip[k]).frames for k in ("source", "target"))
+        edit = Edit.from_json(clip["edit"])
+        assert source.shape == (clip["frames"], *clip["size"], 3)
+        assert judge(source, target, edit).success and not judge(source, source, edit).success
+
+
+def test_make_clip_writes_a_described_triple(tmp_path):
+    path = make_clip(tmp_path, "rc", kind="recolour", seed=3)
+    clip = json.loads(path.read_text())
+    assert clip["edit"]["kind"] == "recolour" and clip["instruction"] and clip["scene"]["objects"]
+    source, target = read(tmp_path / clip["source"]), read(tmp_path / clip["target"])
+    assert source.num_frames == target.num_frames == 17 and source.fps == 8
+    assert not np.array_equal(source.frames, target.frames)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A random flatland-s-shaped editor (1+1 blocks, width 32) with a random 16-channel 4x VAE."""
+    from diffusers import AutoencoderKLHunyuanVideo
+
+    from retake.model import build_transformer
+    from retake.sample import EditConfig, assemble_bundle
+
+    root = tmp_path_factory.mktemp("bundle")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        vae = AutoencoderKLHunyuanVideo(
+            latent_channels=16,
+            block_out_channels=(8, 8, 8),
+            layers_per_block=1,
+            norm_num_groups=4,
+            spatial_compression_ratio=4,
+            mid_block_add_attention=False,
+            down_block_types=("HunyuanVideoDownBlock3D",) * 3,
+            up_block_types=("HunyuanVideoUpBlock3D",) * 3,
+        )
+    vae.save_pretrained(root / "vae", safe_serialization=True)
+    model = build_transformer(
+        "flatland-s",
+        seed=0,
+        num_layers=1,
+        num_single_layers=1,
+        num_attention_heads=1,
+        attention_head_dim=32,
+        rope_axes_dim=(8, 12, 12),
+    )
+    model.save_pretrained(root / "transformer", safe_serialization=True)
+    return assemble_bundle(
+        root / "bundle", transformer=root / "transformer", vae=root / "vae", defaults=EditConfig.flatland()
+    )
+
+
+@pytest.mark.slow  # ~40 s on a loaded machine: builds a model and a VAE, and loads MiniLM
+def test_edit_clip_keeps_the_clip_timing_and_scores_the_edit(tmp_path, tiny_bundle):
+    """With any editor (here a random one: the point is the plumbing), the edit has the clip's frames, size
+    and fps, and the verdict compares it with the ground truth."""
+    config = replace(DemoConfig.quick(), editor=tiny_bundle, edit_steps=2)
+    edit, gif, verdict = edit_clip(tmp_path, config)
+    clip = load_clip(config.clip)
+    info = probe(edit)
+    assert (info.frame_count, info.height, info.width) == (clip["frames"], *clip["size"])
+    assert info.fps == pytest.approx(clip["fps"]) and gif.is_file()
+    assert (
+        verdict["source_psnr"] < 100 and np.isfinite(verdict["psnr"]) and isinstance(verdict["success"], bool)
+    )
+
+
+def test_demo_command_parses_and_calls_the_library(tmp_path, monkeypatch):
+    import retake.demo
+    from retake.cli import app
+
+    seen = {}
+    monkeypatch.setattr(
+        retake.demo, "run_demo", lambda out, config, console: seen.update(out=out, config=config)
+    )
+    result = CliRunner().invoke(app, ["demo", str(tmp_path / "o"), "--quick"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"out": tmp_path / "o", "config": DemoConfig.quick()}
