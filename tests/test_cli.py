@@ -24,7 +24,15 @@ COMMANDS = _command_paths(typer.main.get_command(app))
 
 def test_the_main_subcommands_exist():
     names = {" ".join(p) for p in COMMANDS}
-    for expected in ("flatland footage", "flatland pairs", "convert icve", "curate", "edit", "bundle", "eval run"):
+    for expected in (
+        "flatland footage",
+        "flatland pairs",
+        "convert icve",
+        "curate",
+        "edit",
+        "bundle",
+        "eval run",
+    ):
         assert expected in names, f"missing subcommand {expected!r}; have {sorted(names)}"
 
 
