@@ -418,11 +418,11 @@ app.add_typer(vae_app, name="vae")
 @vae_app.command("train")
 def vae_train(
     out: Path = typer.Argument(..., help="Run folder: state.safetensors, log.jsonl, and vae/ when done."),
-    steps: int = typer.Option(2000, help="Optimiser steps in all (a resumed run continues up to this)."),
-    batch: int = typer.Option(8, help="Clips per step."),
+    steps: int = typer.Option(6000, help="Optimiser steps in all (a resumed run continues up to this)."),
+    batch: int = typer.Option(4, help="Clips per step."),
     size: int = typer.Option(64, help="Render size of training and held-out clips (pixels, square)."),
     crop: int = typer.Option(32, help="Random training crop in pixels; 0 trains on whole frames."),
-    frames: int = typer.Option(9, help="Frames per training clip (4k + 1)."),
+    frames: int = typer.Option(5, help="Frames per training clip (4k + 1)."),
     seed: int = typer.Option(0, help="Seed of the initial weights, clip stream and posterior noise."),
     resume: bool = typer.Option(False, help="Continue the run saved in OUT."),
     progress: bool = typer.Option(True, help="Show a progress bar."),

@@ -66,7 +66,10 @@ class VAEArchitecture:
     latent_channels: int = 16
     block_out_channels: tuple[int, ...] = (16, 32, 32)
     layers_per_block: int = 1
-    norm_num_groups: int = 8
+    # One group: GroupNorm then normalises each clip over all channels together. With more groups every
+    # group loses its own mean and scale per clip, which is where a flat colour lives (replicate padding gives
+    # no border to recover it from); one group keeps colours in the relations between channels.
+    norm_num_groups: int = 1
     spatial_compression: int = 4
     temporal_compression: int = 4
     mid_attention: bool = False
@@ -100,14 +103,14 @@ class AutoencoderTrainConfig:
     and the held-out eval runs on whole `eval_size` frames."""
 
     arch: VAEArchitecture = field(default_factory=VAEArchitecture)
-    steps: int = 2000
-    batch: int = 8
+    steps: int = 6000
+    batch: int = 4
     size: int = 64
     crop: int | None = 32
-    frames: int = 9
+    frames: int = 5
     fps: float = 8.0
     seed: int = 0
-    lr: float = 2e-3
+    lr: float = 5e-4  # 2e-3 oscillates without progress; 1e-4 learns more slowly
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * this
     warmup: int = 50
     weight_decay: float = 1e-4
