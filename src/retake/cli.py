@@ -425,6 +425,7 @@ def vae_train(
     frames: int = typer.Option(5, help="Frames per training clip (4k + 1)."),
     seed: int = typer.Option(0, help="Seed of the initial weights, clip stream and posterior noise."),
     resume: bool = typer.Option(False, help="Continue the run saved in OUT."),
+    device: str = typer.Option("cpu", help="Torch device to train on, e.g. cpu or cuda."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train a Flatland VAE (AutoencoderKLHunyuanVideo, 4x time / 4x space) into OUT/vae."""
@@ -433,7 +434,7 @@ def vae_train(
     config = AutoencoderTrainConfig(
         steps=steps, batch=batch, size=size, eval_size=size, crop=crop or None, frames=frames, seed=seed
     )
-    result = train_autoencoder(config, _path_arg(out), resume=resume, progress=progress)
+    result = train_autoencoder(config, _path_arg(out), resume=resume, device=device, progress=progress)
     for pattern, score in result.scores.items():
         console.print(f"{pattern:>9}: mean {score.mean:6.2f} dB  min {score.min:6.2f} dB")
     console.print(f"wrote {result.vae_dir} after {result.steps} steps ({result.seconds:.0f} s)")

@@ -30,6 +30,7 @@ from retake.train.autoencoder import (
     calibration_clips,
     evaluate_heldout,
     heldout_clips,
+    make_optimizer,
     read_checkpoint_info,
     reconstruct,
     render_clip,
@@ -156,6 +157,7 @@ def test_training_batch_is_cropped_and_in_range():
         ({"crop": 32}, "crop 32"),
         ({"batch": 0}, "batch"),
         ({"edited_share": 1.5}, "1.5"),
+        ({"optimizer": "sgd"}, "'sgd'"),
     ],
 )
 def test_config_rejects_bad_values(overrides, message):
@@ -177,6 +179,26 @@ def test_architecture_rejects_bad_values():
 
 
 # ---- training ------------------------------------------------------------------------------------------------
+
+
+def test_muon_trains_the_hidden_filters_in_place_and_adamw_the_rest():
+    vae = build_vae(TINY)
+    optimizer = make_optimizer(vae, _tiny())
+    names = {id(p): n for n, p in vae.named_parameters()}
+    muon = {names[id(p)] for p in optimizer.filters}
+    assert "encoder.down_blocks.0.resnets.0.conv1.conv.weight" in muon and "quant_conv.weight" in muon
+    assert not muon & {"encoder.conv_in.conv.weight", "decoder.conv_out.conv.weight"}  # RGB-facing: AdamW
+    assert not any(n.endswith("bias") or "norm" in n for n in muon)
+    before = {n: p.detach().clone() for n, p in vae.named_parameters()}
+    loss = vae_loss(vae, training_batch(_tiny(), 0), _tiny(), torch.Generator().manual_seed(0)).total
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    moved = {n for n, p in vae.named_parameters() if not torch.equal(p, before[n])}
+    assert muon <= moved  # Muon's 2-D views write through to the 5-D filters
+    assert "encoder.conv_in.conv.weight" in moved
+    adamw_only = make_optimizer(vae, _tiny(optimizer="adamw"))
+    assert not adamw_only.filters and set(adamw_only.parts) == {"adamw"}
 
 
 def _fixed_loss(vae, config: AutoencoderTrainConfig) -> float:
@@ -231,9 +253,9 @@ def test_resume_guards(tmp_path):
     train_autoencoder(config, tmp_path, stop_after=1, progress=False)
     with pytest.raises(FileExistsError, match="already holds"):
         train_autoencoder(config, tmp_path, progress=False)
-    other = replace(config, arch=replace(TINY, latent_channels=8))
-    with pytest.raises(ValueError, match="architecture"):
-        train_autoencoder(other, tmp_path, resume=True, progress=False)
+    for other in (replace(config, arch=replace(TINY, latent_channels=8)), replace(config, optimizer="adamw")):
+        with pytest.raises(ValueError, match="architecture"):
+            train_autoencoder(other, tmp_path, resume=True, progress=False)
 
 
 # ---- command line -----------------------------------------------------------------------------------------------

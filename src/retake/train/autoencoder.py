@@ -45,6 +45,7 @@ LOG_FILE = "log.jsonl"
 VAE_DIR = "vae"
 METRICS_FILE = "metrics.json"
 TARGET_PSNR_DB = 30.0
+OPTIMIZERS = ("muon", "adamw")
 
 # First words of the seed sequences of the three clip streams: they differ, so no training seed can ever
 # draw a held-out or calibration clip.
@@ -110,7 +111,9 @@ class AutoencoderTrainConfig:
     frames: int = 5
     fps: float = 8.0
     seed: int = 0
-    lr: float = 5e-4  # 2e-3 oscillates without progress; 1e-4 learns more slowly
+    optimizer: str = "muon"  # "muon": Muon on hidden conv filters + AdamW on the rest; "adamw": AdamW only
+    lr: float = 5e-4  # AdamW's; 2e-3 oscillates without progress, 1e-4 learns more slowly
+    muon_lr: float = 0.02
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * this
     warmup: int = 50
     weight_decay: float = 1e-4
@@ -142,6 +145,8 @@ class AutoencoderTrainConfig:
                 raise ValueError(f"{name} must be a positive multiple of {s}, got {value}")
         if self.crop is not None and self.crop > self.size:
             raise ValueError(f"crop {self.crop} is larger than the clip size {self.size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
         if not (0 <= self.edited_share <= 1 and 0 <= self.style_share <= 1):
             raise ValueError(f"shares must be in [0, 1], got {self.edited_share} and {self.style_share}")
 
@@ -378,13 +383,14 @@ def evaluate_heldout(
 
 
 @torch.no_grad()
-def measure_latent_std(vae, clips: list[np.ndarray]) -> float:
-    """Standard deviation of the unscaled posterior means over `clips`."""
+def measure_latent_std(vae, clips: list[np.ndarray], batch: int = 4) -> float:
+    """Standard deviation of the unscaled posterior means over `clips` (encoded `batch` at a time)."""
     vae.eval()
-    z = [
-        vae.encode(video_to_model_input(torch.from_numpy(c)).to(vae.device)).latent_dist.mode() for c in clips
-    ]
-    return float(torch.cat([t.flatten() for t in z]).std())
+    latents = []
+    for i in range(0, len(clips), batch):
+        x = video_to_model_input(torch.from_numpy(np.stack(clips[i : i + batch]))).to(vae.device, vae.dtype)
+        latents.append(vae.encode(x).latent_dist.mode().flatten())
+    return float(torch.cat(latents).std())
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------------
@@ -397,20 +403,23 @@ class CheckpointInfo:
     seconds: float  # training wall time so far, over every session of the run
 
 
-def save_checkpoint(path: Path, vae, optimizer: torch.optim.Optimizer, info: CheckpointInfo) -> None:
-    """Model, optimizer state, step and config in one safetensors file, written atomically (temp + rename)
+def save_checkpoint(path: Path, vae, optimizer: VAEOptimizer, info: CheckpointInfo) -> None:
+    """Model, optimizer states, step and config in one safetensors file, written atomically (temp + rename)
     so a run killed mid-write keeps its previous checkpoint."""
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in vae.state_dict().items()}
-    opt = optimizer.state_dict()
-    for index, state in opt["state"].items():
-        for name, value in state.items():
-            tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).detach().clone().contiguous()
+    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in vae.state_dict().items()}
     metadata = {
         "step": str(info.step),
         "seconds": repr(info.seconds),
         "config": json.dumps(info.config.to_json()),
-        "param_groups": json.dumps(opt["param_groups"]),
     }
+    for part, opt in optimizer.parts.items():
+        state = opt.state_dict()
+        for index, values in state["state"].items():
+            for name, value in values.items():
+                tensors[f"optimizer.{part}.{index}.{name}"] = (
+                    torch.as_tensor(value).detach().clone().contiguous()
+                )
+        metadata[f"param_groups.{part}"] = json.dumps(state["param_groups"])
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
@@ -428,20 +437,22 @@ def read_checkpoint_info(path: Path) -> CheckpointInfo:
     return CheckpointInfo(config, int(meta["step"]), float(meta.get("seconds", 0.0)))
 
 
-def load_checkpoint(path: Path, vae, optimizer: torch.optim.Optimizer) -> CheckpointInfo:
+def load_checkpoint(path: Path, vae, optimizer: VAEOptimizer) -> CheckpointInfo:
     """Restore model and optimizer in place from `save_checkpoint`'s file."""
     tensors = load_file(str(path))
     model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    vae.load_state_dict(model, strict=True)
-    state: dict[int, dict[str, Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    groups = json.loads(_metadata(path)["param_groups"])
-    for group in groups:
-        group["betas"] = tuple(group["betas"])  # JSON turned the tuple into a list
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    vae.load_state_dict(model, strict=True)  # copies in place, so Muon's views stay attached
+    meta = _metadata(path)
+    for part, opt in optimizer.parts.items():
+        state: dict[int, dict[str, Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith(f"optimizer.{part}."):
+                index, name = key.removeprefix(f"optimizer.{part}.").split(".", 1)
+                state.setdefault(int(index), {})[name] = value
+        groups = json.loads(meta[f"param_groups.{part}"])
+        for group in groups:
+            group.update({k: tuple(v) for k, v in group.items() if k in ("betas", "ns_coefficients")})
+        opt.load_state_dict({"state": state, "param_groups": groups})
     return read_checkpoint_info(path)
 
 
@@ -457,17 +468,60 @@ def learning_rate(config: AutoencoderTrainConfig, step: int) -> float:
     return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def make_optimizer(vae, config: AutoencoderTrainConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+class VAEOptimizer:
+    """AdamW, optionally with Muon (`torch.optim.Muon`) on the hidden convolution filters.
+
+    Muon orthogonalises each filter's momentum seen as an (out, in * k * k * k) matrix; on this network it
+    reaches in 500 steps the held-out PSNR AdamW reaches in ~2000. torch's Muon takes 2-D parameters only, so
+    it updates 2-D views that share storage with the 5-D filters. The RGB-facing convolutions (3 input or
+    output channels), biases and norms stay with AdamW, as Muon's authors advise for first and last layers.
+    """
+
+    def __init__(self, vae, config: AutoencoderTrainConfig) -> None:
+        def is_matrix(p: Tensor) -> bool:
+            return config.optimizer == "muon" and p.ndim >= 2 and min(p.shape[:2]) > 3
+
+        self.config = config
+        params = list(vae.parameters())
+        self.filters = [p for p in params if is_matrix(p)]
+        self.views = [torch.nn.Parameter(p.data.view(p.shape[0], -1)) for p in self.filters]  # (out, in*k^3)
+        rest = [p for p in params if not is_matrix(p)]
+        self.parts: dict[str, torch.optim.Optimizer] = {
+            "adamw": torch.optim.AdamW(rest, lr=config.lr, weight_decay=config.weight_decay)
+        }
+        if self.views:
+            self.parts["muon"] = torch.optim.Muon(self.views, lr=config.muon_lr, weight_decay=0.0)
+
+    def set_lr(self, scale: float) -> None:
+        """Scale both learning rates by the schedule's factor."""
+        base = {"adamw": self.config.lr, "muon": self.config.muon_lr}
+        for name, optimizer in self.parts.items():
+            for group in optimizer.param_groups:
+                group["lr"] = base[name] * scale
+
+    def step(self) -> None:
+        for filt, view in zip(self.filters, self.views, strict=True):
+            view.grad = None if filt.grad is None else filt.grad.reshape(view.shape)
+        for optimizer in self.parts.values():
+            optimizer.step()
+
+    def zero_grad(self) -> None:
+        for filt, view in zip(self.filters, self.views, strict=True):
+            filt.grad = view.grad = None
+        for optimizer in self.parts.values():
+            optimizer.zero_grad(set_to_none=True)
 
 
-def train_step(vae, optimizer: torch.optim.Optimizer, config: AutoencoderTrainConfig, step: int) -> LossParts:
+def make_optimizer(vae, config: AutoencoderTrainConfig) -> VAEOptimizer:
+    return VAEOptimizer(vae, config)
+
+
+def train_step(vae, optimizer: VAEOptimizer, config: AutoencoderTrainConfig, step: int) -> LossParts:
     """One optimisation step on the batch of `step`, with posterior noise seeded by (seed, step)."""
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(config, step)
+    optimizer.set_lr(learning_rate(config, step) / config.lr)
     noise = torch.Generator(device=vae.device).manual_seed(config.seed * 1_000_003 + step)
     parts = vae_loss(vae, training_batch(config, step).to(vae.device), config, noise)
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad()
     parts.total.backward()
     torch.nn.utils.clip_grad_norm_(vae.parameters(), config.grad_clip)
     optimizer.step()
@@ -537,12 +591,13 @@ def train_autoencoder(
     return TrainResult(out_dir, last, scores, seconds)
 
 
-def _resume(
-    path: Path, vae, optimizer: torch.optim.Optimizer, config: AutoencoderTrainConfig
-) -> CheckpointInfo:
+def _resume(path: Path, vae, optimizer: VAEOptimizer, config: AutoencoderTrainConfig) -> CheckpointInfo:
     saved = read_checkpoint_info(path).config
-    if saved.arch != config.arch:
-        raise ValueError(f"checkpoint {path} has architecture {saved.arch}, not {config.arch}")
+    if saved.arch != config.arch or saved.optimizer != config.optimizer:
+        raise ValueError(
+            f"checkpoint {path} has architecture {saved.arch} and optimizer {saved.optimizer!r}, "
+            f"not {config.arch} and {config.optimizer!r}"
+        )
     return load_checkpoint(path, vae, optimizer)
 
 
