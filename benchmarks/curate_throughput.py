@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from retake.data.pipeline import build_stages
 from retake.data.recipes import get_recipe
@@ -32,11 +33,14 @@ VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video
 
 
 def bare_decode(path: str) -> int:
-    """Decode every frame to RGB at native size, as cheaply as PyAV allows."""
+    """Decode every frame to RGB at native size, as cheaply as PyAV allows (one reused swscale context;
+    `frame.to_ndarray` would build one per frame and run 2.5x slower)."""
+    reformatter = VideoReformatter()
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        return sum(1 for frame in container.decode(stream) if frame.to_ndarray(format="rgb24") is not None)
+        frames = (reformatter.reformat(f, format="rgb24").to_ndarray() for f in container.decode(stream))
+        return sum(1 for _ in frames)
 
 
 def bare_fps(paths: list[Path], workers: int) -> tuple[float, int]:

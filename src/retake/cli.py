@@ -424,7 +424,16 @@ def vae_train(
     crop: int = typer.Option(32, help="Random training crop in pixels; 0 trains on whole frames."),
     frames: int = typer.Option(5, help="Frames per training clip (4k + 1)."),
     seed: int = typer.Option(0, help="Seed of the initial weights, clip stream and posterior noise."),
+    init: Path | None = typer.Option(
+        None, help="Start from these weights: an exported VAE folder or a run's state.safetensors."
+    ),
+    lr: float = typer.Option(5e-4, help="Peak AdamW learning rate (RGB-facing convolutions, biases, norms)."),
+    muon_lr: float = typer.Option(0.02, help="Peak Muon learning rate (hidden convolution filters)."),
+    warmup: int = typer.Option(50, help="Linear warm-up steps before the cosine decay."),
     resume: bool = typer.Option(False, help="Continue the run saved in OUT."),
+    stop_after: int | None = typer.Option(
+        None, help="Stop with a checkpoint once this many steps are done (resume later to finish)."
+    ),
     device: str = typer.Option("cpu", help="Torch device to train on, e.g. cpu or cuda."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -432,9 +441,24 @@ def vae_train(
     from retake.train.autoencoder import AutoencoderTrainConfig, train_autoencoder
 
     config = AutoencoderTrainConfig(
-        steps=steps, batch=batch, size=size, eval_size=size, crop=crop or None, frames=frames, seed=seed
+        steps=steps,
+        batch=batch,
+        size=size,
+        eval_size=size,
+        crop=crop or None,
+        frames=frames,
+        seed=seed,
+        init=None if init is None else str(_path_arg(init)),
+        lr=lr,
+        muon_lr=muon_lr,
+        warmup=warmup,
     )
-    result = train_autoencoder(config, _path_arg(out), resume=resume, device=device, progress=progress)
+    result = train_autoencoder(
+        config, _path_arg(out), resume=resume, device=device, stop_after=stop_after, progress=progress
+    )
+    if result.steps < steps:
+        console.print(f"stopped after {result.steps} of {steps} steps; continue with --resume")
+        return
     for pattern, score in result.scores.items():
         console.print(f"{pattern:>9}: mean {score.mean:6.2f} dB  min {score.min:6.2f} dB")
     console.print(f"wrote {result.vae_dir} after {result.steps} steps ({result.seconds:.0f} s)")

@@ -26,6 +26,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from retake.errors import RetakeError
@@ -619,7 +620,12 @@ class _FrameStack:
 
 
 def _convert(frames: Iterator[av.VideoFrame], size: tuple[int, int] | None, stack: _FrameStack) -> None:
-    """Append the frames as displayed RGB (H, W, 3) to `stack`; a frame repeated in a row is converted once."""
+    """Append the frames as displayed RGB (H, W, 3) to `stack`; a frame repeated in a row is converted once.
+
+    One `VideoReformatter` serves the whole read: `VideoFrame.to_ndarray`/`reformat` build a fresh swscale
+    context for every frame, which costs more than decoding the frame (2.5x slower reads on the sample clips).
+    """
+    reformatter = VideoReformatter()
     previous: av.VideoFrame | None = None
     rotation = None
     for frame in frames:
@@ -630,9 +636,11 @@ def _convert(frames: Iterator[av.VideoFrame], size: tuple[int, int] | None, stac
         if rotation is None:
             rotation = _rotation(frame)
         if size is None:
-            image = frame.to_ndarray(format="rgb24")  # (h, w, 3) as stored, a view of the converted frame
+            image = reformatter.reformat(frame, format="rgb24").to_ndarray()  # (h, w, 3) as stored
         else:
-            image = _scaled_rgb(frame, rotation, size)  # (h', w', 3) as stored, covering size once rotated
+            image = _scaled_rgb(
+                reformatter, frame, rotation, size
+            )  # (h', w', 3) as stored, covering size once rotated
         if rotation:
             image = cv2.rotate(image, _CV2_ROTATE[rotation])  # (H, W, 3) as displayed
         if size is not None:
@@ -640,7 +648,9 @@ def _convert(frames: Iterator[av.VideoFrame], size: tuple[int, int] | None, stac
         stack.append(image)
 
 
-def _scaled_rgb(frame: av.VideoFrame, rotation: int, size: tuple[int, int]) -> np.ndarray:
+def _scaled_rgb(
+    reformatter: VideoReformatter, frame: av.VideoFrame, rotation: int, size: tuple[int, int]
+) -> np.ndarray:
     """The frame as RGB scaled (aspect kept) to just cover `size` once rotated for display.
 
     Scaling inside swscale, fused with the YUV -> RGB conversion, costs far less than converting at full size
@@ -652,8 +662,8 @@ def _scaled_rgb(frame: av.VideoFrame, rotation: int, size: tuple[int, int]) -> n
     cover_h, cover_w = max(size[0], round(shown_h * scale)), max(size[1], round(shown_w * scale))
     width, height = (cover_h, cover_w) if quarter_turn else (cover_w, cover_h)
     interpolation = "AREA" if scale < 1 else "BILINEAR"
-    return frame.reformat(
-        width=width, height=height, format="rgb24", interpolation=interpolation
+    return reformatter.reformat(
+        frame, width=width, height=height, format="rgb24", interpolation=interpolation
     ).to_ndarray()
 
 

@@ -30,11 +30,13 @@ from retake.train.autoencoder import (
     calibration_clips,
     evaluate_heldout,
     heldout_clips,
+    load_init_weights,
     make_optimizer,
     read_checkpoint_info,
     reconstruct,
     render_clip,
     train_autoencoder,
+    train_step,
     training_batch,
     training_clip,
     training_spec,
@@ -158,6 +160,8 @@ def test_training_batch_is_cropped_and_in_range():
         ({"batch": 0}, "batch"),
         ({"edited_share": 1.5}, "1.5"),
         ({"optimizer": "sgd"}, "'sgd'"),
+        ({"muon_lr": 0.0}, "muon_lr > 0"),
+        ({"warmup": -1}, "warmup >= 0"),
     ],
 )
 def test_config_rejects_bad_values(overrides, message):
@@ -258,6 +262,27 @@ def test_resume_guards(tmp_path):
             train_autoencoder(other, tmp_path, resume=True, progress=False)
 
 
+def test_init_warm_starts_from_an_exported_vae_or_a_checkpoint(tmp_path):
+    first = train_autoencoder(_tiny(steps=2), tmp_path / "first", progress=False)
+    trained = load_file(first.vae_dir / "diffusion_pytorch_model.safetensors")
+    for source in (first.vae_dir, tmp_path / "first" / STATE_FILE, tmp_path / "first"):
+        vae = build_vae(TINY, seed=5)
+        load_init_weights(vae, source)
+        assert all(torch.equal(v, trained[k]) for k, v in vae.state_dict().items()), source
+    # a warm-started run takes its first step from the loaded weights
+    warm = _tiny(steps=1, init=str(first.vae_dir), seed=3)
+    train_autoencoder(warm, tmp_path / "warm", stop_after=1, progress=False)
+    expected = build_vae(TINY, seed=3)
+    load_init_weights(expected, first.vae_dir)
+    train_step(expected, make_optimizer(expected, warm), warm, 0)
+    saved = load_file(tmp_path / "warm" / STATE_FILE)
+    assert all(torch.equal(saved[f"model.{k}"], v) for k, v in expected.state_dict().items())
+    with pytest.raises(ValueError, match="do not fit"):
+        load_init_weights(build_vae(replace(TINY, latent_channels=8)), first.vae_dir)
+    with pytest.raises(FileNotFoundError, match="no VAE weights"):
+        load_init_weights(build_vae(TINY), tmp_path)
+
+
 # ---- command line -----------------------------------------------------------------------------------------------
 
 
@@ -274,3 +299,17 @@ def test_cli_trains_a_loadable_vae_and_evaluates_it(tmp_path: Path):
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert all(p in evaluated.output for p in PATTERNS) and evaluated.output.count("dB") == 2 * len(PATTERNS)
+    warm_args = [
+        *args[:2],
+        str(tmp_path / "warm"),
+        *args[3:],
+        "--init",
+        str(out / "vae"),
+        "--muon-lr",
+        "0.005",
+    ]
+    warm = CliRunner().invoke(app, [*warm_args, "--stop-after", "1", "--no-progress"])
+    assert warm.exit_code == 0, warm.output
+    assert "stopped after 1 of 2 steps" in warm.output and not (tmp_path / "warm" / "vae").exists()
+    saved = read_checkpoint_info(tmp_path / "warm" / STATE_FILE).config
+    assert saved.init == str(out / "vae") and saved.muon_lr == 0.005

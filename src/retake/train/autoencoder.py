@@ -111,6 +111,9 @@ class AutoencoderTrainConfig:
     frames: int = 5
     fps: float = 8.0
     seed: int = 0
+    # Warm start: the weights of an exported VAE folder or of a run's state.safetensors (same architecture),
+    # e.g. to fine-tune a short-clip run on full-length clips. None: fresh weights from `seed`.
+    init: str | None = None
     optimizer: str = "muon"  # "muon": Muon on hidden conv filters + AdamW on the rest; "adamw": AdamW only
     lr: float = 5e-4  # AdamW's; 2e-3 oscillates without progress, 1e-4 learns more slowly
     muon_lr: float = 0.02
@@ -145,6 +148,10 @@ class AutoencoderTrainConfig:
                 raise ValueError(f"{name} must be a positive multiple of {s}, got {value}")
         if self.crop is not None and self.crop > self.size:
             raise ValueError(f"crop {self.crop} is larger than the clip size {self.size}")
+        if self.lr <= 0 or self.muon_lr <= 0 or self.warmup < 0:
+            raise ValueError(
+                f"need lr > 0, muon_lr > 0 and warmup >= 0, got {self.lr}, {self.muon_lr} and {self.warmup}"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
         if not (0 <= self.edited_share <= 1 and 0 <= self.style_share <= 1):
@@ -561,7 +568,10 @@ def train_autoencoder(
     if resume and not state_path.exists():
         raise FileNotFoundError(f"nothing to resume: no {STATE_FILE} in {out_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    vae = build_vae(config.arch, seed=config.seed).to(device).train()
+    vae = build_vae(config.arch, seed=config.seed)
+    if config.init is not None and not resume:  # a resumed run's checkpoint already holds the weights
+        load_init_weights(vae, Path(config.init))
+    vae = vae.to(device).train()
     optimizer = make_optimizer(vae, config)
     info = _resume(state_path, vae, optimizer, config) if resume else CheckpointInfo(config, 0, 0.0)
     heldout = heldout_set(config.eval_clips, size=config.eval_size, frames=config.eval_frames, fps=config.fps)
@@ -589,6 +599,28 @@ def train_autoencoder(
     scores = evaluate(vae, heldout)
     export_vae(vae, out_dir / VAE_DIR, config=config, scores=scores, seconds=seconds)
     return TrainResult(out_dir, last, scores, seconds)
+
+
+def load_init_weights(vae, path: Path) -> None:
+    """Copy into `vae` the weights of an exported VAE folder (diffusers layout) or of a training checkpoint
+    (`state.safetensors`, or the run folder holding it). The architectures must match exactly."""
+    if path.is_dir():
+        exported, state = path / "diffusion_pytorch_model.safetensors", path / STATE_FILE
+        path = exported if exported.is_file() else state
+    if not path.is_file():
+        raise FileNotFoundError(f"no VAE weights at {path} (want an exported VAE folder or a {STATE_FILE})")
+    tensors = load_file(str(path))
+    if any(k.startswith("model.") for k in tensors):  # a training checkpoint: model weights + optimizer state
+        tensors = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    own = vae.state_dict()
+    missing, extra = sorted(own.keys() - tensors.keys()), sorted(tensors.keys() - own.keys())
+    wrong = [k for k in own.keys() & tensors.keys() if own[k].shape != tensors[k].shape]
+    if missing or extra or wrong:
+        raise ValueError(
+            f"init weights {path} do not fit this architecture: {len(missing)} missing, {len(extra)} unexpected"
+            f", {len(wrong)} of another shape (e.g. {(missing + extra + wrong)[0]})"
+        )
+    vae.load_state_dict(tensors, strict=True)
 
 
 def _resume(path: Path, vae, optimizer: VAEOptimizer, config: AutoencoderTrainConfig) -> CheckpointInfo:
