@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 from scenedetect import ContentDetector, ThresholdDetector, detect
 
+from retake.data.pipeline import build_stages
 from retake.data.recipes import get_recipe
 from retake.data.records import Meta, Sample, make_sample
+from retake.data.shards import TarSink
 from retake.data.stages import Decode, MotionScore, Probe, SceneSplit, SplitClips
+from retake.data.writers import NoneWriter
+from retake.eval.psnr import psnr
 
 CONFIG = get_recipe("icve-pretrain")
 
@@ -83,3 +87,40 @@ def test_single_shot_clips_have_no_cut_and_score_motion(shared_videos: Path, nam
     assert meta.cuts == () and len(meta.scenes) == 1
     assert meta.scenes[0].motion > CONFIG.min_motion  # people moving: kept by the default threshold
     assert len(meta.clips) >= 2
+
+
+@pytest.mark.parametrize("name", ["scenedetect_goldeneye-vfr-drop3.mp4", "icve_kid.mp4"])
+def test_kept_and_reread_videos_give_the_same_analysis_and_clips(
+    shared_videos: Path, tmp_path: Path, name: str
+) -> None:
+    """A video decoded once (output-size frames kept) and one too long to keep (analysis frames only, clips
+    read again) must find the same scenes and pairs and cut the same clips."""
+    results = []
+    for budget in (1e6, 0.0):  # MB: everything fits / nothing fits
+        config = CONFIG.replace(keep_budget_mb=budget)
+        sink = TarSink(tmp_path / f"{budget}.tar")
+        stages = build_stages(config, NoneWriter(), sink, "s")
+        sample, meta = make_sample(shared_videos / name, name, 0), Meta()
+        for stage in stages[: [s.name for s in stages].index("write")]:
+            sample, meta, error = stage(sample, meta)
+            assert error is None, error
+            if stage.name == "decode":
+                assert (sample.full is not None) == (budget > 0)  # the path this budget must take
+        sink.abort()
+        results.append((sample, meta))
+    (kept, kept_meta), (reread, reread_meta) = results
+    # analysis frames: downscaled from output-size frames vs scaled straight to analysis size while decoding
+    assert kept.frames.shape == reread.frames.shape
+    assert psnr(kept.frames, reread.frames) > 30.0
+    assert [(s.start, s.end) for s in kept_meta.scenes] == [(s.start, s.end) for s in reread_meta.scenes]
+    for a, b in zip(kept_meta.scenes, reread_meta.scenes, strict=True):
+        assert a.motion == pytest.approx(b.motion, rel=0.1)
+    assert [(p.src.frames, p.tgt.frames) for p in kept_meta.pairs] == [
+        (p.src.frames, p.tgt.frames) for p in reread_meta.pairs
+    ]
+    assert kept.clips.keys() == reread.clips.keys() and kept.clips
+    for index, clip in kept.clips.items():
+        other = reread.clips[index]
+        assert clip.shape == other.shape and min(clip.shape[1:3]) == CONFIG.output_short_side
+        # scaled in one step while decoding vs scaled to output size then cover-cropped: close, not equal
+        assert psnr(clip, other) > 30.0, (index, psnr(clip, other))
