@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 from scenedetect import ContentDetector, FrameTimecode, ThresholdDetector
 
@@ -51,7 +52,7 @@ class SceneSplit:
         timecode = FrameTimecode(0, fps=fps)
         for i, frame in enumerate(frames):
             timecode = FrameTimecode(i, fps=fps)
-            bgr = np.ascontiguousarray(frame[..., ::-1])  # the detectors expect OpenCV's BGR order
+            bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)  # the detectors expect OpenCV's BGR order
             found["content"].update(tc.frame_num for tc in content.process_frame(timecode, bgr))
             found["fade"].update(tc.frame_num for tc in fades.process_frame(timecode, bgr))
         found["content"].update(tc.frame_num for tc in content.post_process(timecode))
