@@ -270,7 +270,9 @@ app.add_typer(eval_app, name="eval")
 
 @eval_app.command("flatland-set")
 def eval_flatland_set(
-    out: Path = typer.Argument(..., help="New (empty) benchmark folder."),
+    out: Path = typer.Argument(
+        ..., help="New (empty) benchmark folder, or an interrupted build to continue."
+    ),
     per_kind: int = typer.Option(20, help="Samples per edit kind."),
     kinds: str | None = typer.Option(None, help="Comma-separated edit kinds (default: all)."),
     size: int = typer.Option(64, help="Square picture side in pixels."),

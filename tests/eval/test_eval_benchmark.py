@@ -135,3 +135,33 @@ def test_grow_masks_dilates_by_a_disc_of_the_margin():
     assert grown[1, 7, 10] and grown[1, 10, 7] and not grown[1, 7, 11]  # 3 px out, not 4
     assert not grown[1, 10, 10]  # a disc, not a square
     np.testing.assert_array_equal(grow_masks(masks, 0), masks)
+
+
+def test_an_interrupted_build_continues_to_the_same_benchmark(bench, tmp_path, monkeypatch):
+    drawn = []
+    real = benchmark_module._draw_sample
+
+    def dies_after_three(root, kind, index, config):
+        if len(drawn) == 3:
+            raise KeyboardInterrupt  # as if the process were stopped mid-build
+        drawn.append((kind, index))
+        return real(root, kind, index, config)
+
+    monkeypatch.setattr(benchmark_module, "_draw_sample", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        build_flatland_benchmark(tmp_path / "set", CONFIG, progress=False)
+    with pytest.raises(FileExistsError, match="another benchmark config"):
+        build_flatland_benchmark(tmp_path / "set", BenchmarkConfig(per_kind=1), progress=False)
+    redrawn = []
+
+    def counted(root, kind, index, config):
+        redrawn.append((kind, index))
+        return real(root, kind, index, config)
+
+    monkeypatch.setattr(benchmark_module, "_draw_sample", counted)
+    resumed = build_flatland_benchmark(tmp_path / "set", CONFIG, progress=False)
+    assert not set(drawn) & set(redrawn) and len(drawn) + len(redrawn) == len(bench.samples)
+    assert resumed.fingerprint == bench.fingerprint  # what an uninterrupted build writes
+    assert sorted(p.name for p in resumed.root.iterdir() if p.name.startswith(".")) == []
+    with pytest.raises(FileExistsError, match="not an empty folder"):  # finished: never rebuilt in place
+        build_flatland_benchmark(tmp_path / "set", CONFIG, progress=False)

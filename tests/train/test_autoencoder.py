@@ -90,7 +90,9 @@ def test_shipped_vae_is_small_and_has_the_flatland_layout(shipped):
 
 # The shipped VAE is an interim export (about 27 dB): issue 5's 30 dB target is not met yet. strict=True makes
 # this test fail loudly (XPASS) as soon as a VAE that meets the target is shipped, so the marker is removed then.
-@pytest.mark.xfail(strict=True, reason="interim Flatland VAE (about 27 dB) below the 30 dB target (issue 5 open)")
+@pytest.mark.xfail(
+    strict=True, reason="interim Flatland VAE (about 27 dB) below the 30 dB target (issue 5 open)"
+)
 def test_shipped_vae_reconstructs_heldout_clips_of_every_background(shipped):
     # four clips per pattern: every camera (static, pan, zoom) and every style (none, grayscale, invert, outline)
     scores = evaluate_heldout(shipped.vae, clips=4, size=64, frames=17)

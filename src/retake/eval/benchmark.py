@@ -39,6 +39,8 @@ from retake.video import Video, read, write
 
 FORMAT = "retake.eval.benchmark/1"
 MANIFEST = "benchmark.json"
+PENDING = ".pending.json"  # the config of a build under way; gone once the manifest is written
+PROGRESS = ".progress.jsonl"  # one row per sample drawn, so an interrupted build continues
 INSTRUCTIONS = "instructions.jsonl"
 _MAX_DRAWS = 20
 
@@ -98,15 +100,15 @@ class BenchmarkSample:
 
     @property
     def source_path(self) -> Path:
-        return self.root / "sources" / f"{self.id}.mp4"
+        return sample_files(self.root, self.id)[0]
 
     @property
     def target_path(self) -> Path:
-        return self.root / "truth" / f"{self.id}.mp4"
+        return sample_files(self.root, self.id)[1]
 
     @property
     def masks_path(self) -> Path:
-        return self.root / "truth" / f"{self.id}.masks.safetensors"
+        return sample_files(self.root, self.id)[2]
 
     def source(self) -> Video:
         return read(self.source_path)
@@ -148,6 +150,15 @@ class Benchmark:
         }
 
 
+def sample_files(root: Path, sample: str) -> tuple[Path, Path, Path]:
+    """Where sample `sample` of the benchmark at `root` keeps its source, ground truth and edit masks."""
+    return (
+        root / "sources" / f"{sample}.mp4",
+        root / "truth" / f"{sample}.mp4",
+        root / "truth" / f"{sample}.masks.safetensors",
+    )
+
+
 def sample_id(kind: str, index: int) -> str:
     return f"{kind}-{index:03d}"
 
@@ -162,24 +173,70 @@ def sample_seed(seed: int, kind: str, index: int, draw: int = 0) -> int:
 def build_flatland_benchmark(
     out_dir: str | os.PathLike[str], config: BenchmarkConfig = BenchmarkConfig(), *, progress: bool = True
 ) -> Benchmark:
-    """Render and write a Flatland benchmark (see the module docstring) into `out_dir`, which must be empty or
-    absent; returns it loaded."""
+    """Render and write a Flatland benchmark (see the module docstring) into `out_dir`; returns it loaded.
+
+    `out_dir` must be empty or absent, or hold an interrupted build of the same config: that one continues
+    where it stopped (samples already drawn are kept, the rest are rendered; rendering is seeded, so the result
+    is the benchmark an uninterrupted build writes)."""
     root = Path(out_dir)
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise FileExistsError(f"{root} exists and is not an empty folder; choose a new benchmark folder")
+    done = _claim(root, config)
     jobs = [(kind, i) for kind in config.kinds for i in range(config.per_kind)]
     samples, redrawn = [], 0
-    for kind, index in track(jobs, description="rendering benchmark", disable=not progress):
-        sample, draws = _draw_sample(root, kind, index, config)
-        samples.append(sample)
-        redrawn += draws
+    with (root / PROGRESS).open("a") as log:
+        for kind, index in track(jobs, description="rendering benchmark", disable=not progress):
+            if (kind, index) in done:
+                sample, draws = _from_row(root, done[(kind, index)]), done[(kind, index)]["draws"]
+            else:
+                sample, draws = _draw_sample(root, kind, index, config)
+                log.write(json.dumps({"index": index, "draws": draws, **sample.to_json()}) + "\n")
+                log.flush()
+            samples.append(sample)
+            redrawn += draws
     _write_json_lines(root / INSTRUCTIONS, [_task(s) for s in samples])
     (root / "README.md").write_text(_readme(config, len(samples)))
     manifest = {"format": FORMAT, "config": config.to_json(), "samples": [s.to_json() for s in samples]}
     manifest["fingerprint"] = _fingerprint(manifest)
     manifest["redrawn"] = redrawn
     _write_atomic(root / MANIFEST, json.dumps(manifest, indent=1))
+    (root / PROGRESS).unlink()
+    (root / PENDING).unlink()
     return load_benchmark(root)
+
+
+def _claim(root: Path, config: BenchmarkConfig) -> dict[tuple[str, int], dict[str, Any]]:
+    """Make `root` this build's folder; returns the samples an interrupted build of `config` already drew,
+    by (kind, index). A folder holding anything else is refused, never written into."""
+    pending = root / PENDING
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"{root} exists and is not a folder; choose a new benchmark folder")
+    if root.is_dir() and any(root.iterdir()):
+        if (root / MANIFEST).is_file() or not pending.is_file():
+            raise FileExistsError(f"{root} exists and is not an empty folder; choose a new benchmark folder")
+        if json.loads(pending.read_text()) != config.to_json():
+            raise FileExistsError(
+                f"{root} holds an interrupted build of another benchmark config; choose a new folder"
+            )
+        rows = []
+        for line in (root / PROGRESS).read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # the line being written when the build was killed
+                continue
+        return {
+            (row["kind"], row["index"]): row
+            for row in rows
+            if all(p.is_file() for p in sample_files(root, row["id"]))
+        }
+    root.mkdir(parents=True, exist_ok=True)
+    _write_atomic(pending, json.dumps(config.to_json()))
+    (root / PROGRESS).write_text("")
+    return {}
+
+
+def _from_row(root: Path, row: dict[str, Any]) -> BenchmarkSample:
+    return BenchmarkSample(
+        row["id"], row["kind"], row["seed"], row["instruction"], Edit.from_json(row["edit"]), root
+    )
 
 
 def _draw_sample(root: Path, kind: str, index: int, config: BenchmarkConfig) -> tuple[BenchmarkSample, int]:
