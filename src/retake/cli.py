@@ -519,6 +519,7 @@ def cache_command(
     shard_size: int = typer.Option(256, help="Samples per shard."),
     bf16: bool = typer.Option(False, help="Store latents and text in bfloat16 (half the size)."),
     device: str = typer.Option("cpu", help="Where the VAE and text encoder run."),
+    workers: int = typer.Option(1, help="Encoding processes (CPU only; each loads the VAE once)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Encode a dataset once (VAE latents + text embeddings) so training never runs the VAE."""
@@ -542,6 +543,7 @@ def cache_command(
         shard_size=shard_size,
         dtype=torch.bfloat16 if bf16 else torch.float32,
         device=device,
+        workers=workers,
         progress=progress,
     )
     skipped = sum(summary.skipped.values())

@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from train_fixtures import CHANNELS, write_flatland_pairs, write_random_cache
 
 from retake.cli import main
-from retake.train.cache import read_index
+from retake.train.cache import LatentCache, read_index
 from retake.train.checkpoint import latest_checkpoint
 from retake.train.logs import read_metrics
 
@@ -100,3 +101,20 @@ def test_a_stop_signal_saves_exits_non_zero_and_the_rerun_resumes(tmp_path, caps
     main(["train", str(_toml(tmp_path / "run.toml", cache, steps=stopped + 2))])
     steps = [r["step"] for r in read_metrics(tmp_path / "run")]
     assert steps == list(range(1, stopped + 3))
+
+
+def test_cache_in_worker_processes_equals_one_process(tmp_path, vae_dir, capsys):
+    pairs = write_flatland_pairs(tmp_path / "pairs", 11, broken=[4])  # more samples than one chunk of 8
+    args = ["--vae", str(vae_dir), "--frames", "5", "--size", "16x16", "--shard-size", "4", "--no-progress"]
+    main(["cache", str(pairs), str(tmp_path / "one"), *args])
+    main(["cache", str(pairs), str(tmp_path / "two"), *args, "--workers", "2"])
+    one, two = read_index(tmp_path / "one"), read_index(tmp_path / "two")
+    assert one["count"] == two["count"] == 10 and one["skipped_ids"] == two["skipped_ids"] == ["pair004"]
+    assert [s["ids"] for s in one["shards"]] == [s["ids"] for s in two["shards"]]  # same order, same shards
+    a, b = LatentCache(tmp_path / "one"), LatentCache(tmp_path / "two")
+    for i in range(10):
+        torch.testing.assert_close(a.get(i).source, b.get(i).source, rtol=0, atol=1e-6)
+        torch.testing.assert_close(a.get(i).text.tokens, b.get(i).text.tokens, rtol=0, atol=1e-6)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cache", str(pairs), str(tmp_path / "cuda"), *args, "--workers", "2", "--device", "cuda"])
+    assert exit_info.value.code == 2 and "workers" in capsys.readouterr().err

@@ -31,6 +31,7 @@ from retake.errors import RetakeError
 from retake.model.text import TextEmbedding
 from retake.train.datasets import SampleError
 from retake.train.encode import LatentDataset, LatentSample
+from retake.train.encode_pool import EncoderSpec, encode_in_workers
 
 CACHE_FORMAT = "retake-latent-cache"
 CACHE_VERSION = 1
@@ -300,18 +301,23 @@ def cache_dataset(
     shard_size: int = 256,
     dtype: torch.dtype = torch.float32,
     device: str = "cpu",
+    workers: int = 1,
     progress: bool = True,
 ) -> CacheSummary:
-    """Encode a dataset folder (Flatland pairs or `retake curate` output) once: what `retake cache` runs."""
+    """Encode a dataset folder (Flatland pairs or `retake curate` output) once: what `retake cache` runs.
+
+    workers > 1 (CPU only) encodes in that many processes (`retake.train.encode_pool`); the cache is the same.
+    """
     from retake.model.text import load_text_encoder
     from retake.model.vae import VideoVAE
     from retake.train.datasets import ClipSpec, open_triplets
     from retake.train.encode import EncodingDataset, check_clip_size
 
+    if workers < 1 or (workers > 1 and device != "cpu"):
+        raise ValueError(f"workers must be >= 1, and 1 unless device is 'cpu'; got {workers} on {device!r}")
     triplets = open_triplets(dataset, ClipSpec(frames, size), format)
     video_vae = VideoVAE.from_pretrained(vae, subfolder=vae_subfolder, device=device)
     check_clip_size(video_vae, frames, size)
-    encoder = load_text_encoder(text_encoder, device=device)
     info = {
         "dataset": str(dataset),
         "vae": str(vae),
@@ -319,5 +325,17 @@ def cache_dataset(
         "frames": frames,
         "size": list(size),
     }
-    encoded = EncodingDataset(triplets, video_vae, encoder)
-    return build_cache(encoded, root, shard_size=shard_size, dtype=dtype, info=info, progress=progress)
+    if workers == 1:
+        encoded = EncodingDataset(triplets, video_vae, load_text_encoder(text_encoder, device=device))
+        return build_cache(encoded, root, shard_size=shard_size, dtype=dtype, info=info, progress=progress)
+    writer = CacheWriter(Path(root), shard_size, dtype, info)  # refuses a finished cache before any work
+    spec = EncoderSpec(str(dataset), format, frames, tuple(size), str(vae), vae_subfolder, str(text_encoder))
+    items, empty_text = encode_in_workers(spec, len(triplets), workers)
+    if progress:
+        items = track(items, description="caching latents", total=len(triplets), transient=True)
+    for item in items:
+        if isinstance(item, LatentSample):
+            writer.add(item)
+        else:
+            writer.skip(*item)
+    return writer.finish(empty_text)
