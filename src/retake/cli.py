@@ -301,7 +301,7 @@ def eval_run(
     guidance: float | None = typer.Option(None, help="Text CFG scale (default: the bundle's)."),
     device: str = typer.Option("cpu", help="Device of the bundle's model."),
     seed: int = typer.Option(0, help="Editor seed of the first sample (then +1 per sample)."),
-    limit: int | None = typer.Option(None, help="Score only the first N samples."),
+    limit: int | None = typer.Option(None, help="Score only N samples, every edit kind in turn."),
     gifs_per_kind: int = typer.Option(3, help="Example GIFs per edit kind in the report."),
     judge: bool = typer.Option(False, "--vlm-judge", help="Also score with a VLM judge (0-3 rubric)."),
     judge_url: str | None = typer.Option(None, help="Judge endpoint ($RETAKE_VLM_BASE_URL)."),
@@ -320,7 +320,7 @@ def eval_run(
     editor = open_editor(
         bundle=model and _path_arg(model),
         videos=videos and _path_arg(videos),
-        expected=benchmark.ids[:limit],
+        expected=[benchmark.ids[i] for i in benchmark.pick(limit)],
         config=edit_config,
     )
     vlm_judge = None

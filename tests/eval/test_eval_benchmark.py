@@ -165,3 +165,10 @@ def test_an_interrupted_build_continues_to_the_same_benchmark(bench, tmp_path, m
     assert sorted(p.name for p in resumed.root.iterdir() if p.name.startswith(".")) == []
     with pytest.raises(FileExistsError, match="not an empty folder"):  # finished: never rebuilt in place
         build_flatland_benchmark(tmp_path / "set", CONFIG, progress=False)
+
+
+def test_a_limited_pick_takes_every_kind_in_turn(bench):
+    kinds = [bench.samples[i].kind for i in bench.pick(len(EDIT_KINDS))]
+    assert kinds == list(EDIT_KINDS)  # one of each, in benchmark order
+    assert bench.pick(3) == [0, 2, 4] and set(bench.pick(3)) < set(bench.pick(8))  # a larger limit only adds
+    assert bench.pick(None) == bench.pick(100) == list(range(len(bench.samples)))

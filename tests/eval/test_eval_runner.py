@@ -152,7 +152,7 @@ def _stable(report: dict) -> dict:
 def test_a_resumed_run_gives_the_same_report(bench, mixed_videos, mixed, tmp_path):
     editor = FolderEditor(mixed_videos)
     partial = run_benchmark(bench, editor, tmp_path / "resumed", RunConfig(limit=5), progress=False)
-    assert not partial.complete and [r["id"] for r in partial.rows] == bench.ids[:5]
+    assert not partial.complete and [r["id"] for r in partial.rows] == [bench.ids[i] for i in bench.pick(5)]
     with (tmp_path / "resumed" / RESULTS_FILE).open("a") as results:
         results.write('{"id": "replace-001", "kind": "repl')  # a crash in the middle of a line
     resumed = run_benchmark(bench, editor, tmp_path / "resumed", progress=False)
@@ -213,7 +213,7 @@ class ShortEditor:
 def test_a_python_editor_whose_edits_are_unusable_fails_those_samples(bench, tmp_path):
     editor = ShortEditor()
     result = run_benchmark(bench, editor, tmp_path / "run", RunConfig(seed=100, limit=3), progress=False)
-    assert editor.seeds == [100, 101, 102]
+    assert editor.seeds == [100, 102, 104]  # add-000, remove-000, replace-000: seed + benchmark index
     assert [r["success"] for r in result.rows] == [False] * 3 and result.summary["overall"]["errors"] == 3
     assert "the edit has 7 frames, the source 9" in result.rows[0]["reason"]
 
@@ -238,7 +238,7 @@ def test_bundle_editor_passes_the_source_shape_and_seed_to_the_pipeline(bench, t
     first = pipeline.calls[0]
     assert first["instruction"] == bench.samples[0].instruction
     assert (first["steps"], first["seed"], first["frames"], first["size"]) == (4, 5, 9, (64, 64))
-    assert first["guidance"] is None and first["progress"] is False and pipeline.calls[1]["seed"] == 6
+    assert first["guidance"] is None and first["progress"] is False and pipeline.calls[1]["seed"] == 7
     assert result.header["editor"] == {
         "type": "bundle",
         "name": "fake",

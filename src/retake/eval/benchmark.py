@@ -141,6 +141,19 @@ class Benchmark:
     def ids(self) -> list[str]:
         return [s.id for s in self.samples]
 
+    def pick(self, limit: int | None) -> list[int]:
+        """Indices of the first `limit` samples taken kind by kind in turn (sample 0 of every kind, then
+        sample 1, ...), in benchmark order: a smoke run of any size covers every edit kind, and a larger
+        limit only adds samples. None: all."""
+        if limit is None or limit >= len(self.samples):
+            return list(range(len(self.samples)))
+        rank: dict[str, int] = {}
+        turns = []  # (place within its kind, kind's place, index)
+        for index, sample in enumerate(self.samples):
+            turns.append((rank.get(sample.kind, 0), self.config.kinds.index(sample.kind), index))
+            rank[sample.kind] = rank.get(sample.kind, 0) + 1
+        return sorted(index for *_, index in sorted(turns)[:limit])
+
     def describe(self) -> dict[str, Any]:
         return {
             "path": str(self.root),

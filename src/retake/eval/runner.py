@@ -47,7 +47,7 @@ class RunMismatchError(RetakeError):
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = 0  # the editor's seed for sample i (benchmark order) is seed + i
-    limit: int | None = None  # score only the first `limit` samples (a smoke run); a later run continues
+    limit: int | None = None  # score `limit` samples, every kind in turn (a smoke run); a later run continues
     edit_crf: int = 0  # x264 crf of the saved edits (0: as close to what the editor returned as 4:2:0 allows)
     confidence: float = 0.95  # of the success-rate (Wilson) intervals
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -95,10 +95,11 @@ def run_benchmark(
     }
     _start(out_dir, header)
     check = getattr(editor, "check", None)  # optional: an editor that can tell up front what it cannot edit
+    picked = benchmark.pick(config.limit)
     if check is not None:
-        check(benchmark.ids[: config.limit])
+        check([benchmark.samples[i].id for i in picked])
     done = {row["id"]: row for row in read_rows(out_dir / RESULTS_FILE)}
-    chosen = list(enumerate(benchmark.samples))[: config.limit]
+    chosen = [(i, benchmark.samples[i]) for i in picked]
     todo = [(i, s) for i, s in chosen if s.id not in done]
     label = f"editing ({editor.describe().get('name', 'editor')})"
     with (out_dir / RESULTS_FILE).open("a") as results:
