@@ -49,7 +49,8 @@ class WriteShard:
 
     def encode(self, sample: Sample, clip_index: int, fps: float, tmp: Path) -> bytes:
         path = tmp / f"clip{clip_index}.mp4"
-        video.write(
-            video.Video(frames=sample.clips[clip_index], fps=fps), path, crf=self.crf, preset=self.preset
-        )
+        # One x264 thread: the worker processes are the parallelism, and on 17-frame clips frame threads only
+        # add synchronisation (about 10% more CPU per clip, and slightly larger files).
+        clip = video.Video(frames=sample.clips[clip_index], fps=fps)
+        video.write(clip, path, crf=self.crf, preset=self.preset, threads=1)
         return path.read_bytes()
