@@ -65,11 +65,23 @@ def bare_fps(paths: list[Path], workers: int, decode=bare_decode) -> tuple[float
     return frames / (time.perf_counter() - start), frames
 
 
-def pipeline_fps(folder: Path, out: Path, executor: str, workers: int) -> tuple[float, dict]:
+def busy_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine so far (Linux /proc/stat); None elsewhere."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
+
+
+def pipeline_fps(folder: Path, out: Path, executor: str, workers: int) -> tuple[float, dict, float | None]:
+    """(frames analysed per second, the run's stats, share of the machine's CPU time that was busy)."""
     config = get_recipe("icve-pretrain").replace(shard_size=2)
-    start = time.perf_counter()
+    before, start = busy_ticks(), time.perf_counter()
     result = curate(folder, out, config, executor=executor, workers=workers, progress=False)
-    return result.stats["frames_analysed"] / (time.perf_counter() - start), result.stats
+    seconds, after = time.perf_counter() - start, busy_ticks()
+    busy = None if before is None or after is None else (after[0] - before[0]) / (after[1] - before[1])
+    return result.stats["frames_analysed"] / seconds, result.stats, busy
 
 
 def stage_seconds(paths: list[Path], tmp: Path) -> tuple[dict[str, float], float]:
@@ -136,11 +148,12 @@ def main() -> None:
                     log_to_driver=False,
                     configure_logging=False,
                 )
-            fps, stats = pipeline_fps(inputs, Path(tmp) / f"out-{executor}", executor, args.workers)
+            fps, stats, busy = pipeline_fps(inputs, Path(tmp) / f"out-{executor}", executor, args.workers)
             print(
                 f"pipeline ({executor}): {stats['frames_analysed']} frames analysed, {fps:.0f} frames/s, "
                 f"{stats['pairs_ok']} pairs -> ratio {fps / bare:.2f} (goal >= 0.70); "
                 f"{fps / naive:.2f} against the textbook loop"
+                + ("" if busy is None else f"; CPUs busy {busy:.0%} of the run (all load on the machine)")
             )
         if not args.no_ray:
             ray.shutdown()
