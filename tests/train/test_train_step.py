@@ -112,6 +112,26 @@ def test_loss_is_the_frame_weighted_velocity_mse():
     assert not torch.allclose(loss, flow_loss(torch.zeros_like(inputs.velocity), inputs.velocity))
 
 
+def test_edit_weight_weighs_what_the_edit_changes():
+    batch, plain = _inputs(TricksConfig())
+    assert plain.edit_weights is None
+    _, weighted = _inputs(TricksConfig(edit_weight=3.0))
+    change = (batch.target - batch.source).abs().mean(dim=1, keepdim=True)  # (B, 1, F, H, W)
+    torch.testing.assert_close(weighted.edit_weights, 1 + 3.0 * change.clamp(max=1.0))
+    assert weighted.edit_weights.shape == (B, 1, *batch.target.shape[2:])
+    # where source and target agree the weight is 1; an identity sample weighs 1 everywhere
+    _, identity = _inputs(TricksConfig(identity=1.0, edit_weight=3.0))
+    assert identity.identity.all() and torch.equal(
+        identity.edit_weights, torch.ones_like(identity.edit_weights)
+    )
+    zero = torch.zeros_like(weighted.velocity)
+    expected = ((weighted.velocity**2) * weighted.edit_weights).mean()
+    torch.testing.assert_close(compute_loss(_Zero(), weighted), expected)
+    assert compute_loss(_Zero(), weighted) > flow_loss(zero, weighted.velocity)
+    with pytest.raises(ValueError, match="edit_weight must be >= 0"):
+        TricksConfig(edit_weight=-1.0)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [{"conditioning": "sequence"}, {"conditioning": "channel"}, {"attention": "one-way"}],

@@ -85,14 +85,20 @@ def frame_weights(
 
 
 def flow_loss(
-    pred: Tensor, target: Tensor, *, frame_weights: Tensor | None = None, mask: Tensor | None = None
+    pred: Tensor,
+    target: Tensor,
+    *,
+    frame_weights: Tensor | None = None,
+    mask: Tensor | None = None,
+    element_weights: Tensor | None = None,
 ) -> Tensor:
     """Mean squared velocity error over target latents (B, C, F, H, W), a scalar.
 
     frame_weights (F,) multiply each frame's squared error; the sum is divided by the number of (unmasked)
     elements, not by the weights, so uniform weights give the plain MSE and "decay" weights reproduce InsViE's
     mean of weighted per-frame losses. mask (bool or 0/1, broadcastable to pred, e.g. (B, 1, F, H, W)) keeps
-    only the elements that count, e.g. real target tokens and not padding.
+    only the elements that count, e.g. real target tokens and not padding. element_weights (broadcastable to
+    pred, e.g. (B, 1, F, H, W)) multiply the squared error like frame_weights.
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
@@ -104,6 +110,8 @@ def flow_loss(
                 f"(B, C, F, H, W) inputs, got {tuple(frame_weights.shape)} for {tuple(pred.shape)}"
             )
         err = err * frame_weights.to(err).view(1, 1, -1, 1, 1)
+    if element_weights is not None:
+        err = err * torch.broadcast_to(element_weights.to(err), err.shape)
     if mask is None:
         return err.mean()
     keep = torch.broadcast_to(mask.to(err.dtype), err.shape)

@@ -105,6 +105,9 @@ class TricksConfig:
     the source by zeros. text_dropout: the empty prompt's embedding instead of the instruction. identity:
     target = source with the empty prompt ("change nothing"). frame_weighting "decay": earlier frames weigh
     more (see `retake.flow.objective.frame_weights`). t ~ logit-normal(t_mean, t_std), then shifted by t_shift.
+    edit_weight: latent positions the edit changes weigh up to 1 + edit_weight in the loss (weight 1 +
+    edit_weight * min(|target - source| averaged over channels, 1), unit-scaled latents); an edit often
+    touches a small part of the frame, and without it copying the source earns almost all of the loss.
     """
 
     source_noise: bool = False
@@ -119,8 +122,10 @@ class TricksConfig:
     t_mean: float = 0.0
     t_std: float = 1.0
     t_shift: float = 1.0
+    edit_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        _check(self.edit_weight >= 0, f"edit_weight must be >= 0, got {self.edit_weight}")
         for name in ("source_dropout", "text_dropout", "identity", "frame_weight_mix"):
             _probability(name, getattr(self, name))
         _check(self.source_noise_std >= 0, f"source_noise_std must be >= 0, got {self.source_noise_std}")

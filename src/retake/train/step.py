@@ -90,6 +90,7 @@ class StepInputs:
     source: Tensor | None  # (B, C, F, H, W) as the model sees it; None for text-to-video
     velocity: Tensor  # the regression target noise - x0
     frame_weights: Tensor  # (F,)
+    edit_weights: Tensor | None  # (B, 1, F, H, W) per-position loss weights (tricks.edit_weight), or None
     guidance: Tensor | None  # (B,) embedded guidance * 1000, when the model embeds guidance
     identity: Tensor
     text_dropped: Tensor
@@ -188,6 +189,10 @@ def make_inputs(
     weights = frame_weights(
         x0.shape[2], kind=tricks.frame_weighting, power=tricks.frame_weight_power, mix=tricks.frame_weight_mix
     ).to(device)
+    edit_weights = None
+    if tricks.edit_weight > 0:  # from the clean pair, so an identity sample (x0 = source) weighs 1 everywhere
+        change = (x0.float() - batch.source.float()).abs().mean(dim=1, keepdim=True)  # (B, 1, F, H, W)
+        edit_weights = 1.0 + tricks.edit_weight * change.clamp(max=1.0)
     return StepInputs(
         noisy=interpolate(x0, noise, t),
         t=t,
@@ -195,6 +200,7 @@ def make_inputs(
         source=None if conditioning is Conditioning.NONE else torch.stack([d.source for d in drawn]),
         velocity=velocity_target(x0, noise),
         frame_weights=weights,
+        edit_weights=edit_weights,
         guidance=None
         if guidance is None
         else torch.full((len(drawn),), guidance * TIMESTEP_SCALE, device=device),
@@ -211,4 +217,6 @@ def compute_loss(
         device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
     ):
         pred = model(**inputs.model_kwargs())
-    return flow_loss(pred, inputs.velocity, frame_weights=inputs.frame_weights)
+    return flow_loss(
+        pred, inputs.velocity, frame_weights=inputs.frame_weights, element_weights=inputs.edit_weights
+    )
