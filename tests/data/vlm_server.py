@@ -96,10 +96,18 @@ class ChatServer:
             mode = self.script.pop(0) if self.script else "ok"
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        request.retake_counted = True  # type: ignore[attr-defined]  # cleared once the request stops counting
         try:
             self._reply(request, body, mode)
         finally:
-            with self.lock:
+            self._leave(request)
+
+    def _leave(self, request: BaseHTTPRequestHandler) -> None:
+        """Stop counting `request` as in flight: before its reply is written (a client that has the reply may
+        send its next request at once, before this thread runs again), or when it ends without one."""
+        with self.lock:
+            if getattr(request, "retake_counted", False):
+                request.retake_counted = False  # type: ignore[attr-defined]
                 self.in_flight -= 1
 
     def _reply(self, request: BaseHTTPRequestHandler, body: dict[str, Any], mode: str) -> None:
@@ -131,10 +139,10 @@ class ChatServer:
     ) -> None:
         self._send_raw(request, status, json.dumps(data).encode(), headers)
 
-    @staticmethod
     def _send_raw(
-        request: BaseHTTPRequestHandler, status: int, raw: bytes, headers: dict | None = None
+        self, request: BaseHTTPRequestHandler, status: int, raw: bytes, headers: dict | None = None
     ) -> None:
+        self._leave(request)
         try:
             request.send_response(status)
             for key, value in {"Content-Type": "application/json", **(headers or {})}.items():

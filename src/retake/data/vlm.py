@@ -61,7 +61,9 @@ class VLMConfig:
     api_key_env: str = "OPENAI_API_KEY"
     timeout: float = 60.0
     max_retries: int = 4
-    concurrency: int = 4  # requests in flight per client, i.e. per curation worker process (N workers: N x this)
+    concurrency: int = (
+        4  # requests in flight per client, i.e. per curation worker process (N workers: N x this)
+    )
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     price_prompt_per_1k: float = 0.0  # currency units per 1,000 prompt tokens
