@@ -69,7 +69,7 @@ class DataSizes:
 # ----------------------------------------------------------------------------------------------------------
 # 1. data
 # ----------------------------------------------------------------------------------------------------------
-def build_data(out: Path, sizes: DataSizes, vae: Path, pool: Any, *, workers: int) -> dict[str, Any]:
+def build_data(out: Path, sizes: DataSizes, vae: Path, *, workers: int) -> dict[str, Any]:
     """Footage, curated pairs, SFT pairs, benchmark and caches under OUT; each step is skipped when done."""
     from retake.data.recipes import get_recipe
     from retake.data.runner import curate
@@ -107,51 +107,23 @@ def build_data(out: Path, sizes: DataSizes, vae: Path, pool: Any, *, workers: in
     counts = {}
     for role, cache in caches.items():
         if not (cache / "index.json").is_file():
-            parallel_cache(*sources[role], cache, vae, pool, parts=workers)
+            parallel_cache(*sources[role], cache, vae, workers=workers)
         counts[role] = json.loads((cache / "index.json").read_text()).get("count")
     console.print(f"cached samples: {counts}")
     return {"caches": caches, "bench": bench, "cached": counts}
 
 
-def parallel_cache(dataset: Path, kind: str, root: Path, vae: Path, pool: Any, *, parts: int) -> None:
-    """`retake.train.cache_dataset` split over worker processes (encoding is the slow part: ~1-2 s a pair on
-    one loaded core); the samples come back in dataset order and are written as one cache."""
-    from retake.train.cache import write_cache
+def parallel_cache(dataset: Path, kind: str, root: Path, vae: Path, *, workers: int) -> None:
+    """`retake cache --workers`: encoding is the slow part (~1-2 s a pair on one loaded core)."""
+    from retake.train.cache import cache_dataset
 
     started = time.perf_counter()
-    jobs = [pool.submit(_encode_part, str(dataset), kind, str(vae), part, parts) for part in range(parts)]
-    results = [job.result() for job in jobs]
-    samples = sorted((item for r in results for item in r[0]), key=lambda item: item[0])
-    skipped = [s for r in results for s in r[1]]
-    info = {
-        "dataset": str(dataset),
-        "vae": str(vae),
-        "text_encoder": "minilm",
-        "frames": 17,
-        "size": [64, 64],
-    }
-    write_cache(root, (sample for _, sample in samples), results[0][2], info=info)
+    summary = cache_dataset(
+        dataset, root, vae=vae, format=kind, frames=17, size=(64, 64), workers=workers, progress=False
+    )
     took = time.perf_counter() - started
-    console.print(f"cached {len(samples)} samples of {dataset} in {took:.0f} s; skipped {skipped or 'none'}")
-
-
-def _encode_part(dataset: str, kind: str, vae: str, part: int, parts: int) -> tuple[list, list, Any]:
-    """Samples part, part + parts, ... of a dataset encoded as `cache_dataset` does: [(index, sample)],
-    [(id, reason)] of the unusable ones, and the empty prompt's embedding."""
-    from retake.model.text import load_text_encoder
-    from retake.model.vae import VideoVAE
-    from retake.train.datasets import ClipSpec, SampleError, open_triplets
-    from retake.train.encode import EncodingDataset
-
-    triplets = open_triplets(dataset, ClipSpec(17, (64, 64)), kind)
-    encoded = EncodingDataset(triplets, VideoVAE.from_pretrained(vae), load_text_encoder("minilm"))
-    samples, skipped = [], []
-    for index in range(part, len(encoded), parts):
-        try:
-            samples.append((index, encoded.get(index)))
-        except SampleError as exc:
-            skipped.append((exc.sample_id, exc.reason))
-    return samples, skipped, encoded.empty_text()
+    skipped = summary.skipped_ids or "none"
+    console.print(f"cached {summary.count} samples of {dataset} in {took:.0f} s; skipped {skipped}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -401,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     with ProcessPoolExecutor(
         args.workers, context, initializer=_init_worker, initargs=(args.threads,)
     ) as pool:
-        data = build_data(args.out, data_sizes, args.vae, pool, workers=args.workers)
+        data = build_data(args.out, data_sizes, args.vae, workers=args.workers)
         if args.phase == "data":
             return
         if args.phase in ("all", "train"):
