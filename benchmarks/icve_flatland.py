@@ -162,12 +162,14 @@ def _evaluate(bench: str, weights: str, vae: str, out: str, sample_steps: int) -
     return result.summary
 
 
-def _heldout(weights: str, cache: str) -> float:
-    from retake.eval.experiment import heldout_loss
+def _heldout(weights: str, cache: str) -> tuple[float, dict[str, float]]:
+    """The held-out latent loss and the denoising curve (x0 error by noise level) of one arm."""
+    from retake.eval.experiment import denoising_curve, heldout_loss
     from retake.model import InContextTransformer
     from retake.train.cache import LatentCache
 
-    return heldout_loss(InContextTransformer.from_pretrained(weights), LatentCache(cache))
+    model, latents = InContextTransformer.from_pretrained(weights), LatentCache(cache)
+    return heldout_loss(model, latents), denoising_curve(model, latents).row()
 
 
 def make_random_vae(path: Path) -> Path:
@@ -219,9 +221,9 @@ def evaluate_all(
     pool: Any,
     *,
     decode: bool,
-) -> dict[str, dict[int, dict[str, float | None]]]:
+) -> tuple[dict[str, dict[int, dict[str, float | None]]], dict[str, dict[int, dict[str, float]]]]:
     """{arm: {seed: headline}} of every arm and seed: the held-out latent loss always, the benchmark (edits
-    decoded and judged) when `decode`."""
+    decoded and judged) when `decode`; and {arm: {seed: denoising curve row}}."""
     losses, jobs = {}, {}
     for s in seeds:
         runs = {run: out / f"seed{s}" / run for run in RUNS}
@@ -233,11 +235,13 @@ def evaluate_all(
                 args = (str(data["bench"]), weights, str(vae), str(folder), sample_steps)
                 jobs[arm, s] = pool.submit(_evaluate, *args)
     per_seed: dict[str, dict[int, dict[str, float | None]]] = {arm: {} for arm in ARMS}
+    curves: dict[str, dict[int, dict[str, float]]] = {arm: {} for arm in ARMS}
     for (arm, s), job in losses.items():
         summary = jobs[arm, s].result() if decode else None
-        per_seed[arm][s] = headline(summary, job.result())
+        loss, curves[arm][s] = job.result()
+        per_seed[arm][s] = headline(summary, loss)
         console.print(f"evaluated arm {arm} seed {s}: {per_seed[arm][s]}")
-    return per_seed
+    return per_seed, curves
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -266,8 +270,18 @@ def write_results(
     return results
 
 
+def denoising_rows(curves: dict[str, dict[int, dict[str, float]]]) -> list[list[str]]:
+    """A table of each arm's denoising curve (first seed): latent MSE of the one-step clean estimate by t."""
+    first = {arm: by_seed[min(by_seed)] for arm, by_seed in curves.items() if by_seed}
+    columns = list(next(iter(first.values())))
+    return [["arm (x0 error)", *columns]] + [
+        [arm, *(f"{row[c]:.3f}" for c in columns)] for arm, row in first.items()
+    ]
+
+
 def print_tables(results: dict[str, Any], sizes: Sizes) -> None:
-    for rows in (format_table(results["summary"], sizes), format_gains(results["summary"])):
+    tables = [format_table(results["summary"], sizes), format_gains(results["summary"])]
+    for rows in [*tables, denoising_rows(results["denoising"])]:
         table = Table(*rows[0])
         for row in rows[1:]:
             table.add_row(*row)
@@ -314,6 +328,7 @@ def ship(
         "weights": ("EMA" if ema else "raw") + ", stored as fp16",
         "benchmark_headline": results["per_seed"]["B"][seed],
         "benchmark_per_kind": per_kind_success(eval_dir(out, seed, "B") / "report.json"),
+        "denoising_curve": results["denoising"]["B"][seed],
         "training": json.loads((runs["pretrain_sft"] / "run.json").read_text()),
         **{k: results[k] for k in ("command", "sizes", "data", "cached")},
     }
@@ -381,7 +396,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.phase == "train":
             return
         decode = args.eval == "full"
-        per_seed = evaluate_all(args.out, args.seeds, data, args.vae, args.sample_steps, pool, decode=decode)
+        per_seed, curves = evaluate_all(
+            args.out, args.seeds, data, args.vae, args.sample_steps, pool, decode=decode
+        )
     record = {
         "command": " ".join(["benchmarks/icve_flatland.py", *(argv if argv is not None else sys.argv[1:])]),
         "sizes": asdict(sizes),
@@ -391,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         "vae": str(args.vae) + (" (untrained stand-in)" if args.random_vae else ""),
         "eval": args.eval,
         "seconds": round(time.perf_counter() - started),
+        "denoising": curves,
     }
     results = write_results(args.out, per_seed, record, decode=decode)
     print_tables(results, sizes)

@@ -13,6 +13,7 @@ from retake.eval.experiment import (
     ARMS,
     Sizes,
     arm_weights,
+    denoising_curve,
     format_gains,
     format_table,
     headline,
@@ -62,6 +63,8 @@ def test_run_tables_fill_in_steps_seed_caches_and_parse(tmp_path):
     # A' (S + P steps) and B (P + S) train for the same number of steps; B's SFT stage equals A's
     assert sum(s.steps for s in sft.stages) == sum(s.steps for s in both.stages)
     assert both.stages[1].tricks == sft.stages[0].tricks and both.stages[1].optim == sft.stages[0].optim
+    # every stage trains on times shifted towards pure noise, where an editor sampled from noise starts
+    assert {s.tricks.t_shift for c in configs.values() for s in c.stages} == {3.0}
     assert _template("pretrain_sft")["stages"][0]["steps"] == 700  # the template itself is left alone
 
 
@@ -145,6 +148,31 @@ class _OneSample:
 
     def get(self, index: int):
         return self.sample
+
+
+class _Copier(torch.nn.Module):
+    """Predicts the velocity whose one-step clean estimate is the source: x0 = x_t - t * v = source."""
+
+    def forward(self, hidden_states, timestep, source, **_):
+        t = timestep.view(-1, 1, 1, 1, 1) / 1000
+        return (hidden_states - source) / t
+
+
+def test_denoising_curve_measures_the_clean_estimate_at_every_noise_level():
+    target = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(5))[0]
+    cache = _OneSample(target)  # its source is target * 0.5
+    exact = denoising_curve(_Oracle(target, exact=True), cache)
+    assert list(exact.x0_error) == [1.0, 0.97, 0.9, 0.7, 0.5, 0.3, 0.1]  # starts at pure noise
+    assert max(exact.x0_error.values()) < 1e-10
+    copy_source = float(((0.5 * target) ** 2).mean())
+    assert exact.copy_source == pytest.approx(copy_source)
+    copier = denoising_curve(_Copier(), cache, t_values=(1.0, 0.5))
+    assert copier.x0_error == pytest.approx({1.0: copy_source, 0.5: copy_source})
+    assert copier.row() == {
+        "t=1": round(copy_source, 4),
+        "t=0.5": round(copy_source, 4),
+        "copy": round(copy_source, 4),
+    }
 
 
 def test_heldout_loss_is_zero_for_the_exact_velocity_and_seeded():

@@ -3,6 +3,7 @@ that name the bad key."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,22 @@ def test_a_curriculum_parses_into_typed_stages(tmp_path):
     assert pretrain.micro_batch(world_size=2) == 2
     with pytest.raises(ValueError, match="does not split over 3 ranks"):
         pretrain.micro_batch(world_size=3)
+
+
+def test_a_tricks_table_can_start_from_a_preset(tmp_path):
+    text = CURRICULUM.replace(
+        'tricks = "insvie"', 'tricks = { preset = "insvie", t_shift = 3.0, identity = 0.0 }'
+    )
+    tricks = load_run_config(_write(tmp_path, text)).stages[0].tricks
+    assert tricks == dataclasses.replace(INSVIE_TRICKS, t_shift=3.0, identity=0.0)
+    assert tricks.source_noise and tricks.frame_weighting == "decay"  # the rest is the preset's
+    for bad, message in (
+        ('{ preset = "magic" }', r"stages\[0\]\.tricks: unknown tricks preset 'magic'"),
+        ('{ preset = "insvie", t_shift = 0.0 }', r"stages\[0\]\.tricks: t_std and t_shift must be > 0"),
+        ('{ preset = "insvie", t_shfit = 3.0 }', r"stages\[0\]\.tricks\.t_shfit: unknown key"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            load_run_config(_write(tmp_path, CURRICULUM.replace('tricks = "insvie"', f"tricks = {bad}")))
 
 
 def test_init_paths_resolve_against_the_config_file(tmp_path):

@@ -238,20 +238,32 @@ def markdown(rows: Sequence[Sequence[str]]) -> str:
 # held-out flow loss: a decoder-free measure of how well an arm models held-out edits
 # ----------------------------------------------------------------------------------------------------------
 HELDOUT_T = (0.1, 0.3, 0.5, 0.7, 0.9)
+# Noise levels of the denoising curve. It starts at pure noise: an editor sampled from noise must there predict
+# its target from the source and the text alone, and the held-out loss (HELDOUT_T) never looks at t > 0.9.
+DENOISING_T = (1.0, 0.97, 0.9, 0.7, 0.5, 0.3, 0.1)
 
 
-def heldout_loss(model: Any, cache: Any, *, t_values: Sequence[float] = HELDOUT_T, seed: int = 0) -> float:
-    """Mean velocity MSE of `model` (an InContextTransformer) on every sample of a latent cache, at fixed
-    noise levels with seeded noise, so every arm is scored on exactly the same noisy inputs.
+@dataclass(frozen=True)
+class _Prediction:
+    """One held-out forward pass: latents (1, C, F, H, W) and the model's velocity for them."""
 
-    It needs no decoder: it compares arms in the latent space they were trained in (lower is better)."""
+    index: int  # the sample's position in the cache
+    t: float
+    target: Any
+    source: Any
+    noise: Any
+    noisy: Any
+    velocity: Any
+
+
+def _heldout_predictions(model: Any, cache: Any, t_values: Sequence[float], seed: int) -> Any:
+    """Yield a `_Prediction` per (sample, t) of a latent cache, with noise seeded by (seed, sample, k)."""
     import numpy as np
     import torch
 
-    from retake.flow.objective import flow_loss, interpolate, velocity_target
+    from retake.flow.objective import interpolate
     from retake.flow.schedule import to_timestep
 
-    losses = []
     model.eval()
     with torch.no_grad():
         for index in range(len(cache)):
@@ -262,13 +274,61 @@ def heldout_loss(model: Any, cache: Any, *, t_values: Sequence[float] = HELDOUT_
                 generator = torch.Generator().manual_seed(int(mixed))
                 noise = torch.randn(target.shape, generator=generator)
                 tt = torch.tensor([float(t)])
-                pred = model(
-                    hidden_states=interpolate(target, noise, tt),
+                noisy = interpolate(target, noise, tt)
+                velocity = model(
+                    hidden_states=noisy,
                     timestep=to_timestep(tt),
                     encoder_hidden_states=sample.text.tokens,
                     encoder_attention_mask=sample.text.mask,
                     pooled_projections=sample.text.pooled,
                     source=source,
                 )
-                losses.append(float(flow_loss(pred, velocity_target(target, noise))))
+                yield _Prediction(index, float(t), target, source, noise, noisy, velocity.float())
+
+
+def heldout_loss(model: Any, cache: Any, *, t_values: Sequence[float] = HELDOUT_T, seed: int = 0) -> float:
+    """Mean velocity MSE of `model` (an InContextTransformer) on every sample of a latent cache, at fixed
+    noise levels with seeded noise, so every arm is scored on exactly the same noisy inputs.
+
+    It needs no decoder: it compares arms in the latent space they were trained in (lower is better)."""
+    from retake.flow.objective import flow_loss, velocity_target
+
+    losses = [
+        float(flow_loss(p.velocity, velocity_target(p.target, p.noise)))
+        for p in _heldout_predictions(model, cache, t_values, seed)
+    ]
     return statistics.fmean(losses)
+
+
+@dataclass(frozen=True)
+class DenoisingCurve:
+    """How far the model's one-step estimate of the clean target, x0 = x_t - t * v, lies from the target
+    (latent MSE) at each noise level t, and the same distance for the source itself ("copy the source").
+
+    An editor sampled from noise relies on t near 1, where x_t holds nothing of the target: an error there
+    above `copy_source` means the model does not even reproduce its source from the condition, and sampling
+    drifts away from it however low the loss at mid t is."""
+
+    x0_error: dict[float, float]
+    copy_source: float
+
+    def row(self) -> dict[str, float]:
+        return {
+            **{f"t={t:g}": round(e, 4) for t, e in self.x0_error.items()},
+            "copy": round(self.copy_source, 4),
+        }
+
+
+def denoising_curve(
+    model: Any, cache: Any, *, t_values: Sequence[float] = DENOISING_T, seed: int = 0
+) -> DenoisingCurve:
+    """The `DenoisingCurve` of `model` over every sample of a latent cache (seeded noise, as heldout_loss)."""
+    errors: dict[float, list[float]] = {float(t): [] for t in t_values}
+    copies: dict[int, float] = {}
+    for p in _heldout_predictions(model, cache, t_values, seed):
+        x0 = p.noisy - p.t * p.velocity
+        errors[p.t].append(float(((x0 - p.target) ** 2).mean()))
+        copies[p.index] = float(((p.source - p.target) ** 2).mean())
+    return DenoisingCurve(
+        {t: statistics.fmean(e) for t, e in errors.items()}, statistics.fmean(copies.values())
+    )

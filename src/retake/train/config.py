@@ -19,7 +19,7 @@ each names its data, steps, batch, optimiser, InsViE tricks, LoRA and where its 
     init = "previous"                # "fresh", "previous", "stage:<name>", "t2v:<dir>" or a model directory
     steps = 500
     batch = 8
-    tricks = "insvie"                # or a table of TricksConfig fields
+    tricks = "insvie"                # or a table of TricksConfig fields, or { preset = "insvie", t_shift = 3.0 }
     data = { path = "data/flatland-pairs", frames = 17, size = [64, 64] }
 
 Any unknown key or ill-typed value raises a ValueError that names it (e.g. `stages[1].optim.lrr`).
@@ -331,10 +331,8 @@ def _build(cls: type, table: Any, where: str, base: Path) -> Any:
     """Construct dataclass `cls` from a TOML table, naming `where` in every error."""
     if cls is ModelConfig:
         return _build_model(table, where, base)
-    if cls is TricksConfig and isinstance(table, str):
-        if table not in NAMED_TRICKS:
-            raise ValueError(f"{where}: unknown tricks preset {table!r}; known: {sorted(NAMED_TRICKS)}")
-        return NAMED_TRICKS[table]
+    if cls is TricksConfig and (isinstance(table, str) or (isinstance(table, dict) and "preset" in table)):
+        return _build_tricks(table, where, base)
     if not isinstance(table, dict):
         raise ValueError(f"{where or 'config'}: expected a table, got {table!r}")
     hints = typing.get_type_hints(cls)
@@ -350,6 +348,18 @@ def _build(cls: type, table: Any, where: str, base: Path) -> Any:
         return cls(**values)
     except ValueError as exc:
         raise ValueError(f"{where or 'config'}: {exc}" if where else str(exc)) from None
+
+
+def _build_tricks(table: str | dict[str, Any], where: str, base: Path) -> TricksConfig:
+    """A named tricks preset ("insvie"), or a table {preset = NAME, ...} whose other keys override the preset."""
+    table = {"preset": table} if isinstance(table, str) else dict(table)
+    name = table.pop("preset")
+    if name not in NAMED_TRICKS:
+        raise ValueError(f"{where}: unknown tricks preset {name!r}; known: {sorted(NAMED_TRICKS)}")
+    if not table:
+        return NAMED_TRICKS[name]
+    own = _build(TricksConfig, table, where, base)  # checks the override keys and values
+    return dataclasses.replace(NAMED_TRICKS[name], **{key: getattr(own, key) for key in table})
 
 
 def _build_model(table: Any, where: str, base: Path) -> ModelConfig:
