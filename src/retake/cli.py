@@ -432,6 +432,12 @@ def vae_train(
     lr: float = typer.Option(5e-4, help="Peak AdamW learning rate (RGB-facing convolutions, biases, norms)."),
     muon_lr: float = typer.Option(0.02, help="Peak Muon learning rate (hidden convolution filters)."),
     warmup: int = typer.Option(50, help="Linear warm-up steps before the cosine decay."),
+    latent_channels: int = typer.Option(16, help="Latent channels (the editor's in_channels)."),
+    widths: str = typer.Option(
+        "16,32,32", help="Block widths (block_out_channels), comma-separated; one block per 2x downsampling."
+    ),
+    spatial_compression: int = typer.Option(4, help="Spatial compression (power of two; time is always 4x)."),
+    style_share: float = typer.Option(0.25, help="Share of training clips in a global style (3 styles)."),
     resume: bool = typer.Option(False, help="Continue the run saved in OUT."),
     stop_after: int | None = typer.Option(
         None, help="Stop with a checkpoint once this many steps are done (resume later to finish)."
@@ -439,10 +445,17 @@ def vae_train(
     device: str = typer.Option("cpu", help="Torch device to train on, e.g. cpu or cuda."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Train a Flatland VAE (AutoencoderKLHunyuanVideo, 4x time / 4x space) into OUT/vae."""
-    from retake.train.autoencoder import AutoencoderTrainConfig, train_autoencoder
+    """Train a Flatland VAE (AutoencoderKLHunyuanVideo, 4x time / 4x space by default) into OUT/vae."""
+    from retake.train.autoencoder import AutoencoderTrainConfig, VAEArchitecture, train_autoencoder
 
+    arch = VAEArchitecture(
+        latent_channels=latent_channels,
+        block_out_channels=_int_list(widths, "widths"),
+        spatial_compression=spatial_compression,
+    )
     config = AutoencoderTrainConfig(
+        arch=arch,
+        style_share=style_share,
         steps=steps,
         batch=batch,
         size=size,
@@ -464,6 +477,16 @@ def vae_train(
     for pattern, score in result.scores.items():
         console.print(f"{pattern:>9}: mean {score.mean:6.2f} dB  min {score.min:6.2f} dB")
     console.print(f"wrote {result.vae_dir} after {result.steps} steps ({result.seconds:.0f} s)")
+
+
+def _int_list(text: str, name: str) -> tuple[int, ...]:
+    """ "16,32,32" -> (16, 32, 32); a ValueError naming the option otherwise."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--{name} must be comma-separated integers such as 16,32,32, got {text!r}"
+        ) from None
 
 
 @vae_app.command("eval")

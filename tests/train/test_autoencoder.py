@@ -316,3 +316,40 @@ def test_cli_trains_a_loadable_vae_and_evaluates_it(tmp_path: Path):
     assert "stopped after 1 of 2 steps" in warm.output and not (tmp_path / "warm" / "vae").exists()
     saved = read_checkpoint_info(tmp_path / "warm" / STATE_FILE).config
     assert saved.init == str(out / "vae") and saved.muon_lr == 0.005
+
+
+def test_cli_chooses_the_architecture_and_names_bad_widths(tmp_path: Path):
+    out = tmp_path / "run"
+    args = [
+        "vae",
+        "train",
+        str(out),
+        "--steps",
+        "1",
+        "--batch",
+        "1",
+        "--size",
+        "16",
+        "--crop",
+        "0",
+        "--frames",
+        "5",
+    ]
+    arch = [
+        "--latent-channels",
+        "8",
+        "--widths",
+        "8,8,16",
+        "--spatial-compression",
+        "2",
+        "--style-share",
+        "1",
+    ]
+    result = CliRunner().invoke(app, [*args, *arch, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    vae = VideoVAE.from_pretrained(out / "vae", tiling=None)
+    assert vae.latent_shape(17, 64, 64) == (8, 5, 32, 32)
+    assert tuple(vae.vae.config.block_out_channels) == (8, 8, 16)
+    assert read_checkpoint_info(out / STATE_FILE).config.style_share == 1.0
+    bad = CliRunner().invoke(app, [*args[:2], str(tmp_path / "bad"), *args[3:], "--widths", "8,x"])
+    assert bad.exit_code != 0 and "--widths must be comma-separated integers" in str(bad.exception)
