@@ -203,7 +203,9 @@ def train_all(out: Path, sizes: Sizes, seeds: list[int], caches: dict[str, Path]
     templates = {run: tomllib.loads((TEMPLATES / f"{run}.toml").read_text()) for run in RUNS}
     # The model reads the VAE's latents: its input channels follow the cache (16 for the shipped VAE, 32 for
     # a VAE trained with --latent-channels 32), whatever the preset says.
-    channels = json.loads((caches["pretrain"] / "index.json").read_text())["latent_shape"][0]
+    from retake.train.cache import LatentCache
+
+    channels = LatentCache(caches["pretrain"]).latent_shape[0]
     for table in templates.values():
         table.setdefault("model", {})["in_channels"] = channels
     jobs = [
