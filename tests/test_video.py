@@ -215,10 +215,57 @@ def test_read_size_is_cover_crop_of_native(shared_videos: Path) -> None:
     native = read(path, end=4)
     small = read(path, end=4, size=(96, 64))  # landscape source, portrait target
     assert small.frames.shape == (4, 96, 64, 3)
-    # read scales inside swscale (fused with the colour conversion), so only the interpolation differs.
+    # read scales inside swscale (in YUV, then converts), so only interpolation and chroma rounding differ.
     reference = resize_cover_crop(native.frames, (96, 64)).astype(np.int16)
     diff = np.abs(small.frames.astype(np.int16) - reference)
     assert diff.mean() < 2.0 and np.percentile(diff, 99) < 16
+
+
+def three_bars() -> np.ndarray:
+    """(64, 96, 3): saturated red, green and blue bars, where a wrong colour matrix or range shows most."""
+    image = np.zeros((64, 96, 3), np.uint8)
+    image[:, :32], image[:, 32:64], image[:, 64:] = (220, 30, 40), (30, 200, 60), (40, 50, 210)
+    return image
+
+
+def write_coded(
+    path: Path, image: np.ndarray, codec: str, pix_fmt: str, colorspace: str | None = None
+) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], pix_fmt
+        if colorspace is not None:
+            stream.codec_context.colorspace = av.video.reformatter.Colorspace[colorspace]
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            container.mux(stream.encode(frame.reformat(format=pix_fmt, dst_colorspace=colorspace)))
+        container.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p"])
+@pytest.mark.parametrize("colorspace", ["ITU709", "ITU601"])
+def test_scaled_read_converts_colours_as_the_native_read(
+    tmp_path: Path, pix_fmt: str, colorspace: str
+) -> None:
+    path = tmp_path / "bars.mp4"
+    write_coded(path, three_bars(), "libx264", pix_fmt, colorspace)
+    native = read(path).frames[0].astype(float)  # (64, 96, 3)
+    small = read(path, size=(32, 48)).frames[0].astype(float)  # scaled, then converted
+    for bar in range(3):  # the middle of each bar: no edge blur, only the colour conversion matters
+        expected = native[:, 32 * bar + 8 : 32 * bar + 24].mean(axis=(0, 1))
+        got = small[:, 16 * bar + 4 : 16 * bar + 12].mean(axis=(0, 1))
+        assert np.abs(got - expected).max() < 1.5, (bar, got, expected)
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt"), [("libx264", "yuv444p"), ("png", "rgb24")])
+def test_scaled_read_of_other_pixel_formats(tmp_path: Path, codec: str, pix_fmt: str) -> None:
+    """4:4:4 video scales in its own format; RGB video (not scalable in place) takes the fused call."""
+    path = tmp_path / f"bars_{pix_fmt}.mov"
+    write_coded(path, three_bars(), codec, pix_fmt)
+    small = read(path, size=(33, 47)).frames  # odd sizes: the cover size is odd too
+    assert small.shape == (3, 33, 47, 3)
+    reference = resize_cover_crop(read(path).frames, (33, 47)).astype(float)
+    assert np.abs(small.astype(float) - reference).mean() < 3.0
 
 
 @pytest.mark.parametrize(
