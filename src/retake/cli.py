@@ -336,6 +336,29 @@ def eval_run(
     console.print(f"wrote {page} and {page.with_name('report.json')}")
 
 
+@eval_app.command("ceiling")
+def eval_ceiling(
+    bench: Path = typer.Argument(..., help="Benchmark folder (retake eval flatland-set)."),
+    vae: Path = typer.Option(..., "--vae", help="VAE folder (diffusers layout), e.g. a bundle's vae/."),
+    out: Path = typer.Option(..., "-o", "--out", help="Report folder; a stopped run there is resumed."),
+    device: str = typer.Option("cpu", help="Device of the VAE."),
+    limit: int | None = typer.Option(None, help="Score only N samples, every edit kind in turn."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Score each sample's ground truth after a round trip through VAE: the best any editor on it can do."""
+    from retake.eval.benchmark import load_benchmark
+    from retake.eval.editors import AutoencoderCeiling
+    from retake.eval.report import summary_table, write_report
+    from retake.eval.runner import RunConfig, run_benchmark
+
+    benchmark = load_benchmark(_path_arg(bench))
+    editor = AutoencoderCeiling.from_pretrained(benchmark, _path_arg(vae), device=device)
+    result = run_benchmark(benchmark, editor, _path_arg(out), RunConfig(limit=limit), progress=progress)
+    page = write_report(result, benchmark)
+    console.print(summary_table(result.summary))
+    console.print(f"wrote {page} and {page.with_name('report.json')}")
+
+
 @eval_app.command("compare")
 def eval_compare(
     a: Path = typer.Argument(..., help="Report A (folder or report.json)."),

@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from retake.eval.benchmark import BenchmarkConfig, build_flatland_benchmark
-from retake.eval.editors import BundleEditConfig, BundleEditor, FolderEditor, MissingEditsError, open_editor
+from retake.eval.editors import (
+    AutoencoderCeiling,
+    BundleEditConfig,
+    BundleEditor,
+    FolderEditor,
+    MissingEditsError,
+    open_editor,
+)
 from retake.eval.psnr import MAX_PSNR_DB
 from retake.eval.report import build_report
 from retake.eval.runner import (
@@ -280,6 +287,75 @@ def test_bundle_editor_runs_a_tiny_random_bundle(bench, tmp_path):
     assert "error" not in row and row["notes"] == [] and math.isfinite(row["metrics"]["psnr"])
     assert result.edit_path(row["id"]).is_file()
     assert result.header["editor"]["type"] == "bundle" and result.header["editor"]["defaults"]["steps"] == 2
+
+
+class PassThroughVAE:
+    """A perfect autoencoder: the "latents" are the frames themselves."""
+
+    def encode(self, video):
+        return video.clone()  # (F, H, W, 3) uint8
+
+    def decode_to_uint8(self, latents):
+        return latents[None]  # (1, F, H, W, 3)
+
+
+def test_ceiling_of_a_perfect_autoencoder_is_every_sample(bench, tmp_path):
+    result = run_benchmark(
+        bench, AutoencoderCeiling(bench, PassThroughVAE()), tmp_path / "run", progress=False
+    )
+    assert result.complete and all(row["success"] for row in result.rows)
+    assert result.header["editor"] == {"type": "vae-ceiling", "name": "vae-ceiling", "path": None}
+
+
+def test_ceiling_is_the_ground_truth_through_the_vae(bench, tmp_path):
+    """With the shipped Flatland VAE: the "edit" is exactly decode(encode(truth)), whatever the source."""
+    import torch
+
+    from retake.model.vae import VideoVAE
+    from retake.train.autoencoder import FLATLAND_VAE_DIR
+
+    ceiling = AutoencoderCeiling.from_pretrained(bench, FLATLAND_VAE_DIR)
+    sample = bench.samples[0]
+    edited = ceiling.edit(sample.source(), "anything", seed=0, sample_id=sample.id)
+    vae = VideoVAE.from_pretrained(FLATLAND_VAE_DIR, tiling=None)
+    truth = torch.from_numpy(sample.target().frames)
+    expected = vae.decode_to_uint8(vae.encode(truth))[0].numpy()
+    assert np.array_equal(edited.frames, expected) and edited.fps == sample.target().fps
+    assert not np.array_equal(edited.frames, sample.target().frames)  # a real VAE loses something
+    assert ceiling.describe() == {"type": "vae-ceiling", "name": "vae", "path": str(FLATLAND_VAE_DIR)}
+
+
+def test_ceiling_command_writes_a_report(bench, tmp_path, capsys):
+    from retake.cli import main
+    from retake.train.autoencoder import FLATLAND_VAE_DIR
+
+    args = [
+        "eval",
+        "ceiling",
+        str(bench.root),
+        "--vae",
+        str(FLATLAND_VAE_DIR),
+        "--limit",
+        "6",
+        "--no-progress",
+    ]
+    main([*args, "-o", str(tmp_path / "c")])
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert report["editor"]["type"] == "vae-ceiling" and "overall" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # a folder without a VAE: one line, exit code 2
+        main(
+            [
+                "eval",
+                "ceiling",
+                str(bench.root),
+                "--vae",
+                str(tmp_path),
+                "-o",
+                str(tmp_path / "d"),
+                "--no-progress",
+            ]
+        )
+    assert exit_info.value.code == 2
 
 
 def _chat_server():

@@ -2,6 +2,8 @@
 
 - `BundleEditor`: a retake edit pipeline (`retake.sample.EditPipeline`) loaded from a bundle directory.
 - `FolderEditor`: edits another system already made, one `<id>.mp4` per benchmark sample in a folder.
+- `AutoencoderCeiling`: not an editor but the best score any latent editor on a given VAE can reach: each
+  sample's ground truth after a VAE round trip (`retake eval ceiling`).
 
 `sample_id` is the benchmark's id of the sample being edited: editors that compute ignore it, editors that
 look results up (FolderEditor) need it. `describe()` says what the editor is, for the report. An editor may
@@ -16,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from retake.errors import RetakeError
 from retake.video import Video, read
@@ -135,6 +139,47 @@ class BundleEditor:
             "path": None if self.path is None else str(self.path),
             "overrides": {k: v for k, v in asdict(self.config).items() if v is not None},
             "defaults": defaults.to_dict() if hasattr(defaults, "to_dict") else None,
+        }
+
+
+class AutoencoderCeiling:
+    """The ground truth of each sample, encoded and decoded by `vae` (a `retake.model.VideoVAE`).
+
+    A latent editor's output is a VAE decoding, so its score cannot exceed what this "editor" scores: even a
+    model that generated the exact latents of the ground truth would be judged on this video. Scored next to
+    an editor, it separates what the model gets wrong from what the autoencoder loses."""
+
+    def __init__(self, benchmark: Any, vae: Any, name: str = "") -> None:
+        self.samples = {s.id: s for s in benchmark.samples}
+        self.vae = vae
+        self.name = name or "vae-ceiling"
+        self.path: Path | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls, benchmark: Any, vae_dir: str | os.PathLike[str], *, device: str = "cpu"
+    ) -> AutoencoderCeiling:
+        from retake.model.vae import VideoVAE  # imports torch and diffusers: only when a VAE is used
+
+        vae_dir = Path(vae_dir)
+        ceiling = cls(benchmark, VideoVAE.from_pretrained(vae_dir, device=device, tiling=None), vae_dir.name)
+        ceiling.path = vae_dir
+        return ceiling
+
+    def edit(self, source: Video, instruction: str, *, seed: int, sample_id: str) -> Video:
+        import torch
+
+        truth = self.samples[sample_id].target()
+        with torch.no_grad():
+            latents = self.vae.encode(torch.from_numpy(np.ascontiguousarray(truth.frames)))  # posterior mode
+            frames = self.vae.decode_to_uint8(latents)[0].cpu().numpy()  # (F, H, W, 3)
+        return Video(frames, fps=truth.fps)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "type": "vae-ceiling",
+            "name": self.name,
+            "path": None if self.path is None else str(self.path),
         }
 
 
