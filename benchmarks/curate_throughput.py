@@ -2,18 +2,21 @@
 decode, scene split, motion, clips, pairs, H.264 encode, shard writing) against bare PyAV decoding of the same
 files with the same number of worker processes, as ratios from one run.
 
-Every measurement runs twice, on a small and on a large input set, and two ratios are printed:
+Each round times bare decoding and then the pipeline on a small and on a large input set, and gives two
+ratios:
 - whole run: frames over wall time of the large run, start-up included;
 - steady state: the extra frames of the large run over its extra seconds. Fixed costs of a job (starting
   the process pool or the Ray actors, Ray Data's planning: about 2-4 s per job here) cancel out, which is the
   rate a job over a million videos runs at. The goal (>= 0.7) is about that rate.
+On a shared machine one round's ratio can be off by 0.2 either way (the load of other tenants changes between
+the runs), so the result is the median over `--rounds`, with the range.
 
 Two bare baselines are timed: the fastest PyAV loop (one reused swscale context per file, the goal's
 reference) and the textbook `frame.to_ndarray("rgb24")` loop, which sets swscale up again for every frame.
 With fast decoding, everything else the pipeline must do per analysed frame (scene detection, H.264-encoding
 the written clips) weighs almost as much as the decoding itself.
 
-    .venv/bin/python benchmarks/curate_throughput.py [--copies 4] [--scale 4] [--workers 2] [--no-ray]
+    .venv/bin/python benchmarks/curate_throughput.py [--copies 4] [--scale 4] [--rounds 3] [--workers 2] [--no-ray]
 
 Inputs are the real sample clips of ../shared/data/videos, each linked `--copies` times (the large set:
 `--copies * --scale` times) into a temporary folder (symlinks, nothing is copied). For Ray, Ray itself is
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -85,23 +89,12 @@ def bare_run(paths: list[Path], workers: int, decode=bare_decode) -> Timing:
     return Timing(frames, time.perf_counter() - start)
 
 
-def busy_ticks() -> tuple[int, int] | None:
-    """(busy, total) CPU ticks of the whole machine so far (Linux /proc/stat); None elsewhere."""
-    try:
-        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
-
-
-def pipeline_run(folder: Path, out: Path, executor: str, workers: int) -> tuple[Timing, dict, float | None]:
-    """(frames analysed and seconds, the run's stats, share of the machine's CPU time that was busy)."""
+def pipeline_run(folder: Path, out: Path, executor: str, workers: int) -> Timing:
+    """Source frames analysed by one curation run, and its wall time."""
     config = get_recipe("icve-pretrain").replace(shard_size=2)
-    before, start = busy_ticks(), time.perf_counter()
+    start = time.perf_counter()
     result = curate(folder, out, config, executor=executor, workers=workers, progress=False)
-    seconds, after = time.perf_counter() - start, busy_ticks()
-    busy = None if before is None or after is None else (after[0] - before[0]) / (after[1] - before[1])
-    return Timing(result.stats["frames_analysed"], seconds), result.stats, busy
+    return Timing(result.stats["frames_analysed"], time.perf_counter() - start)
 
 
 def stage_seconds(paths: list[Path], tmp: Path) -> tuple[dict[str, float], float]:
@@ -136,17 +129,39 @@ def link_inputs(folder: Path, copies: int) -> list[Path]:
     return paths
 
 
+@dataclass(frozen=True)
+class Ratios:
+    whole: float  # large run, start-up included
+    steady: float  # large minus small: fixed costs cancel
+
+
+def measure_round(sets: dict[str, list[Path]], tmp: Path, executor: str, workers: int, tag: str) -> Ratios:
+    """Bare decoding and the pipeline on the small then the large set, each bare run right before its
+    pipeline run, so a change in the machine's load between them skews one round, not the ratio's trend."""
+    bare, pipe = {}, {}
+    for name, paths in sets.items():
+        bare[name] = bare_run(paths, workers)
+        pipe[name] = pipeline_run(tmp / name, tmp / f"out-{executor}-{name}-{tag}", executor, workers)
+    return Ratios(
+        pipe["large"].fps / bare["large"].fps,
+        steady_fps(pipe["small"], pipe["large"]) / steady_fps(bare["small"], bare["large"]),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=4, help="links to each clip in the small input set")
     parser.add_argument("--scale", type=int, default=4, help="the large set has this many times more")
+    parser.add_argument("--rounds", type=int, default=3, help="repeats; the median ratio is the result")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
     if not VIDEOS.is_dir():
         raise SystemExit(f"sample videos not found at {VIDEOS}")
-    if args.copies < 1 or args.scale < 2:
-        raise SystemExit(f"need --copies >= 1 and --scale >= 2, got {args.copies} and {args.scale}")
+    if args.copies < 1 or args.scale < 2 or args.rounds < 1:
+        raise SystemExit(
+            f"need --copies >= 1, --scale >= 2, --rounds >= 1; got {args.copies}, {args.scale}, {args.rounds}"
+        )
     with tempfile.TemporaryDirectory(prefix="curate-bench-") as tmp:
         sets = {}
         for name, copies in (("small", args.copies), ("large", args.copies * args.scale)):
@@ -155,42 +170,37 @@ def main() -> None:
         clips = len(sets["small"]) // args.copies
         print(
             f"{clips} sample clips linked {args.copies}x (small set) and {args.copies * args.scale}x "
-            f"(large set), {args.workers} workers"
+            f"(large set), {args.workers} workers, {args.rounds} rounds"
         )
-        bare = {name: bare_run(paths, args.workers) for name, paths in sets.items()}
-        naive = bare_run(sets["large"], args.workers, naive_decode)
-        bare_steady = steady_fps(bare["small"], bare["large"])
-        print(
-            f"bare PyAV decode: {bare['large'].frames} frames, {bare['large'].fps:.0f} frames/s whole run, "
-            f"{bare_steady:.0f} steady (textbook to_ndarray loop: {naive.fps:.0f} whole run)"
+        bare, naive = (
+            bare_run(sets["large"], args.workers),
+            bare_run(sets["large"], args.workers, naive_decode),
         )
+        print(f"bare PyAV decode: {bare.fps:.0f} frames/s (textbook to_ndarray loop: {naive.fps:.0f})")
         executors = ["local"] + ([] if args.no_ray else ["ray"])
-        for executor in executors:
-            if executor == "ray":
-                import ray
+        if "ray" in executors:
+            import ray
 
-                ray.init(
-                    num_cpus=args.workers,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
-            runs = {
-                name: pipeline_run(
-                    Path(tmp) / name, Path(tmp) / f"out-{executor}-{name}", executor, args.workers
-                )
-                for name in sets
-            }
-            (small, _, _), (large, stats, busy) = runs["small"], runs["large"]
-            steady = steady_fps(small, large)
-            print(
-                f"pipeline ({executor}): {large.frames} frames analysed, {stats['pairs_ok']} pairs; whole run "
-                f"{large.fps:.0f} frames/s -> ratio {large.fps / bare['large'].fps:.2f}; steady state "
-                f"{steady:.0f} frames/s -> ratio {steady / bare_steady:.2f} (goal >= 0.70)"
-                + ("" if busy is None else f"; CPUs busy {busy:.0%} of the large run")
+            ray.init(
+                num_cpus=args.workers, include_dashboard=False, log_to_driver=False, configure_logging=False
             )
-        if not args.no_ray:
+        results: dict[str, list[Ratios]] = {e: [] for e in executors}
+        for r in range(args.rounds):
+            for executor in executors:
+                ratios = measure_round(sets, Path(tmp), executor, args.workers, f"r{r}")
+                results[executor].append(ratios)
+                print(
+                    f"  round {r + 1} {executor}: whole run {ratios.whole:.2f}, steady state {ratios.steady:.2f}"
+                )
+        if "ray" in executors:
             ray.shutdown()
+        for executor, rounds in results.items():
+            whole, steady = ([getattr(x, k) for x in rounds] for k in ("whole", "steady"))
+            print(
+                f"pipeline ({executor}) / bare decode, median of {len(rounds)} rounds: whole run "
+                f"{statistics.median(whole):.2f} ({min(whole):.2f}-{max(whole):.2f}), steady state "
+                f"{statistics.median(steady):.2f} ({min(steady):.2f}-{max(steady):.2f}) (goal >= 0.70)"
+            )
         videos = sorted(VIDEOS.glob("*.mp4"))
         spent, bare_s = stage_seconds(videos, Path(tmp))
         total = sum(spent.values())
