@@ -37,6 +37,7 @@ from pathlib import Path
 import av
 from av.video.reformatter import VideoReformatter
 
+from retake.data.executors import init_worker
 from retake.data.pipeline import build_stages
 from retake.data.recipes import get_recipe
 from retake.data.records import Meta, make_sample
@@ -84,7 +85,8 @@ def steady_fps(small: Timing, large: Timing) -> float:
 def bare_run(paths: list[Path], workers: int, decode=bare_decode) -> Timing:
     start = time.perf_counter()
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    # The pipeline's worker set-up, so the two differ only in the work done.
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker) as pool:
         frames = sum(pool.map(decode, [str(p) for p in paths]))
     return Timing(frames, time.perf_counter() - start)
 
@@ -100,6 +102,7 @@ def pipeline_run(folder: Path, out: Path, executor: str, workers: int) -> Timing
 def stage_seconds(paths: list[Path], tmp: Path) -> tuple[dict[str, float], float]:
     """In this process, one video at a time: seconds spent in each stage, and in bare decoding."""
     config = get_recipe("icve-pretrain")
+    init_worker()  # as every pipeline worker does
     sink = TarSink(tmp / "profile.tar")
     stages = build_stages(config, NoneWriter(), sink, "profile")
     spent: dict[str, float] = dict.fromkeys((s.name for s in stages), 0.0)

@@ -340,6 +340,39 @@ def test_write_pads_odd_sizes_and_keeps_odd_rates(tmp_path: Path) -> None:
     assert psnr(back[:, 33], back[:, 32]) > 30  # the padding repeats the last row
 
 
+@pytest.mark.parametrize("size", [(4, 6), (6, 10)])  # H/2 even and odd: chroma planes (do not) fill rows
+def test_rgb_to_i420_is_bt601_limited_range_with_averaged_chroma(size: tuple[int, int]) -> None:
+    height, width = size
+    image = np.zeros((height, width, 3), np.uint8)
+    image[:] = (255, 0, 0)
+    image[:, width // 2 :] = (0, 0, 255)  # W/2 is odd: the edge cuts through one column of 2x2 blocks
+    planes = video.rgb_to_i420(image)
+    assert planes.shape == (height * 3 // 2, width) and planes.dtype == np.uint8
+    y = planes[:height]
+    chroma = planes.reshape(-1)[height * width :]
+    u, v = (
+        chroma[: chroma.size // 2].reshape(height // 2, width // 2),
+        chroma[chroma.size // 2 :].reshape(height // 2, width // 2),
+    )
+    # BT.601 studio swing: red is (Y, U, V) = (81, 90, 240), blue (41, 240, 110).
+    assert np.all(np.abs(y[:, 0].astype(int) - 81) <= 1) and np.all(np.abs(y[:, -1].astype(int) - 41) <= 1)
+    assert abs(int(u[0, 0]) - 90) <= 1 and abs(int(v[0, 0]) - 240) <= 1
+    assert abs(int(u[0, -1]) - 240) <= 1 and abs(int(v[0, -1]) - 110) <= 1
+    # The 2x2 blocks straddling the edge get the mean of red and blue, not one of them.
+    middle = width // 4
+    assert abs(int(u[0, middle]) - 165) <= 1 and abs(int(v[0, middle]) - 175) <= 1
+    # What the decoder makes of it is the colour we wrote.
+    back = av.VideoFrame.from_ndarray(planes, format="yuv420p").to_ndarray(format="rgb24")
+    assert np.abs(back[:, 0].astype(int) - (255, 0, 0)).max() <= 3
+
+
+def test_rgb_to_i420_rejects_what_4_2_0_cannot_hold() -> None:
+    with pytest.raises(ValueError, match=r"even-sized.*\(5, 4, 3\)"):
+        video.rgb_to_i420(np.zeros((5, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="float32"):
+        video.rgb_to_i420(np.zeros((4, 4, 3), np.float32))
+
+
 def test_write_rejects_bad_arguments(tmp_path: Path) -> None:
     clip = Video(moving_pattern(2, 8, 8), fps=10)
     with pytest.raises(ValueError, match="write_gif"):

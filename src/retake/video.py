@@ -179,7 +179,7 @@ class Video:
 
 def _describe(array: object) -> str:
     if isinstance(array, np.ndarray):
-        return f"shape {array.shape}"
+        return f"shape {array.shape} {array.dtype}"
     return f"a {type(array).__name__}"
 
 
@@ -815,8 +815,44 @@ def _encode_mp4(video: Video, path: Path, *, crf: int, preset: str, threads: int
         for image in video.frames:
             if pad_h or pad_w:
                 image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")  # (H+ph, W+pw, 3)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            planes = rgb_to_i420(image)  # (3(H+ph)/2, W+pw): no conversion left for the encoder to do
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(planes, format="yuv420p")))
         container.mux(stream.encode(None))  # flush delayed frames
+
+
+# RGB -> (Cb, Cr) of BT.601 limited range (studio swing, 16..240), offsets in the last column: cv2.transform's
+# affine form. The same matrix swscale uses for untagged RGB input.
+_RGB_TO_CBCR_601 = np.array(
+    [[-0.1482229, -0.2909928, 0.4392157, 128.0], [0.4392157, -0.3677883, -0.0714274, 128.0]], np.float32
+)
+
+
+def rgb_to_i420(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, H and W even -> (3H/2, W) uint8 I420 planes (Y, then U and V at half size),
+    BT.601 limited range, each chroma sample from the mean of its 2x2 pixels.
+
+    Why not swscale: converting the RGB frames was a third of x264's encoding time for small clips, and this
+    is 2x faster at the same quality. Why not OpenCV's COLOR_RGB2YUV_I420 alone: it takes each chroma sample
+    from one pixel of the four, which aliases sharp colour edges (2.5 dB lost on a synthetic pattern).
+    """
+    if not (
+        isinstance(image, np.ndarray)
+        and image.ndim == 3
+        and image.shape[2] == 3
+        and image.dtype == np.uint8
+        and image.shape[0] % 2 == image.shape[1] % 2 == 0
+    ):
+        raise ValueError(f"need an even-sized (H, W, 3) uint8 image, got {_describe(image)}")
+    height, width = image.shape[:2]
+    image = np.ascontiguousarray(image)
+    planes = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)  # its Y is exact; U and V are replaced below
+    means = cv2.resize(image, (width // 2, height // 2), interpolation=cv2.INTER_AREA)  # (H/2, W/2, 3)
+    chroma = cv2.transform(means, _RGB_TO_CBCR_601)  # (H/2, W/2, 2), rounded and saturated to uint8
+    flat = planes.reshape(-1)  # a view: U and V planes do not fill whole rows of W when H/2 is odd
+    luma, quarter = height * width, (height // 2) * (width // 2)
+    flat[luma : luma + quarter] = chroma[..., 0].reshape(-1)
+    flat[luma + quarter :] = chroma[..., 1].reshape(-1)
+    return planes
 
 
 def write_gif(video: Video, path: str | os.PathLike[str], *, max_size: int | None = None) -> Path:

@@ -149,6 +149,19 @@ def test_a_restart_with_another_config_is_refused(inputs, reference: Path) -> No
         curate(inputs[0], reference, CONFIG.replace(pairs_per_scene=3), workers=1, progress=False)
 
 
+def test_pool_workers_run_opencv_on_one_thread_and_keep_freed_memory() -> None:
+    from retake.data.executors import LocalExecutor
+
+    settings = list(LocalExecutor(2).map(_settings_of_a_worker, [0, 1]))
+    assert settings == [{"cv2_threads": 1, "heap_retained": True}] * 2
+
+
+def _settings_of_a_worker(_: int) -> dict:
+    from retake.data.executors import worker_settings
+
+    return worker_settings()
+
+
 def test_a_process_pool_gives_the_same_dataset(inputs, reference: Path, tmp_path: Path) -> None:
     curate(inputs[0], tmp_path / "pool", CONFIG, workers=2, progress=False)
     _same_dataset(tmp_path / "pool", reference)

@@ -3,6 +3,10 @@
 Both take a picklable `fn(task) -> result` and yield results as shards finish. Shard outputs are written by
 the workers themselves (to a shared filesystem on a cluster); only small summaries travel back. Which
 executor or how many workers never changes the dataset: every shard's output depends on its inputs only.
+
+Every worker process starts with `init_worker`: the processes are the parallelism, so OpenCV runs on one
+thread in each (its own pool of one thread per core, in every one of N workers, only adds switching: 20%
+more CPU for the same clips), and freed frame memory stays in the heap for the next video (`heap`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
 
+import cv2
+
+from retake.data import heap
+
 EXECUTORS = ("local", "ray")
 
 
@@ -23,6 +31,20 @@ class Executor(Protocol):
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def init_worker() -> None:
+    """Tune a worker process for running beside other workers (see the module's docstring)."""
+    cv2.setNumThreads(1)
+    heap.retain_freed_memory()
+
+
+def worker_settings() -> dict[str, Any]:
+    """What `init_worker` set in this process, for tests and debugging."""
+    return {
+        "cv2_threads": cv2.getNumThreads(),
+        "heap_retained": heap.retain_freed_memory.cache_info().currsize > 0,
+    }
 
 
 class LocalExecutor:
@@ -54,7 +76,10 @@ class LocalExecutor:
         else:
             context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
-            self.workers, mp_context=context, max_tasks_per_child=self.max_tasks_per_child
+            self.workers,
+            mp_context=context,
+            initializer=init_worker,
+            max_tasks_per_child=self.max_tasks_per_child,
         ) as pool:
             pending: set[Future] = set()
             queue = iter(tasks)
@@ -134,6 +159,7 @@ class _TaskActor:
     """A Ray Data actor running `fn` on the task in a row; the result rides back as an object column."""
 
     def __init__(self, fn: Callable[[Any], Any]) -> None:
+        init_worker()
         self.fn = fn
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
