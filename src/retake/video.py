@@ -236,10 +236,15 @@ def _scan(
     """Demux the stream's packets (cheap: no decoding), decoding only until a first frame appears if asked."""
     scan = _Scan()
     step = _frame_ticks(stream)
+    if decode_first:
+        # Only a keyframe is decoded, on one thread: the decoder's thread pool and the frames it would decode
+        # ahead to fill its reordering delay cost more than the frame itself (half of probe's time).
+        stream.codec_context.skip_frame = "NONKEY"
+        stream.codec_context.thread_count = 1
     try:
         for packet in container.demux(stream):
             if decode_first and scan.first_frame is None:
-                scan.first_frame = _first_decoded(packet)
+                scan.first_frame = _first_decoded(stream, packet)
             if packet.size == 0 or packet.is_discard:  # the flush packet, or a sample an edit list hides
                 continue
             stamp = packet.pts if packet.pts is not None else packet.dts
@@ -253,10 +258,17 @@ def _scan(
     return scan
 
 
-def _first_decoded(packet: av.Packet) -> av.VideoFrame | None:
+def _first_decoded(stream: av.VideoStream, packet: av.Packet) -> av.VideoFrame | None:
+    """The frame of `packet`, if it decodes to one. A decoder holds a keyframe back while it waits for frames
+    to reorder; draining it hands the frame over at once."""
     try:
         frames = packet.decode()
+        if not frames and packet.is_keyframe:
+            frames = stream.codec_context.decode(None)  # drain
+            if not frames:  # a damaged keyframe: reset the drained decoder for the next one
+                stream.codec_context.flush_buffers()
     except av.error.FFmpegError:
+        stream.codec_context.flush_buffers()
         return None
     return frames[0] if frames else None
 
