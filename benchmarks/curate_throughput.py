@@ -11,8 +11,10 @@ ratios:
 On a shared machine one round's ratio can be off by 0.2 either way (the load of other tenants changes between
 the runs), so the result is the median over `--rounds`, with the range.
 
-Two bare baselines are timed: the fastest PyAV loop (one reused swscale context per file, the goal's
-reference) and the textbook `frame.to_ndarray("rgb24")` loop, which sets swscale up again for every frame.
+The reference is the fastest bare PyAV loop (one reused swscale context per file), in the pipeline's worker
+set-up (`retake.data.executors.init_worker`), on whichever decoder threading is faster in that round: the
+pipeline's (each worker's share of the cores) or FFmpeg's own. The textbook `frame.to_ndarray("rgb24")` loop,
+which sets swscale up again for every frame, is timed once for comparison.
 With fast decoding, everything else the pipeline must do per analysed frame (scene detection, H.264-encoding
 the written clips) weighs almost as much as the decoding itself.
 
@@ -26,10 +28,12 @@ started before the clock starts (a cluster is up before a job runs); each job's 
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +41,8 @@ from pathlib import Path
 import av
 from av.video.reformatter import VideoReformatter
 
-from retake.data.executors import init_worker
+from retake import video
+from retake.data.executors import init_worker, threads_per_worker
 from retake.data.pipeline import build_stages
 from retake.data.recipes import get_recipe
 from retake.data.records import Meta, make_sample
@@ -48,13 +53,15 @@ from retake.data.writers import NoneWriter
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 
 
-def bare_decode(path: str) -> int:
+def bare_decode(path: str, threads: int = 0) -> int:
     """Decode every frame to RGB at native size, as cheaply as PyAV allows (one reused swscale context;
-    `frame.to_ndarray` would build one per frame and run 2.5x slower)."""
+    `frame.to_ndarray` would build one per frame and run 2.5x slower), on `threads` decoder threads (0: FFmpeg
+    takes one per core)."""
     reformatter = VideoReformatter()
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
         frames = (reformatter.reformat(f, format="rgb24").to_ndarray() for f in container.decode(stream))
         return sum(1 for _ in frames)
 
@@ -86,9 +93,19 @@ def bare_run(paths: list[Path], workers: int, decode=bare_decode) -> Timing:
     start = time.perf_counter()
     context = multiprocessing.get_context("forkserver")
     # The pipeline's worker set-up, so the two differ only in the work done.
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker) as pool:
+    share = threads_per_worker(workers)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(share,)) as pool:
         frames = sum(pool.map(decode, [str(p) for p in paths]))
     return Timing(frames, time.perf_counter() - start)
+
+
+def bare_decoders(workers: int) -> dict[str, Callable[[str], int]]:
+    """Bare decoding on the pipeline's decoder threads (each worker's share of the cores) and on FFmpeg's own
+    (one per core in every worker). The reference is whichever is faster."""
+    return {
+        "share": functools.partial(bare_decode, threads=threads_per_worker(workers)),
+        "ffmpeg": bare_decode,
+    }
 
 
 def pipeline_run(folder: Path, out: Path, executor: str, workers: int) -> Timing:
@@ -109,7 +126,7 @@ def stage_seconds(paths: list[Path], tmp: Path) -> tuple[dict[str, float], float
     bare = 0.0
     for path in paths:
         start = time.perf_counter()
-        bare_decode(str(path))
+        bare_decode(str(path), threads=video.decoder_threads())
         bare += time.perf_counter() - start
         sample, meta = make_sample(path, path.name, 0), Meta()
         for stage in stages:
@@ -141,13 +158,17 @@ class Ratios:
 def measure_round(sets: dict[str, list[Path]], tmp: Path, executor: str, workers: int, tag: str) -> Ratios:
     """Bare decoding and the pipeline on the small then the large set, each bare run right before its
     pipeline run, so a change in the machine's load between them skews one round, not the ratio's trend."""
-    bare, pipe = {}, {}
+    decoders = bare_decoders(workers)
+    bare: dict[str, dict[str, Timing]] = {mode: {} for mode in decoders}
+    pipe = {}
     for name, paths in sets.items():
-        bare[name] = bare_run(paths, workers)
+        for mode, decode in decoders.items():
+            bare[mode][name] = bare_run(paths, workers, decode)
         pipe[name] = pipeline_run(tmp / name, tmp / f"out-{executor}-{name}-{tag}", executor, workers)
     return Ratios(
-        pipe["large"].fps / bare["large"].fps,
-        steady_fps(pipe["small"], pipe["large"]) / steady_fps(bare["small"], bare["large"]),
+        pipe["large"].fps / max(b["large"].fps for b in bare.values()),
+        steady_fps(pipe["small"], pipe["large"])
+        / max(steady_fps(b["small"], b["large"]) for b in bare.values()),
     )
 
 
@@ -175,11 +196,15 @@ def main() -> None:
             f"{clips} sample clips linked {args.copies}x (small set) and {args.copies * args.scale}x "
             f"(large set), {args.workers} workers, {args.rounds} rounds"
         )
-        bare, naive = (
-            bare_run(sets["large"], args.workers),
-            bare_run(sets["large"], args.workers, naive_decode),
+        bare = {
+            mode: bare_run(sets["large"], args.workers, d) for mode, d in bare_decoders(args.workers).items()
+        }
+        naive = bare_run(sets["large"], args.workers, naive_decode)
+        print(
+            f"bare PyAV decode: {bare['share'].fps:.0f} frames/s on {threads_per_worker(args.workers)} decoder "
+            f"thread(s) per worker, {bare['ffmpeg'].fps:.0f} on FFmpeg's own (textbook to_ndarray loop: "
+            f"{naive.fps:.0f})"
         )
-        print(f"bare PyAV decode: {bare.fps:.0f} frames/s (textbook to_ndarray loop: {naive.fps:.0f})")
         executors = ["local"] + ([] if args.no_ray else ["ray"])
         if "ray" in executors:
             import ray

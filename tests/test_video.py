@@ -567,3 +567,16 @@ def test_write_bytes_do_not_depend_on_the_core_count(tmp_path: Path) -> None:
     assert default == explicit
     with pytest.raises(ValueError, match="threads"):
         write(video, tmp_path / "bad.mp4", threads=0)
+
+
+def test_decoder_threads_do_not_change_the_frames(tmp_path: Path) -> None:
+    path = write(Video(moving_pattern(12, 32, 48), fps=25), tmp_path / "clip.mp4")
+    default = read(path).frames
+    try:
+        video.set_decoder_threads(1)
+        assert video.decoder_threads() == 1
+        assert np.array_equal(read(path).frames, default)
+        with pytest.raises(ValueError, match="-1"):
+            video.set_decoder_threads(-1)
+    finally:
+        video.set_decoder_threads(0)

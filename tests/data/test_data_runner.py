@@ -149,11 +149,14 @@ def test_a_restart_with_another_config_is_refused(inputs, reference: Path) -> No
         curate(inputs[0], reference, CONFIG.replace(pairs_per_scene=3), workers=1, progress=False)
 
 
-def test_pool_workers_run_opencv_on_one_thread_and_keep_freed_memory() -> None:
-    from retake.data.executors import LocalExecutor
+def test_pool_workers_take_their_share_of_the_cores_and_keep_freed_memory(monkeypatch) -> None:
+    from retake.data import executors
 
-    settings = list(LocalExecutor(2).map(_settings_of_a_worker, [0, 1]))
-    assert settings == [{"cv2_threads": 1, "heap_retained": True}] * 2
+    monkeypatch.setattr(executors, "default_workers", lambda: 8)  # read in this process, sent to the workers
+    for workers, threads in ((2, 4), (8, 1), (3, 2)):
+        settings = list(executors.LocalExecutor(workers).map(_settings_of_a_worker, [0, 1]))
+        expected = {"cv2_threads": threads, "decoder_threads": threads, "heap_retained": True}
+        assert settings == [expected] * 2, (workers, settings)
 
 
 def _settings_of_a_worker(_: int) -> dict:
