@@ -412,23 +412,36 @@ def test_video_validates_its_fields() -> None:
 # ----------------------------------------------------------------------------------------------------------
 # rotation, audio
 # ----------------------------------------------------------------------------------------------------------
-def test_rotated_file_is_read_as_displayed(tmp_path: Path) -> None:
-    path = tmp_path / "phone.mp4"
-    stored = np.zeros((32, 64, 3), np.uint8)  # landscape as stored, a red block at the top-left
+def _write_rotated(path: Path) -> Path:
+    """A 64x32 stored clip that displays as 32x64 (a phone's "rotate=90"), a red block at the stored top-left."""
+    stored = np.zeros((32, 64, 3), np.uint8)
     stored[:8, :8] = (255, 0, 0)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
-        stream.set_display_rotation(-90)  # PyAV counts counter-clockwise: this is the phone's "rotate=90"
+        stream.set_display_rotation(-90)  # PyAV counts counter-clockwise
         for _ in range(3):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
         container.mux(stream.encode(None))
+    return path
+
+
+def test_rotated_file_is_read_as_displayed(tmp_path: Path) -> None:
+    path = _write_rotated(tmp_path / "phone.mp4")
     info = probe(path)
     assert (info.width, info.height, info.rotation) == (32, 64, 90)
     clip = read(path)
     assert clip.frames.shape == (3, 64, 32, 3)
     # Turned 90 degrees clockwise, the top-left corner of the stored picture is at the top-right.
     assert clip.frames[0, :6, -6:, 0].min() > 200 and clip.frames[0, -6:, :6, 0].max() < 50
+
+
+def test_probe_finds_the_first_frame_when_no_keyframe_is_flagged(tmp_path: Path, monkeypatch) -> None:
+    path = _write_rotated(tmp_path / "phone.mp4")
+    # What a keyframes-only decode gives on a stream whose muxer flags no keyframe: nothing.
+    monkeypatch.setattr(video, "_first_decoded", lambda stream, packet: None)
+    info = probe(path)
+    assert (info.width, info.height, info.rotation, info.frame_count) == (32, 64, 90, 3)
 
 
 def test_probe_sees_audio(tmp_path: Path) -> None:

@@ -273,6 +273,21 @@ def _first_decoded(stream: av.VideoStream, packet: av.Packet) -> av.VideoFrame |
     return frames[0] if frames else None
 
 
+def _first_frame_of_any_packet(path: Path) -> av.VideoFrame | None:
+    """The first frame that decodes, trying every packet: the slow path, for streams whose keyframes are not
+    flagged (a keyframes-only decoder skips everything there)."""
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue
+            if frames:
+                return frames[0]
+    return None
+
+
 def _header_end(stream: av.VideoStream, path: Path) -> int | None:
     """The tick where the stream ends according to the container's sample index (mp4, mov, avi), if trusted.
 
@@ -348,6 +363,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     with _open(path) as container:
         stream = _video_stream(container, path)
         scan = _scan(container, stream, decode_first=True, limit=None)
+        if scan.first_frame is None:  # no packet flagged as a keyframe decoded (some muxers flag none)
+            scan.first_frame = _first_frame_of_any_packet(path)
         if scan.first_frame is None:
             raise NoFramesError(path, f"no frame decodes ({len(scan.stamps)} video packets)")
         stamps = scan.sorted_stamps()

@@ -6,7 +6,7 @@ video pays a page fault (and the kernel's zeroing) on every 4 KiB page of its fr
 256 px RGB frame, some 10% of the curation pipeline's time. With the mmap threshold raised, the arrays come
 from the heap; with the trim threshold raised too, freed ones stay there and the next video reuses the pages
 already mapped. The cost: a worker's resident memory stays at its largest video (bounded by the recipe's
-`keep_budget_mb`) until it exits, which the executors' worker recycling caps.
+`keep_budget_mb`) until it exits (the local executor recycles its workers every 64 tasks).
 
 Only glibc has `mallopt`; elsewhere (musl, macOS, Windows) this does nothing.
 """
