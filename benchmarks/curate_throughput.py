@@ -18,11 +18,13 @@ which sets swscale up again for every frame, is timed once for comparison.
 With fast decoding, everything else the pipeline must do per analysed frame (scene detection, H.264-encoding
 the written clips) weighs almost as much as the decoding itself.
 
-    .venv/bin/python benchmarks/curate_throughput.py [--copies 4] [--scale 4] [--rounds 3] [--workers 2] [--no-ray]
+    .venv/bin/python benchmarks/curate_throughput.py [--inputs DIR] [--copies 4] [--scale 4] [--rounds 3]
+        [--workers 2] [--no-ray]
 
-Inputs are the real sample clips of ../shared/data/videos, each linked `--copies` times (the large set:
-`--copies * --scale` times) into a temporary folder (symlinks, nothing is copied). For Ray, Ray itself is
-started before the clock starts (a cluster is up before a job runs); each job's actor start-up is timed.
+Inputs are the videos in `--inputs` (default: the real sample clips of ../shared/data/videos), each linked
+`--copies` times (the large set: `--copies * --scale` times) into a temporary folder (symlinks, nothing is
+copied). For Ray, Ray itself is started before the clock starts (a cluster is up before a job runs); each
+job's actor start-up is timed.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from retake.data.shards import TarSink
 from retake.data.writers import NoneWriter
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 
 
 def bare_decode(path: str, threads: int = 0) -> int:
@@ -139,12 +142,17 @@ def stage_seconds(paths: list[Path], tmp: Path) -> tuple[dict[str, float], float
     return spent, bare
 
 
-def link_inputs(folder: Path, copies: int) -> list[Path]:
+def find_videos(folder: Path) -> list[Path]:
+    """The video files directly in `folder` (by extension), sorted."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def link_inputs(folder: Path, sources: list[Path], copies: int) -> list[Path]:
     paths = []
-    for source in sorted(VIDEOS.glob("*.mp4")):
+    for source in sources:
         for i in range(copies):
-            link = folder / f"{source.stem}_{i}.mp4"
-            link.symlink_to(source)
+            link = folder / f"{source.stem}_{i}{source.suffix}"
+            link.symlink_to(source.resolve())
             paths.append(link)
     return paths
 
@@ -179,9 +187,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="repeats; the median ratio is the result")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument(
+        "--inputs", type=Path, default=VIDEOS, help="folder of videos to run on (default: the sample clips)"
+    )
     args = parser.parse_args()
-    if not VIDEOS.is_dir():
-        raise SystemExit(f"sample videos not found at {VIDEOS}")
+    if not args.inputs.is_dir():
+        raise SystemExit(f"input folder not found: {args.inputs} (the sample clips live in ../shared/data)")
+    sources = find_videos(args.inputs)
+    if not sources:
+        raise SystemExit(f"no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) in {args.inputs}")
     if args.copies < 1 or args.scale < 2 or args.rounds < 1:
         raise SystemExit(
             f"need --copies >= 1, --scale >= 2, --rounds >= 1; got {args.copies}, {args.scale}, {args.rounds}"
@@ -190,10 +204,9 @@ def main() -> None:
         sets = {}
         for name, copies in (("small", args.copies), ("large", args.copies * args.scale)):
             (Path(tmp) / name).mkdir()
-            sets[name] = link_inputs(Path(tmp) / name, copies)
-        clips = len(sets["small"]) // args.copies
+            sets[name] = link_inputs(Path(tmp) / name, sources, copies)
         print(
-            f"{clips} sample clips linked {args.copies}x (small set) and {args.copies * args.scale}x "
+            f"{len(sources)} videos of {args.inputs} linked {args.copies}x (small set) and {args.copies * args.scale}x "
             f"(large set), {args.workers} workers, {args.rounds} rounds"
         )
         bare = {
@@ -229,10 +242,9 @@ def main() -> None:
                 f"{statistics.median(whole):.2f} ({min(whole):.2f}-{max(whole):.2f}), steady state "
                 f"{statistics.median(steady):.2f} ({min(steady):.2f}-{max(steady):.2f}) (goal >= 0.70)"
             )
-        videos = sorted(VIDEOS.glob("*.mp4"))
-        spent, bare_s = stage_seconds(videos, Path(tmp))
+        spent, bare_s = stage_seconds(sources, Path(tmp))
         total = sum(spent.values())
-        print(f"where the time goes (one process, the {len(videos)} clips once):")
+        print(f"where the time goes (one process, the {len(sources)} videos once):")
         print(
             f"  bare decode {bare_s:.2f} s | pipeline {total:.2f} s = "
             + ", ".join(f"{name} {sec:.2f}" for name, sec in spent.items() if sec >= 0.005)
