@@ -48,12 +48,11 @@ from retake.data.executors import init_worker, threads_per_worker
 from retake.data.pipeline import build_stages
 from retake.data.recipes import get_recipe
 from retake.data.records import Meta, make_sample
-from retake.data.runner import curate
+from retake.data.runner import curate, list_inputs
 from retake.data.shards import TarSink
 from retake.data.writers import NoneWriter
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 
 
 def bare_decode(path: str, threads: int = 0) -> int:
@@ -142,16 +141,11 @@ def stage_seconds(paths: list[Path], tmp: Path) -> tuple[dict[str, float], float
     return spent, bare
 
 
-def find_videos(folder: Path) -> list[Path]:
-    """The video files directly in `folder` (by extension), sorted."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-
-
 def link_inputs(folder: Path, sources: list[Path], copies: int) -> list[Path]:
     paths = []
-    for source in sources:
+    for k, source in enumerate(sources):  # k: videos of two subfolders may share a name
         for i in range(copies):
-            link = folder / f"{source.stem}_{i}{source.suffix}"
+            link = folder / f"{source.stem}_{k}_{i}{source.suffix}"
             link.symlink_to(source.resolve())
             paths.append(link)
     return paths
@@ -188,14 +182,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument(
-        "--inputs", type=Path, default=VIDEOS, help="folder of videos to run on (default: the sample clips)"
+        "--inputs",
+        type=Path,
+        default=VIDEOS,
+        help="videos to run on, as `retake curate` takes them: a folder, a list file or one file (default: "
+        "the sample clips)",
     )
     args = parser.parse_args()
-    if not args.inputs.is_dir():
-        raise SystemExit(f"input folder not found: {args.inputs} (the sample clips live in ../shared/data)")
-    sources = find_videos(args.inputs)
-    if not sources:
-        raise SystemExit(f"no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) in {args.inputs}")
+    try:
+        sources = [path for path, _ in list_inputs(args.inputs)]
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"{exc} (the sample clips live in ../shared/data)") from exc
     if args.copies < 1 or args.scale < 2 or args.rounds < 1:
         raise SystemExit(
             f"need --copies >= 1, --scale >= 2, --rounds >= 1; got {args.copies}, {args.scale}, {args.rounds}"
