@@ -455,6 +455,9 @@ def vae_train(
     lr: float = typer.Option(5e-4, help="Peak AdamW learning rate (RGB-facing convolutions, biases, norms)."),
     muon_lr: float = typer.Option(0.02, help="Peak Muon learning rate (hidden convolution filters)."),
     warmup: int = typer.Option(50, help="Linear warm-up steps before the cosine decay."),
+    ema_decay: float = typer.Option(
+        0.0, help="EMA of the weights, e.g. 0.995 (0: none); evals score both, the export is the EMA."
+    ),
     latent_channels: int = typer.Option(16, help="Latent channels (the editor's in_channels)."),
     widths: str = typer.Option(
         "16,32,32", help="Block widths (block_out_channels), comma-separated; one block per 2x downsampling."
@@ -490,6 +493,7 @@ def vae_train(
         lr=lr,
         muon_lr=muon_lr,
         warmup=warmup,
+        ema_decay=ema_decay,
     )
     result = train_autoencoder(
         config, _path_arg(out), resume=resume, device=device, stop_after=stop_after, progress=progress

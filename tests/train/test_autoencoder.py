@@ -18,23 +18,27 @@ from retake.flatland.generate import CAMERA_MODES
 from retake.flatland.palette import PATTERNS, STYLES
 from retake.model.vae import VideoVAE
 from retake.train.autoencoder import (
+    EMA_PREFIX,
     FLATLAND_VAE_DIR,
     LOG_FILE,
     METRICS_FILE,
     STATE_FILE,
     TARGET_PSNR_DB,
     AutoencoderTrainConfig,
+    CheckpointInfo,
     ClipSpec,
     VAEArchitecture,
     build_vae,
     calibration_clips,
     evaluate_heldout,
     heldout_clips,
+    load_checkpoint,
     load_init_weights,
     make_optimizer,
     read_checkpoint_info,
     reconstruct,
     render_clip,
+    save_checkpoint,
     train_autoencoder,
     train_step,
     training_batch,
@@ -42,6 +46,7 @@ from retake.train.autoencoder import (
     training_spec,
     vae_loss,
 )
+from retake.train.ema import EMA
 
 TINY = VAEArchitecture(latent_channels=4, block_out_channels=(8, 8, 8), norm_num_groups=4)
 
@@ -165,6 +170,8 @@ def test_training_batch_is_cropped_and_in_range():
         ({"optimizer": "sgd"}, "'sgd'"),
         ({"muon_lr": 0.0}, "muon_lr > 0"),
         ({"warmup": -1}, "warmup >= 0"),
+        ({"ema_decay": 1.0}, "ema_decay must be in"),
+        ({"ema_decay": -0.1}, "got -0.1"),
     ],
 )
 def test_config_rejects_bad_values(overrides, message):
@@ -253,6 +260,40 @@ def test_export_writes_a_loadable_vae_with_unit_scaled_latents(tmp_path):
     assert metrics["heldout_psnr_db"]["solid"]["mean"] == result.scores["solid"].mean
 
 
+def test_ema_resumes_exactly_is_scored_and_is_what_is_exported(tmp_path):
+    config = _tiny(ema_decay=0.5)
+    train_autoencoder(config, tmp_path / "whole", progress=False)
+    train_autoencoder(config, tmp_path / "cut", stop_after=3, progress=False)
+    resumed = train_autoencoder(config, tmp_path / "cut", resume=True, progress=False)
+    a, b = load_file(tmp_path / "whole" / STATE_FILE), load_file(tmp_path / "cut" / STATE_FILE)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed EMA or weights differ"
+    ema = {k.removeprefix(EMA_PREFIX): v for k, v in a.items() if k.startswith(EMA_PREFIX)}
+    model = {k.removeprefix("model."): v for k, v in a.items() if k.startswith("model.")}
+    assert ema.keys() == {n for n, _ in build_vae(TINY).named_parameters()}
+    assert not all(torch.equal(ema[k], model[k]) for k in ema), "decay 0.5 over 6 steps must lag the weights"
+    exported = load_file(resumed.vae_dir / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(exported[k], v) for k, v in ema.items())
+    warm = build_vae(TINY, seed=9)
+    load_init_weights(warm, tmp_path / "cut" / STATE_FILE)  # a checkpoint warm-starts from its EMA
+    assert all(torch.equal(p, ema[n]) for n, p in warm.named_parameters())
+    rows = [json.loads(line) for line in (tmp_path / "cut" / LOG_FILE).read_text().splitlines()]
+    scored = [r for r in rows if "eval" in r]
+    assert [r["step"] for r in scored] == [3, 6] and all(set(r["eval_ema"]) == set(PATTERNS) for r in scored)
+
+
+def test_an_ema_added_on_resume_starts_from_the_restored_weights(tmp_path):
+    config = _tiny()
+    vae = build_vae(TINY, seed=1)
+    optimizer = make_optimizer(vae, config)
+    train_step(vae, optimizer, config, 0)
+    save_checkpoint(tmp_path / STATE_FILE, vae, optimizer, CheckpointInfo(config, 1, 0.0))  # no EMA
+    fresh = build_vae(TINY, seed=2)
+    ema = EMA(fresh, 0.9)
+    load_checkpoint(tmp_path / STATE_FILE, fresh, make_optimizer(fresh, config), ema)
+    trained = dict(vae.named_parameters())
+    assert all(torch.equal(v, trained[n]) for n, v in ema.state_dict().items())
+
+
 def test_resume_guards(tmp_path):
     config = _tiny(steps=1)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
@@ -318,7 +359,7 @@ def test_cli_trains_a_loadable_vae_and_evaluates_it(tmp_path: Path):
     assert saved.init == str(out / "vae") and saved.muon_lr == 0.005
 
 
-def test_cli_chooses_the_architecture_and_names_bad_widths(tmp_path: Path):
+def test_cli_chooses_the_architecture_and_ema_and_names_bad_widths(tmp_path: Path):
     out = tmp_path / "run"
     args = [
         "vae",
@@ -344,12 +385,15 @@ def test_cli_chooses_the_architecture_and_names_bad_widths(tmp_path: Path):
         "2",
         "--style-share",
         "1",
+        "--ema-decay",
+        "0.9",
     ]
     result = CliRunner().invoke(app, [*args, *arch, "--no-progress"])
     assert result.exit_code == 0, result.output
     vae = VideoVAE.from_pretrained(out / "vae", tiling=None)
     assert vae.latent_shape(17, 64, 64) == (8, 5, 32, 32)
     assert tuple(vae.vae.config.block_out_channels) == (8, 8, 16)
-    assert read_checkpoint_info(out / STATE_FILE).config.style_share == 1.0
+    saved = read_checkpoint_info(out / STATE_FILE).config
+    assert (saved.style_share, saved.ema_decay) == (1.0, 0.9)
     bad = CliRunner().invoke(app, [*args[:2], str(tmp_path / "bad"), *args[3:], "--widths", "8,x"])
     assert bad.exit_code != 0 and "--widths must be comma-separated integers" in str(bad.exception)
