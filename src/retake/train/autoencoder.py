@@ -125,7 +125,8 @@ class AutoencoderTrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     # EMA of the weights (0: none). With batches of 2-4 clips the weights are noisy: held-out PSNR can drop by
-    # 1.5 dB from one eval to the next. With an EMA, evals score both and the export (the weights one ships) is the EMA.
+    # 1.5 dB from one eval to the next. With an EMA, evals score both, and the export (the weights one ships)
+    # is the EMA.
     ema_decay: float = 0.0
     l1_weight: float = 1.0
     mse_weight: float = 1.0
