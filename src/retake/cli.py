@@ -501,9 +501,17 @@ def vae_train(
     if result.steps < steps:
         console.print(f"stopped after {result.steps} of {steps} steps; continue with --resume")
         return
-    for pattern, score in result.scores.items():
-        console.print(f"{pattern:>9}: mean {score.mean:6.2f} dB  min {score.min:6.2f} dB")
+    _print_vae_scores(result.scores)
     console.print(f"wrote {result.vae_dir} after {result.steps} steps ({result.seconds:.0f} s)")
+
+
+def _print_vae_scores(scores: dict) -> None:
+    from retake.train.autoencoder import style_means
+
+    for pattern, score in scores.items():
+        console.print(f"{pattern:>9}: mean {score.mean:6.2f} dB  min {score.min:6.2f} dB")
+    styles = "  ".join(f"{style} {value:.2f}" for style, value in style_means(scores).items())
+    console.print(f"   styles: {styles} (mean dB)")
 
 
 def _int_list(text: str, name: str) -> tuple[int, ...]:
@@ -528,8 +536,7 @@ def vae_eval(
     from retake.train.autoencoder import evaluate_heldout
 
     vae = VideoVAE.from_pretrained(_path_arg(vae_dir), tiling=None)
-    for pattern, score in evaluate_heldout(vae.vae, clips=clips, size=size, frames=frames).items():
-        console.print(f"{pattern:>9}: mean {score.mean:6.2f} dB  min {score.min:6.2f} dB")
+    _print_vae_scores(evaluate_heldout(vae.vae, clips=clips, size=size, frames=frames))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from retake.train.autoencoder import (
     AutoencoderTrainConfig,
     CheckpointInfo,
     ClipSpec,
+    KindScore,
     VAEArchitecture,
     build_vae,
     calibration_clips,
@@ -39,6 +40,7 @@ from retake.train.autoencoder import (
     reconstruct,
     render_clip,
     save_checkpoint,
+    style_means,
     train_autoencoder,
     train_step,
     training_batch,
@@ -261,6 +263,16 @@ def test_export_writes_a_loadable_vae_with_unit_scaled_latents(tmp_path):
     metrics = json.loads((result.vae_dir / METRICS_FILE).read_text())
     assert metrics["training"]["steps"] == 2 and set(metrics["heldout_psnr_db"]) == set(PATTERNS)
     assert metrics["heldout_psnr_db"]["solid"]["mean"] == result.scores["solid"].mean
+    assert metrics["heldout_psnr_db_by_style"] == style_means(result.scores)
+
+
+def test_style_means_average_each_style_over_the_patterns():
+    scores = {
+        "solid": KindScore(20.0, 10.0, (30.0, 20.0, 20.0, 10.0, 32.0)),
+        "noise": KindScore(25.0, 16.0, (34.0, 30.0, 16.0, 20.0)),
+    }
+    # clip j has style j mod 4: none, grayscale, invert, outline
+    assert style_means(scores) == {"none": 32.0, "grayscale": 25.0, "invert": 18.0, "outline": 15.0}
 
 
 def test_ema_resumes_exactly_is_scored_and_is_what_is_exported(tmp_path):
@@ -345,7 +357,10 @@ def test_cli_trains_a_loadable_vae_and_evaluates_it(tmp_path: Path):
         app, ["vae", "eval", str(out / "vae"), "--clips", "1", "--size", "16", "--frames", "5"]
     )
     assert evaluated.exit_code == 0, evaluated.output
-    assert all(p in evaluated.output for p in PATTERNS) and evaluated.output.count("dB") == 2 * len(PATTERNS)
+    assert (
+        all(p in evaluated.output for p in PATTERNS) and evaluated.output.count("dB") == 2 * len(PATTERNS) + 1
+    )
+    assert "styles: none " in evaluated.output  # one clip per pattern: the unstyled one
     warm_args = [
         *args[:2],
         str(tmp_path / "warm"),
