@@ -290,11 +290,17 @@ def heldout_clips(
         spec = ClipSpec(
             pattern,
             CAMERA_MODES[j % len(CAMERA_MODES)],
-            _HELDOUT_STYLES[j % len(_HELDOUT_STYLES)],
+            _heldout_style(j),
             _OBJECT_EDITS[(j // 2) % len(_OBJECT_EDITS)] if j % 2 else None,
         )
         clips.append(render_clip(spec, rng, size=size, frames=frames, fps=fps))
     return clips
+
+
+def _heldout_style(j: int) -> str | None:
+    """The global style of held-out clip j (None: unstyled): the one rule both the clips and the per-style
+    summary follow."""
+    return _HELDOUT_STYLES[j % len(_HELDOUT_STYLES)]
 
 
 def calibration_clips(count: int, *, size: int = 64, frames: int = 17, fps: float = 8.0) -> list[np.ndarray]:
@@ -389,7 +395,7 @@ def style_means(scores: dict[str, KindScore]) -> dict[str, float]:
     by_style: dict[str, list[float]] = {}
     for score in scores.values():
         for j, value in enumerate(score.clips):
-            by_style.setdefault(_HELDOUT_STYLES[j % len(_HELDOUT_STYLES)] or "none", []).append(value)
+            by_style.setdefault(_heldout_style(j) or "none", []).append(value)
     return {style: round(float(np.mean(values)), 3) for style, values in by_style.items()}
 
 
