@@ -221,6 +221,26 @@ def test_read_size_is_cover_crop_of_native(shared_videos: Path) -> None:
     assert diff.mean() < 2.0 and np.percentile(diff, 99) < 16
 
 
+def test_skip_loop_filter_stays_close_to_the_exact_decode(goldeneye: tuple[Path, Video]) -> None:
+    path, exact = goldeneye
+    fast = read(path, size=SMALL, skip_loop_filter=True)
+    assert fast.frames.shape == exact.frames.shape
+    # The deblocking really is skipped (the frames change), and what that costs stays below x264's own noise.
+    assert 38 < psnr(fast.frames, exact.frames) < 80
+
+
+def test_skip_loop_filter_on_a_coarse_h264_clip(tmp_path: Path) -> None:
+    """Heavy quantisation (crf 40) makes x264 deblock hard; skipping it shows, and drifts only a little."""
+    rng = np.random.default_rng(0)
+    source = moving_pattern(20, 64, 96)
+    source = np.clip(source + rng.integers(-40, 40, source.shape), 0, 255).astype(np.uint8)
+    path = write(Video(source, fps=10), tmp_path / "coarse.mp4", crf=40)
+    exact, fast = read(path), read(path, skip_loop_filter=True)
+    assert fast.frames.shape == exact.frames.shape == source.shape
+    assert psnr(fast.frames, exact.frames) < 60  # deblocking did work on these frames
+    assert psnr(fast.frames, source) > psnr(exact.frames, source) - 1.5  # and skipping it costs little
+
+
 def three_bars() -> np.ndarray:
     """(64, 96, 3): saturated red, green and blue bars, where a wrong colour matrix or range shows most."""
     image = np.zeros((64, 96, 3), np.uint8)

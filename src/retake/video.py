@@ -477,6 +477,7 @@ def read(
     size: tuple[int, int] | None = None,
     max_frames: int | None = None,
     allow_partial: bool = False,
+    skip_loop_filter: bool = False,
 ) -> Video:
     """Decode frames [start, end) or [start_time, end_time) of a video into a `Video` (see the module doc).
 
@@ -485,6 +486,10 @@ def read(
         the displayed size. max_frames: stop after this many output frames.
     allow_partial: on a truncated or damaged stream return what decodes, with `Video.decode_errors` counting
         the packets/frames that failed or are missing; otherwise raise `CorruptStreamError`.
+    skip_loop_filter: decode without the in-loop deblocking filter (FFmpeg's `skip_loop_filter=all`; H.264,
+        HEVC and the other codecs that honour it). About a sixth less decoding CPU; the frames drift from the
+        exact decode by about 42-45 dB PSNR at native size on the sample clips, less once downscaled. For
+        analysis and downscaled output, not for exact frames.
     Raises a `VideoError` subclass for unusable files and `ValueError` for bad arguments or a range past the end.
     """
     _check_read_args(start, end, start_time, end_time, fps, size, max_frames)
@@ -493,6 +498,8 @@ def read(
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"  # frame + slice threads: the main decode speed-up
         stream.codec_context.thread_count = _decoder_threads
+        if skip_loop_filter:  # read by the decoder when it opens, at the first packet
+            stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
         window = _window(container, stream, path, start, end, start_time, end_time)
         if window.lo is not None and _timed(stream):
             container.seek(int(window.lo), stream=stream, backward=True)  # to the keyframe at/before lo

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scenedetect import ContentDetector, ThresholdDetector, detect
 
+from retake import video
 from retake.data.pipeline import build_stages
 from retake.data.recipes import get_recipe
 from retake.data.records import Meta, Sample, make_sample
@@ -28,6 +29,7 @@ def _analyse(path: Path) -> tuple[Sample, Meta]:
             analysis_short_side=CONFIG.analysis_short_side,
             output_short_side=CONFIG.output_short_side,
             keep_budget_mb=CONFIG.keep_budget_mb,
+            skip_loop_filter=CONFIG.skip_loop_filter,  # the recipe's decoding, so the checks see what it does
         ),
         SceneSplit(
             content_threshold=CONFIG.content_threshold,
@@ -124,3 +126,31 @@ def test_kept_and_reread_videos_give_the_same_analysis_and_clips(
         assert clip.shape == other.shape and min(clip.shape[1:3]) == CONFIG.output_short_side
         # scaled in one step while decoding vs scaled to output size then cover-cropped: close, not equal
         assert psnr(clip, other) > 30.0, (index, psnr(clip, other))
+
+
+def test_recipe_decoding_mode_reaches_both_reads(shared_videos: Path, tmp_path: Path) -> None:
+    """`skip_loop_filter` governs the analysis decode and the second read of a long video's clips alike."""
+    path, name = shared_videos / "icve_kid.mp4", "icve_kid.mp4"
+    seen = {}
+    for flag in (True, False):
+        config = CONFIG.replace(keep_budget_mb=0.0, skip_loop_filter=flag)  # 0: the clips are read again
+        sink = TarSink(tmp_path / f"{flag}.tar")
+        stages = build_stages(config, NoneWriter(), sink, "s")
+        sample, meta = make_sample(path, name, 0), Meta()
+        for stage in stages[: [s.name for s in stages].index("write")]:
+            sample, meta, error = stage(sample, meta)
+            assert error is None, error
+            if stage.name == "decode":
+                analysis = sample.frames
+        sink.abort()
+        index, clip = next(iter(sample.clips.items()))
+        frames = next(c for p in meta.pairs for c in (p.src, p.tgt) if c.index == index).frames
+        direct = video.read(
+            path, start=frames[0], end=frames[-1] + 1, size=clip.shape[1:3], skip_loop_filter=flag
+        )
+        np.testing.assert_array_equal(clip, direct.frames[np.asarray(frames) - frames[0]])
+        np.testing.assert_array_equal(
+            analysis, video.read(path, size=analysis.shape[1:3], skip_loop_filter=flag).frames
+        )
+        seen[flag] = analysis
+    assert not np.array_equal(seen[True], seen[False])  # the flag changed the decoding

@@ -138,7 +138,7 @@ class ShardSummary:
 def build_stages(
     config: CurateConfig, writer: InstructionWriter, sink: shards.TarSink, shard: str
 ) -> list[Stage]:
-    load = LoadClips(short_side=config.output_short_side)
+    load = LoadClips(short_side=config.output_short_side, skip_loop_filter=config.skip_loop_filter)
     stages: list[Stage] = [
         Probe(),
         BasicFilter(
@@ -152,6 +152,7 @@ def build_stages(
             analysis_short_side=config.analysis_short_side,
             output_short_side=config.output_short_side,
             keep_budget_mb=config.keep_budget_mb,
+            skip_loop_filter=config.skip_loop_filter,
         ),
         SceneSplit(
             content_threshold=config.content_threshold,

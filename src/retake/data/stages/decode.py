@@ -23,10 +23,18 @@ from retake.data.sizing import fit_short_side
 class Decode:
     name = "decode"
 
-    def __init__(self, *, analysis_short_side: int, output_short_side: int, keep_budget_mb: float) -> None:
+    def __init__(
+        self,
+        *,
+        analysis_short_side: int,
+        output_short_side: int,
+        keep_budget_mb: float,
+        skip_loop_filter: bool = False,
+    ) -> None:
         self.analysis_short_side = analysis_short_side
         self.output_short_side = output_short_side
         self.keep_budget_mb = keep_budget_mb
+        self.skip_loop_filter = skip_loop_filter  # see video.read
 
     def __call__(self, sample: Sample, meta: Meta) -> StageResult:
         info = meta.info
@@ -34,7 +42,9 @@ class Decode:
         keep = info.frame_count * output_size[0] * output_size[1] * 3 <= self.keep_budget_mb * 2**20
         try:
             clip = video.read(
-                sample.path, size=output_size if keep else self.analysis_size(info.height, info.width)
+                sample.path,
+                size=output_size if keep else self.analysis_size(info.height, info.width),
+                skip_loop_filter=self.skip_loop_filter,
             )
         except (video.VideoError, OSError) as exc:  # corrupt or truncated stream, no decodable frames
             return sample, meta, error_from_exception(self.name, exc)

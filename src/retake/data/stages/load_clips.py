@@ -21,8 +21,16 @@ from retake.data.sizing import fit_short_side
 class LoadClips:
     name = "load_clips"
 
-    def __init__(self, *, short_side: int, merge_gap_s: float = 10.0, max_span_frames: int = 600) -> None:
+    def __init__(
+        self,
+        *,
+        short_side: int,
+        merge_gap_s: float = 10.0,
+        max_span_frames: int = 600,
+        skip_loop_filter: bool = False,
+    ) -> None:
         self.short_side = short_side
+        self.skip_loop_filter = skip_loop_filter  # as the decode stage, so both paths give the same frames
         self.merge_gap_s = merge_gap_s
         self.max_span_frames = max_span_frames
 
@@ -42,7 +50,7 @@ class LoadClips:
             ):
                 start, end = group[0].start, max(c.end for c in group)
                 frames = video.read(
-                    sample.path, start=start, end=end, size=size
+                    sample.path, start=start, end=end, size=size, skip_loop_filter=self.skip_loop_filter
                 ).frames  # (end-start, H, W, 3)
                 if len(frames) < end - start:
                     raise video.VideoError(f"{sample.path}: frames [{start}, {end}) gave only {len(frames)}")
