@@ -199,15 +199,27 @@ def make_random_vae(path: Path) -> Path:
     return path
 
 
-def train_all(out: Path, sizes: Sizes, seeds: list[int], caches: dict[str, Path], pool: Any) -> None:
-    templates = {run: tomllib.loads((TEMPLATES / f"{run}.toml").read_text()) for run in RUNS}
-    # The model reads the VAE's latents: its input channels follow the cache (16 for the shipped VAE, 32 for
-    # a VAE trained with --latent-channels 32), whatever the preset says.
+# A flatland-s token covers 8x8 pixels: a 4x4 patch of the shipped 2x VAE's latents, a 2x2 patch of a 4x one.
+TOKEN_PIXELS = 8
+
+
+def model_for_latents(cache: Path, vae: Path) -> dict[str, int]:
+    """The model overrides that fit the VAE's latents, whatever the preset says: input channels from the cache,
+    and the patch size that keeps a token at TOKEN_PIXELS (the same token count, so the same compute)."""
     from retake.train.cache import LatentCache
 
-    channels = LatentCache(caches["pretrain"]).latent_shape[0]
+    spatial = json.loads((vae / "config.json").read_text())["spatial_compression_ratio"]
+    channels = LatentCache(cache).latent_shape[0]
+    return {"in_channels": channels, "patch_size": max(1, TOKEN_PIXELS // spatial)}
+
+
+def train_all(
+    out: Path, sizes: Sizes, seeds: list[int], caches: dict[str, Path], vae: Path, pool: Any
+) -> None:
+    templates = {run: tomllib.loads((TEMPLATES / f"{run}.toml").read_text()) for run in RUNS}
+    overrides = model_for_latents(caches["pretrain"], vae)
     for table in templates.values():
-        table.setdefault("model", {})["in_channels"] = channels
+        table.setdefault("model", {}).update(overrides)
     jobs = [
         pool.submit(
             _train, run_table(templates[run], out=out / f"seed{s}" / run, seed=s, sizes=sizes, caches=caches)
@@ -399,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.phase == "data":
             return
         if args.phase in ("all", "train"):
-            train_all(args.out, sizes, args.seeds, data["caches"], pool)
+            train_all(args.out, sizes, args.seeds, data["caches"], args.vae, pool)
         if args.phase == "train":
             return
         decode = args.eval == "full"

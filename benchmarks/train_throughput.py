@@ -35,7 +35,10 @@ def flatland_vae(folder: Path) -> tuple[Path, str]:
 
     if (FLATLAND_VAE_DIR / "config.json").is_file():
         return FLATLAND_VAE_DIR, "shipped Flatland VAE"
-    build_vae(VAEArchitecture()).save_pretrained(folder, safe_serialization=True)
+    # flatland-s is sized for the shipped VAE's latents: 32 channels at 2x space
+    build_vae(VAEArchitecture(latent_channels=32, spatial_compression=2)).save_pretrained(
+        folder, safe_serialization=True
+    )
     return folder, "random VAE with the Flatland VAE architecture (weights not shipped yet)"
 
 

@@ -80,7 +80,8 @@ def test_make_clip_writes_a_described_triple(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory) -> Path:
-    """A random flatland-s-shaped editor (1+1 blocks, width 32) with a random 16-channel 4x VAE."""
+    """A random flatland-s-shaped editor (1+1 blocks, width 32) with a random 16-channel 4x VAE (so a 2x2
+    patch, as the preset has for the shipped 2x VAE's 4x4)."""
     from diffusers import AutoencoderKLHunyuanVideo
 
     from retake.model import build_transformer
@@ -103,6 +104,8 @@ def tiny_bundle(tmp_path_factory) -> Path:
     model = build_transformer(
         "flatland-s",
         seed=0,
+        in_channels=16,
+        patch_size=2,
         num_layers=1,
         num_single_layers=1,
         num_attention_heads=1,

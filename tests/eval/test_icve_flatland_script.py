@@ -18,7 +18,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "icve_flatland.py"
 @pytest.mark.slow
 def test_the_experiment_runs_every_arm_and_records_denoising_curves(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    # an 8-channel stand-in VAE: flatland-s expects 16, so training works only if the model follows the latents
+    # an 8-channel 4x stand-in VAE: flatland-s expects 32 channels at 2x, so training works only if the model
+    # follows the latents (channels and patch size)
     build_vae(VAEArchitecture(latent_channels=8, block_out_channels=(8, 8, 8))).save_pretrained(
         tmp_path / "vae"
     )
@@ -42,4 +43,4 @@ def test_the_experiment_runs_every_arm_and_records_denoising_curves(tmp_path, mo
     trained = json.loads(
         (out / "seed0" / "pretrain_sft" / "stages" / "sft" / "transformer" / "config.json").read_text()
     )
-    assert trained["in_channels"] == 8
+    assert trained["in_channels"] == 8 and trained["patch_size"] == 2  # 8x8-pixel tokens at 4x

@@ -86,7 +86,7 @@ def shipped() -> VideoVAE:
 
 def test_shipped_vae_is_small_and_has_the_flatland_layout(shipped):
     weights = FLATLAND_VAE_DIR / "diffusion_pytorch_model.safetensors"
-    assert weights.stat().st_size < 5 * 1024**2
+    assert weights.stat().st_size < 8 * 1024**2  # fp16: small enough for git
     metrics = json.loads((FLATLAND_VAE_DIR / METRICS_FILE).read_text())
     arch = metrics["training"]["arch"]  # the recipe it records is the network that ships
     s = arch["spatial_compression"]
@@ -98,11 +98,7 @@ def test_shipped_vae_is_small_and_has_the_flatland_layout(shipped):
     assert missed == {entry.split()[0] for entry in metrics["below_target"] if " mean " in entry}
 
 
-# The shipped VAE is an interim export (about 27 dB): issue 5's 30 dB target is not met yet. strict=True makes
-# this test fail loudly (XPASS) as soon as a VAE that meets the target is shipped, so the marker is removed then.
-@pytest.mark.xfail(
-    strict=True, reason="interim Flatland VAE (about 27 dB) below the 30 dB target (issue 5 open)"
-)
+# Issue 5's target: 30 dB mean on held-out clips of every background pattern.
 def test_shipped_vae_reconstructs_heldout_clips_of_every_background(shipped):
     # four clips per pattern: every camera (static, pan, zoom) and every style (none, grayscale, invert, outline)
     scores = evaluate_heldout(shipped.vae, clips=4, size=64, frames=17)

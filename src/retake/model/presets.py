@@ -30,8 +30,11 @@ PRESETS: dict[str, TransformerConfig] = {
         pooled_projection_dim=8,
         rope_axes_dim=(4, 6, 6),
     ),
+    # Sized for the shipped Flatland VAE (src/retake/assets/flatland/vae: 32 latent channels, 2x space, 4x
+    # time): a 4x4 patch of its latents is an 8x8-pixel token, so a 64x64 clip is 8x8 tokens per latent frame.
     "flatland-s": TransformerConfig(
-        in_channels=16,
+        in_channels=32,
+        patch_size=4,
         num_attention_heads=4,
         attention_head_dim=32,
         num_layers=2,
