@@ -30,7 +30,7 @@ class LoadClips:
         skip_loop_filter: bool = False,
     ) -> None:
         self.short_side = short_side
-        self.skip_loop_filter = skip_loop_filter  # as the decode stage, so both paths give the same frames
+        self.skip_loop_filter = skip_loop_filter  # decode as the decode stage does (see video.read)
         self.merge_gap_s = merge_gap_s
         self.max_span_frames = max_span_frames
 
