@@ -49,6 +49,21 @@ def _analyse(path: Path) -> tuple[Sample, Meta]:
     return sample, meta
 
 
+def _run_to_write(config, path: Path, tar: Path) -> tuple[Sample, Sample, Meta]:
+    """The pipeline's stages before `write` on one video: (the sample right after decode, the final sample,
+    the final meta)."""
+    sink = TarSink(tar)
+    stages = build_stages(config, NoneWriter(), sink, "s")
+    sample, meta = make_sample(path, path.name, 0), Meta()
+    for stage in stages[: [s.name for s in stages].index("write")]:
+        sample, meta, error = stage(sample, meta)
+        assert error is None, error
+        if stage.name == "decode":
+            decoded = sample
+    sink.abort()
+    return decoded, sample, meta
+
+
 def _assert_clips_inside(meta: Meta, cuts: list[int]) -> None:
     bounds = [0, *cuts, meta.frames_analysed]
     for clip in meta.clips:
@@ -100,15 +115,8 @@ def test_kept_and_reread_videos_give_the_same_analysis_and_clips(
     results = []
     for budget in (1e6, 0.0):  # MB: everything fits / nothing fits
         config = CONFIG.replace(keep_budget_mb=budget)
-        sink = TarSink(tmp_path / f"{budget}.tar")
-        stages = build_stages(config, NoneWriter(), sink, "s")
-        sample, meta = make_sample(shared_videos / name, name, 0), Meta()
-        for stage in stages[: [s.name for s in stages].index("write")]:
-            sample, meta, error = stage(sample, meta)
-            assert error is None, error
-            if stage.name == "decode":
-                assert (sample.full is not None) == (budget > 0)  # the path this budget must take
-        sink.abort()
+        decoded, sample, meta = _run_to_write(config, shared_videos / name, tmp_path / f"{budget}.tar")
+        assert (decoded.full is not None) == (budget > 0)  # the path this budget must take
         results.append((sample, meta))
     (kept, kept_meta), (reread, reread_meta) = results
     # analysis frames: downscaled from output-size frames vs scaled straight to analysis size while decoding
@@ -130,19 +138,12 @@ def test_kept_and_reread_videos_give_the_same_analysis_and_clips(
 
 def test_recipe_decoding_mode_reaches_both_reads(shared_videos: Path, tmp_path: Path) -> None:
     """`skip_loop_filter` governs the analysis decode and the second read of a long video's clips alike."""
-    path, name = shared_videos / "icve_kid.mp4", "icve_kid.mp4"
+    path = shared_videos / "icve_kid.mp4"
     seen = {}
     for flag in (True, False):
         config = CONFIG.replace(keep_budget_mb=0.0, skip_loop_filter=flag)  # 0: the clips are read again
-        sink = TarSink(tmp_path / f"{flag}.tar")
-        stages = build_stages(config, NoneWriter(), sink, "s")
-        sample, meta = make_sample(path, name, 0), Meta()
-        for stage in stages[: [s.name for s in stages].index("write")]:
-            sample, meta, error = stage(sample, meta)
-            assert error is None, error
-            if stage.name == "decode":
-                analysis = sample.frames
-        sink.abort()
+        decoded, sample, meta = _run_to_write(config, path, tmp_path / f"{flag}.tar")
+        analysis = decoded.frames
         index, clip = next(iter(sample.clips.items()))
         frames = next(c for p in meta.pairs for c in (p.src, p.tgt) if c.index == index).frames
         direct = video.read(
