@@ -199,27 +199,52 @@ def make_random_vae(path: Path) -> Path:
     return path
 
 
-# A flatland-s token covers 8x8 pixels: a 4x4 patch of the shipped 2x VAE's latents, a 2x2 patch of a 4x one.
+# A flatland-s token covers 8x8 pixels (a 2x2 patch of a 4x VAE's latents) unless its patch would hold more
+# latent values than the model is wide: then the patch shrinks and the sequence grows. With 32-channel latents at
+# 2x, 4x4 patches (512 values into a 128-wide token) trained to a 0.40 loss in 1000 steps where 2x2 patches reach
+# 0.29 at step 300: the token embedding was the bottleneck, not the data (docs/training.md, section 5).
 TOKEN_PIXELS = 8
 
 
-def model_for_latents(cache: Path, vae: Path) -> dict[str, int]:
+def token_patch(channels: int, spatial: int, width: int) -> int:
+    """The largest power-of-two patch with a token of at most TOKEN_PIXELS and at most `width` latent values."""
+    patch = max(1, TOKEN_PIXELS // spatial)
+    while patch > 1 and channels * patch * patch > width:
+        patch //= 2
+    return patch
+
+
+def model_for_latents(cache: Path, vae: Path, width: int) -> dict[str, int]:
     """The model overrides that fit the VAE's latents, whatever the preset says: input channels from the cache,
-    and the patch size that keeps a token at TOKEN_PIXELS (the same token count, so the same compute)."""
+    and the patch size from `token_patch`."""
     from retake.train.cache import LatentCache
 
     spatial = json.loads((vae / "config.json").read_text())["spatial_compression_ratio"]
     channels = LatentCache(cache).latent_shape[0]
-    return {"in_channels": channels, "patch_size": max(1, TOKEN_PIXELS // spatial)}
+    return {"in_channels": channels, "patch_size": token_patch(channels, spatial, width)}
+
+
+def preset_width(name: str) -> int:
+    from retake.model.presets import get_preset
+
+    return get_preset(name).inner_dim
 
 
 def train_all(
-    out: Path, sizes: Sizes, seeds: list[int], caches: dict[str, Path], vae: Path, pool: Any
+    out: Path,
+    sizes: Sizes,
+    seeds: list[int],
+    caches: dict[str, Path],
+    vae: Path,
+    pool: Any,
+    *,
+    conditioning: str,
 ) -> None:
     templates = {run: tomllib.loads((TEMPLATES / f"{run}.toml").read_text()) for run in RUNS}
-    overrides = model_for_latents(caches["pretrain"], vae)
     for table in templates.values():
-        table.setdefault("model", {}).update(overrides)
+        model = table.setdefault("model", {})
+        model["conditioning"] = conditioning
+        model.update(model_for_latents(caches["pretrain"], vae, width=preset_width(model["preset"])))
     jobs = [
         pool.submit(
             _train, run_table(templates[run], out=out / f"seed{s}" / run, seed=s, sizes=sizes, caches=caches)
@@ -362,6 +387,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pretrain-steps", type=int, default=700)
     parser.add_argument("--sft-steps", type=int, default=350)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument(
+        "--conditioning",
+        choices=("sequence", "channel"),
+        default="sequence",
+        help="how every arm sees the source: ICVE's in-context sequence (the claim under test) or InsViE's "
+        "channel concatenation",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--footage-videos", type=int, default=DataSizes.footage_videos)
     parser.add_argument("--footage-seconds", type=float, default=DataSizes.footage_seconds)
@@ -411,7 +443,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.phase == "data":
             return
         if args.phase in ("all", "train"):
-            train_all(args.out, sizes, args.seeds, data["caches"], args.vae, pool)
+            train_all(
+                args.out, sizes, args.seeds, data["caches"], args.vae, pool, conditioning=args.conditioning
+            )
         if args.phase == "train":
             return
         decode = args.eval == "full"
@@ -424,6 +458,7 @@ def main(argv: list[str] | None = None) -> None:
         "data": asdict(data_sizes),
         "cached": data["cached"],
         "seeds": args.seeds,
+        "conditioning": args.conditioning,
         "vae": str(args.vae) + (" (untrained stand-in)" if args.random_vae else ""),
         "eval": args.eval,
         "seconds": round(time.perf_counter() - started),

@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/train_throughput.py            # 12 Flatland pairs, 64x64 x 17 frames, batch 4
 
-Steps: render Flatland pairs (64x64, 17 frames) with `retake.flatland.make_pairs`; build the Flatland VAE (the shipped weights
-when present, else a random VAE of the same architecture: same cost) and the bundled MiniLM text encoder; train
+Steps: render Flatland pairs (64x64, 17 frames) with `retake.flatland.make_pairs`; build the Flatland VAE (the shipped editor's
+weights when present, else a random VAE of the same architecture: same cost) and the bundled MiniLM text encoder; train
 flatland-s (a) reading videos and encoding them every step, (b) from a `retake cache` of the same pairs. Prints
 samples/s of both and their ratio, the cache build rate, the cache read rate against the step time (is reading
 the bottleneck?), and peak memory (CPU: peak RSS of this process after each phase; CUDA: max allocated).
@@ -30,16 +30,17 @@ from retake.train.loop import train
 
 
 def flatland_vae(folder: Path) -> tuple[Path, str]:
-    """The shipped Flatland VAE, or a random one of its architecture saved to `folder`."""
-    from retake.train.autoencoder import FLATLAND_VAE_DIR, VAEArchitecture, build_vae
+    """The shipped editor's VAE (the latents flatland-s is sized for), or a random one of its architecture."""
+    from retake.demo import EDITOR
+    from retake.train.autoencoder import VAEArchitecture, build_vae
 
-    if (FLATLAND_VAE_DIR / "config.json").is_file():
-        return FLATLAND_VAE_DIR, "shipped Flatland VAE"
-    # flatland-s is sized for the shipped VAE's latents: 32 channels at 2x space
-    build_vae(VAEArchitecture(latent_channels=32, spatial_compression=2)).save_pretrained(
+    if (EDITOR / "vae" / "config.json").is_file():
+        return EDITOR / "vae", "shipped editor's Flatland VAE"
+    # flatland-s is sized for the editor's VAE: 16 latent channels at 4x space
+    build_vae(VAEArchitecture(latent_channels=16, spatial_compression=4)).save_pretrained(
         folder, safe_serialization=True
     )
-    return folder, "random VAE with the Flatland VAE architecture (weights not shipped yet)"
+    return folder, "random VAE with the editor VAE's architecture (weights not shipped)"
 
 
 def peak_memory_gib(device: torch.device) -> float:

@@ -18,8 +18,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "icve_flatland.py"
 @pytest.mark.slow
 def test_the_experiment_runs_every_arm_and_records_denoising_curves(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    # an 8-channel 4x stand-in VAE: flatland-s expects 32 channels at 2x, so training works only if the model
-    # follows the latents (channels and patch size)
+    # an 8-channel stand-in VAE: flatland-s expects 16 channels, so training works only if the model follows
+    # the latents; channel conditioning reaches every arm
     build_vae(VAEArchitecture(latent_channels=8, block_out_channels=(8, 8, 8))).save_pretrained(
         tmp_path / "vae"
     )
@@ -28,7 +28,7 @@ def test_the_experiment_runs_every_arm_and_records_denoising_curves(tmp_path, mo
         "--vae", str(tmp_path / "vae"), "--random-vae",
         "--pretrain-steps", "2", "--sft-steps", "2",
         "--footage-videos", "2", "--footage-seconds", "12", "--sft-pairs", "4", "--bench-per-kind", "1",
-        "--workers", "1",
+        "--workers", "1", "--conditioning", "channel",
     ]  # fmt: skip
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
     runpy.run_path(str(SCRIPT), run_name="__main__")
@@ -44,3 +44,12 @@ def test_the_experiment_runs_every_arm_and_records_denoising_curves(tmp_path, mo
         (out / "seed0" / "pretrain_sft" / "stages" / "sft" / "transformer" / "config.json").read_text()
     )
     assert trained["in_channels"] == 8 and trained["patch_size"] == 2  # 8x8-pixel tokens at 4x
+    assert trained["conditioning"] == "channel" and results["conditioning"] == "channel"
+
+
+def test_a_token_never_holds_more_latent_values_than_the_model_is_wide():
+    token_patch = runpy.run_path(str(SCRIPT))["token_patch"]
+    assert token_patch(16, spatial=4, width=128) == 2  # the editor's VAE: 8x8 pixels, 64 values
+    assert token_patch(32, spatial=2, width=128) == 2  # the 2x VAE: 4x4 would put 512 values in 128 wide
+    assert token_patch(32, spatial=2, width=512) == 4  # wide enough for 8x8-pixel tokens
+    assert token_patch(16, spatial=8, width=128) == 1  # the VAE alone already makes 8x8-pixel cells

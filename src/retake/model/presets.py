@@ -30,11 +30,13 @@ PRESETS: dict[str, TransformerConfig] = {
         pooled_projection_dim=8,
         rope_axes_dim=(4, 6, 6),
     ),
-    # Sized for the shipped Flatland VAE (src/retake/assets/flatland/vae: 32 latent channels, 2x space, 4x
-    # time): a 4x4 patch of its latents is an 8x8-pixel token, so a 64x64 clip is 8x8 tokens per latent frame.
+    # Sized for the shipped editor's VAE (src/retake/assets/flatland/editor/vae: 16 latent channels, 4x space,
+    # 4x time): a 2x2 patch of its latents is an 8x8-pixel token of 64 values, so a 64x64 clip is 8x8 tokens per
+    # latent frame. The 30 dB VAE (assets/flatland/vae: 32 channels at 2x) needs in_channels=32 and keeps
+    # patch_size=2: a 4x4 patch (512 values) does not fit through a 128-wide token (docs/training.md, 5).
     "flatland-s": TransformerConfig(
-        in_channels=32,
-        patch_size=4,
+        in_channels=16,
+        patch_size=2,
         num_attention_heads=4,
         attention_head_dim=32,
         num_layers=2,
