@@ -11,8 +11,10 @@
 3. evaluate every arm: the held-out flow loss in latent space (no decoder), and with `--eval full` (default)
    the benchmark: edits decoded and scored by the oracle judge (instruction following) and PSNR/SSIM against
    the ground truth (quality), each run's HTML report and B-vs-A / B-vs-A' comparison pages. Writes
-   OUT/results.json and prints the tables (also as Markdown, for the README).
-4. --ship DIR: arm B of the first seed as an edit bundle (the flatland-s editor, fp16), with a metrics.json.
+   OUT/results.json and prints the tables (also as Markdown, for the README). `--ema` evaluates every arm's
+   EMA weights instead, into eval/ARM-ema and OUT/results-ema.json.
+4. --ship DIR: arm B of the first seed as an edit bundle (the flatland-s editor, fp16; the weights that were
+   evaluated), with a metrics.json.
 
 Without a trained VAE, `--random-vae` creates an untrained stand-in at --vae and evaluates by the latent loss
 only: nothing decoded through an untrained VAE means anything, so there is no benchmark and nothing to ship.
@@ -265,17 +267,18 @@ def evaluate_all(
     pool: Any,
     *,
     decode: bool,
+    ema: bool,
 ) -> tuple[dict[str, dict[int, dict[str, float | None]]], dict[str, dict[int, dict[str, float]]]]:
     """{arm: {seed: headline}} of every arm and seed: the held-out latent loss always, the benchmark (edits
-    decoded and judged) when `decode`; and {arm: {seed: denoising curve row}}."""
+    decoded and judged) when `decode`; and {arm: {seed: denoising curve row}}. `ema`: of the EMA weights."""
     losses, jobs = {}, {}
     for s in seeds:
         runs = {run: out / f"seed{s}" / run for run in RUNS}
         for arm in ARMS:
-            weights = str(arm_weights(runs, arm))
+            weights = str(arm_weights(runs, arm, ema=ema))
             losses[arm, s] = pool.submit(_heldout, weights, str(data["caches"]["heldout"]))
             if decode:
-                folder = out / f"seed{s}" / "eval" / arm.replace("'", "p")
+                folder = eval_dir(out, s, arm, ema=ema).parent
                 args = (str(data["bench"]), weights, str(vae), str(folder), sample_steps)
                 jobs[arm, s] = pool.submit(_evaluate, *args)
     per_seed: dict[str, dict[int, dict[str, float | None]]] = {arm: {} for arm in ARMS}
@@ -291,8 +294,9 @@ def evaluate_all(
 # ----------------------------------------------------------------------------------------------------------
 # 4. report and ship
 # ----------------------------------------------------------------------------------------------------------
-def eval_dir(out: Path, seed: int, arm: str) -> Path:
-    return out / f"seed{seed}" / "eval" / arm.replace("'", "p") / "run"
+def eval_dir(out: Path, seed: int, arm: str, *, ema: bool) -> Path:
+    """Where an arm's benchmark run goes; the EMA weights' beside the raw ones', so neither resumes the other."""
+    return out / f"seed{seed}" / "eval" / (arm.replace("'", "p") + ("-ema" if ema else "")) / "run"
 
 
 def write_results(
@@ -301,17 +305,23 @@ def write_results(
     record: dict[str, Any],
     *,
     decode: bool,
+    ema: bool,
 ) -> dict:
     from retake.eval.report import write_comparison
 
     summary = summarise(per_seed)
     seed = min(per_seed["B"])
     for base in ("A", "A'") if decode else ():
-        a, b = eval_dir(out, seed, base) / "report.json", eval_dir(out, seed, "B") / "report.json"
-        write_comparison(a, b, out / f"compare_B_vs_{base.replace(chr(39), 'p')}.html")
+        a, b = (eval_dir(out, seed, arm, ema=ema) / "report.json" for arm in (base, "B"))
+        suffix = "-ema" if ema else ""
+        write_comparison(a, b, out / f"compare_B_vs_{base.replace(chr(39), 'p')}{suffix}.html")
     results = {**record, "per_seed": per_seed, "summary": summary}
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    results_path(out, ema=ema).write_text(json.dumps(results, indent=1))
     return results
+
+
+def results_path(out: Path, *, ema: bool) -> Path:
+    return out / ("results-ema.json" if ema else "results.json")
 
 
 def denoising_rows(curves: dict[str, dict[int, dict[str, float]]]) -> list[list[str]]:
@@ -349,7 +359,8 @@ def per_kind_success(report: Path) -> dict[str, Any]:
 def ship(
     out: Path, target: Path, vae: Path, results: dict[str, Any], *, ema: bool, sample_steps: int
 ) -> Path:
-    """Arm B of the first seed as a self-contained bundle at `target`, with metrics.json beside its parts."""
+    """Arm B of the first seed as a self-contained bundle at `target`, with metrics.json beside its parts. `ema`
+    must match the evaluation's, so that the metrics are those of the weights shipped."""
     import torch
 
     from retake.model import InContextTransformer
@@ -371,7 +382,7 @@ def ship(
         "seed": seed,
         "weights": ("EMA" if ema else "raw") + ", stored as fp16",
         "benchmark_headline": results["per_seed"]["B"][seed],
-        "benchmark_per_kind": per_kind_success(eval_dir(out, seed, "B") / "report.json"),
+        "benchmark_per_kind": per_kind_success(eval_dir(out, seed, "B", ema=ema) / "report.json"),
         "denoising_curve": results["denoising"]["B"][seed],
         "training": json.loads((runs["pretrain_sft"] / "run.json").read_text()),
         **{k: results[k] for k in ("command", "sizes", "data", "cached")},
@@ -418,7 +429,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--ship", type=Path, default=None, help="write arm B (first seed) as a bundle here")
     parser.add_argument(
-        "--ship-ema", action="store_true", help="ship B's EMA weights instead of the raw ones"
+        "--ema",
+        action="store_true",
+        help="evaluate (and ship) every arm's EMA weights instead of the raw ones; into eval/ARM-ema",
     )
     args = parser.parse_args(argv)
 
@@ -450,7 +463,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         decode = args.eval == "full"
         per_seed, curves = evaluate_all(
-            args.out, args.seeds, data, args.vae, args.sample_steps, pool, decode=decode
+            args.out, args.seeds, data, args.vae, args.sample_steps, pool, decode=decode, ema=args.ema
         )
     record = {
         "command": " ".join(["benchmarks/icve_flatland.py", *(argv if argv is not None else sys.argv[1:])]),
@@ -461,15 +474,16 @@ def main(argv: list[str] | None = None) -> None:
         "conditioning": args.conditioning,
         "vae": str(args.vae) + (" (untrained stand-in)" if args.random_vae else ""),
         "eval": args.eval,
+        "weights": "EMA" if args.ema else "raw",
         "seconds": round(time.perf_counter() - started),
         "denoising": curves,
     }
-    results = write_results(args.out, per_seed, record, decode=decode)
+    results = write_results(args.out, per_seed, record, decode=decode, ema=args.ema)
     print_tables(results, sizes)
     if args.ship is not None and decode:
-        path = ship(args.out, args.ship, args.vae, results, ema=args.ship_ema, sample_steps=args.sample_steps)
+        path = ship(args.out, args.ship, args.vae, results, ema=args.ema, sample_steps=args.sample_steps)
         console.print(f"shipped arm B as {path}")
-    console.print(f"results: {args.out / 'results.json'}")
+    console.print(f"results: {results_path(args.out, ema=args.ema)}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,16 @@ def test_the_experiment_runs_every_arm_and_records_denoising_curves(tmp_path, mo
     assert trained["in_channels"] == 8 and trained["patch_size"] == 2  # 8x8-pixel tokens at 4x
     assert trained["conditioning"] == "channel" and results["conditioning"] == "channel"
 
+    # the EMA weights evaluated on their own: a second results file, the first one untouched
+    raw = (out / "results.json").read_text()
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args, "--phase", "eval", "--ema"])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    ema = json.loads((out / "results-ema.json").read_text())
+    assert (
+        (out / "results.json").read_text() == raw and ema["weights"] == "EMA" and results["weights"] == "raw"
+    )
+    assert ema["per_seed"]["B"]["0"]["heldout_loss"] != results["per_seed"]["B"]["0"]["heldout_loss"]
+
 
 def test_a_token_never_holds_more_latent_values_than_the_model_is_wide():
     token_patch = runpy.run_path(str(SCRIPT))["token_patch"]
