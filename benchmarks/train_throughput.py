@@ -36,10 +36,7 @@ def flatland_vae(folder: Path) -> tuple[Path, str]:
 
     if (EDITOR / "vae" / "config.json").is_file():
         return EDITOR / "vae", "shipped editor's Flatland VAE"
-    # flatland-s is sized for the editor's VAE: 16 latent channels at 4x space
-    build_vae(VAEArchitecture(latent_channels=16, spatial_compression=4)).save_pretrained(
-        folder, safe_serialization=True
-    )
+    build_vae(VAEArchitecture()).save_pretrained(folder, safe_serialization=True)  # the first VAE's design
     return folder, "random VAE with the editor VAE's architecture (weights not shipped)"
 
 

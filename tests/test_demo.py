@@ -80,8 +80,7 @@ def test_make_clip_writes_a_described_triple(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory) -> Path:
-    """A random flatland-s-shaped editor (1+1 blocks, width 32) with a random 16-channel 4x VAE (so a 2x2
-    patch, as the preset has for the shipped 2x VAE's 4x4)."""
+    """A random flatland-s-shaped editor (1+1 blocks, width 32) with a random 16-channel 4x VAE."""
     from diffusers import AutoencoderKLHunyuanVideo
 
     from retake.model import build_transformer
@@ -104,8 +103,6 @@ def tiny_bundle(tmp_path_factory) -> Path:
     model = build_transformer(
         "flatland-s",
         seed=0,
-        in_channels=16,
-        patch_size=2,
         num_layers=1,
         num_single_layers=1,
         num_attention_heads=1,

@@ -23,7 +23,7 @@ def test_hunyuan_13b_on_meta_matches_diffusers_default() -> None:
 
 def test_flatland_s_builds_with_any_latent_channels() -> None:
     model = build_transformer("flatland-s", in_channels=8, seed=0)
-    p = model.config.patch_size  # 4: the preset is sized for the shipped 2x Flatland VAE
+    p = model.config.patch_size  # the preset's (2x2 patches of the editor VAE's latents)
     assert model.x_embedder.proj.weight.shape[1] == 8 and model.proj_out.out_features == 8 * p * p
     assert sum(model.spec.rope_axes_dim) == model.spec.attention_head_dim == 32
     g = torch.Generator().manual_seed(0)
