@@ -61,6 +61,16 @@ def test_twenty_steps_equal_ten_plus_resume_plus_ten(tmp_path):
     _assert_same_run(straight, split, 20, ema=True)
 
 
+def test_muon_resumes_exactly_from_its_momentum_and_adam_moments(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    optim = {"optimizer": "muon", "muon_lr": 0.02, "lr": 1e-3, "warmup_steps": 2, "schedule": "cosine"}
+    spec = stage("s", cache, steps=8, batch=2, optim=optim)
+    straight, split, _ = _straight_and_split(tmp_path, spec, stop=4, every=100)
+    _assert_same_run(straight, split, 8, ema=False)
+    saved = load_file(split / "stages/s/checkpoints/step-00000004/optimizer.safetensors")
+    assert any(k.endswith("::momentum_buffer") for k in saved) and any(k.endswith("::exp_avg") for k in saved)
+
+
 def test_lora_resume_rebuilds_the_frozen_base_and_continues_exactly(tmp_path):
     cache = write_random_cache(tmp_path / "cache", 5)
     spec = stage("s", cache, steps=6, batch=2, lora={"rank": 4}, tricks="insvie")

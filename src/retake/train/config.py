@@ -39,6 +39,7 @@ from retake.model.config import TransformerConfig
 from retake.model.presets import get_preset
 
 SCHEDULES = ("constant", "cosine", "linear")
+OPTIMIZERS = ("adamw", "muon")
 FRAME_WEIGHTINGS = ("uniform", "decay")
 DATA_FORMATS = ("auto", "flatland", "curated")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -73,9 +74,16 @@ def _probability(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW with warm-up then a schedule, gradient clipping, accumulation and an optional EMA of the weights."""
+    """AdamW (or Muon + AdamW) with warm-up then a schedule, gradient clipping, accumulation and an optional EMA.
+
+    optimizer "muon": Muon at `muon_lr` on the 2-D weights inside the transformer's blocks, AdamW at `lr` on
+    the rest (`retake.train.muon`); not with LoRA or FSDP. On flatland-s it cut the held-out loss after 800
+    steps from scratch by ~19% against AdamW alone (docs/training.md).
+    """
 
     lr: float = 1e-4
+    optimizer: str = "adamw"
+    muon_lr: float = 0.02
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     eps: float = 1e-8
@@ -90,6 +98,8 @@ class OptimConfig:
         _check(all(0 <= b < 1 for b in self.betas), f"betas must be in [0, 1), got {self.betas}")
         _check(self.weight_decay >= 0 and self.eps > 0, "weight_decay must be >= 0 and eps > 0")
         _check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _check(self.muon_lr > 0, f"muon_lr must be > 0, got {self.muon_lr}")
         _check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         _check(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
         _check(self.accumulation >= 1, f"accumulation must be >= 1, got {self.accumulation}")
@@ -204,6 +214,10 @@ class StageConfig:
         _check(
             self.batch % self.optim.accumulation == 0,
             f"batch {self.batch} must be a multiple of optim.accumulation {self.optim.accumulation}",
+        )
+        _check(
+            not (self.optim.optimizer == "muon" and self.lora.enabled),
+            f"stage {self.name!r}: optimizer 'muon' does not train LoRA adapters; use 'adamw' with lora",
         )
 
     def micro_batch(self, world_size: int) -> int:

@@ -60,6 +60,7 @@ from retake.train.export import (
 from retake.train.loader import SampleStream, epoch_seed
 from retake.train.logs import MetricsLogger, TrainProgress, truncate_metrics
 from retake.train.lora import apply_lora
+from retake.train.muon import muon_adamw
 from retake.train.signals import StopFlag
 from retake.train.step import collate, compute_loss, make_inputs, sample_generator
 
@@ -196,9 +197,7 @@ class StageTrainer:
         self.wrapped = wrap_model(self.model, env, param_dtype=self.autocast)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         optim = self.stage.optim
-        self.optimizer = torch.optim.AdamW(
-            self.params, lr=optim.lr, betas=optim.betas, eps=optim.eps, weight_decay=optim.weight_decay
-        )
+        self.optimizer = self._optimizer()
         self.scheduler = _scheduler(self.optimizer, self.stage)
         self.ema = EMA(self.model, optim.ema_decay) if optim.ema_decay is not None else None
         self.stream = SampleStream(
@@ -229,6 +228,17 @@ class StageTrainer:
         if self.env.strategy == "fsdp":
             return model  # fully_shard moves each rank's shards to its device; the whole model never is
         return model.to(self.env.device)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        optim = self.stage.optim
+        hyper = {"lr": optim.lr, "betas": optim.betas, "eps": optim.eps, "weight_decay": optim.weight_decay}
+        if optim.optimizer == "adamw":
+            return torch.optim.AdamW(self.params, **hyper)
+        if self.env.strategy == "fsdp":  # Newton-Schulz needs whole matrices, FSDP holds row shards
+            raise ValueError(
+                f"stage {self.stage.name!r}: optimizer 'muon' does not run under FSDP; use 'adamw'"
+            )
+        return muon_adamw(self.model, muon_lr=optim.muon_lr, **hyper)
 
     @property
     def checkpoints(self) -> Path:
