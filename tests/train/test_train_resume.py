@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 
 import pytest
 from safetensors.torch import load_file
 from train_fixtures import run_config, stage, write_random_cache
 
-from retake.train.checkpoint import list_checkpoints
+from retake.train.checkpoint import ResumeError, list_checkpoints
 from retake.train.export import transformer_dir
 from retake.train.logs import read_metrics
 from retake.train.loop import NonFiniteLossError, TrainingInterrupted, train
@@ -69,6 +71,27 @@ def test_muon_resumes_exactly_from_its_momentum_and_adam_moments(tmp_path):
     _assert_same_run(straight, split, 8, ema=False)
     saved = load_file(split / "stages/s/checkpoints/step-00000004/optimizer.safetensors")
     assert any(k.endswith("::momentum_buffer") for k in saved) and any(k.endswith("::exp_avg") for k in saved)
+
+
+def test_a_checkpoint_from_before_a_new_setting_resumes_when_the_setting_keeps_its_default(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    spec = stage("s", cache, steps=6, batch=2)
+    straight, split, _ = _straight_and_split(tmp_path / "old", spec, stop=3, every=100)
+    state = split / "stages/s/checkpoints/step-00000003/state.json"
+    # rewrite the split run as if it had stopped before `optimizer` and `muon_lr` existed, then resume it
+    shutil.rmtree(split)
+    config = run_config(tmp_path / "old/split", [spec], checkpoint_every=100)
+    with pytest.raises(TrainingInterrupted):
+        train(config, callbacks=[_stop_at(3)])
+    saved = json.loads(state.read_text())
+    for key in ("optimizer", "muon_lr"):
+        del saved["stage_config"]["optim"][key]
+    state.write_text(json.dumps(saved))
+    muon = stage("s", cache, steps=6, batch=2, optim={"optimizer": "muon"})  # not the old run's optimiser
+    with pytest.raises(ResumeError, match=r"different stage settings \(optim\)"):
+        train(run_config(tmp_path / "old/split", [muon], checkpoint_every=100))
+    assert train(config).stages[0].resumed_from == 3
+    _assert_same_run(straight, split, 6, ema=False)
 
 
 def test_lora_resume_rebuilds_the_frozen_base_and_continues_exactly(tmp_path):

@@ -29,13 +29,21 @@ from retake.model.text import TextEmbedding, load_text_encoder
 from retake.model.vae import VideoVAE
 from retake.train.cache import LatentCache
 from retake.train.checkpoint import (
+    STATE_NAME,
     ResumeError,
     TrainingState,
     latest_checkpoint,
     load_training_state,
     save_training_state,
 )
-from retake.train.config import RunConfig, StageConfig, config_to_dict
+from retake.train.config import (
+    LoraSettings,
+    OptimConfig,
+    RunConfig,
+    StageConfig,
+    TricksConfig,
+    config_to_dict,
+)
 from retake.train.datasets import ClipSpec, open_triplets
 from retake.train.distributed import (
     DistEnv,
@@ -159,10 +167,17 @@ def _scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig) -> Any:
     )
 
 
+# Stage settings that are tables of defaults: a checkpoint written before a setting existed holds the default
+_TABLES = {"optim": OptimConfig, "tricks": TricksConfig, "lora": LoraSettings}
+
+
 def _resume_check(saved: dict[str, Any], stage: StageConfig, path: Path) -> None:
     """Everything but `steps` must match the checkpoint's stage config (else the continuation is not exact)."""
     now = config_to_dict(stage)
-    then = saved.get("stage_config", {})
+    then = dict(saved.get("stage_config", {}))
+    for key, table in _TABLES.items():
+        if isinstance(then.get(key), dict):  # settings added since the checkpoint was written: their defaults
+            then[key] = {**config_to_dict(table()), **then[key]}
     differ = sorted(k for k in now if k != "steps" and now[k] != then.get(k))
     if differ:
         raise ResumeError(
@@ -252,8 +267,9 @@ class StageTrainer:
         found = latest_checkpoint(self.checkpoints)
         if found is None:
             return
+        # settings first: a checkpoint of another optimiser would not even load into this one
+        _resume_check(json.loads((found.path / STATE_NAME).read_text()), self.stage, found.path)
         state = load_training_state(found.path, self._live(), self.env)
-        _resume_check(state, self.stage, found.path)
         self.step = self.resumed_from = int(state["step"])
         data = state["data"]
         if len(data) == self.env.world_size:
