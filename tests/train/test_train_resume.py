@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 
 import pytest
@@ -76,22 +75,22 @@ def test_muon_resumes_exactly_from_its_momentum_and_adam_moments(tmp_path):
 def test_a_checkpoint_from_before_a_new_setting_resumes_when_the_setting_keeps_its_default(tmp_path):
     cache = write_random_cache(tmp_path / "cache", 5)
     spec = stage("s", cache, steps=6, batch=2)
-    straight, split, _ = _straight_and_split(tmp_path / "old", spec, stop=3, every=100)
-    state = split / "stages/s/checkpoints/step-00000003/state.json"
-    # rewrite the split run as if it had stopped before `optimizer` and `muon_lr` existed, then resume it
-    shutil.rmtree(split)
-    config = run_config(tmp_path / "old/split", [spec], checkpoint_every=100)
+    straight = run_config(tmp_path / "straight", [spec], checkpoint_every=100)
+    split = run_config(tmp_path / "split", [spec], checkpoint_every=100)
+    train(straight)
     with pytest.raises(TrainingInterrupted):
-        train(config, callbacks=[_stop_at(3)])
+        train(split, callbacks=[_stop_at(3)])
+    # rewrite the checkpoint as if it were written before `optimizer` and `muon_lr` existed, then resume it
+    state = split.out / "stages/s/checkpoints/step-00000003/state.json"
     saved = json.loads(state.read_text())
     for key in ("optimizer", "muon_lr"):
         del saved["stage_config"]["optim"][key]
     state.write_text(json.dumps(saved))
     muon = stage("s", cache, steps=6, batch=2, optim={"optimizer": "muon"})  # not the old run's optimiser
     with pytest.raises(ResumeError, match=r"different stage settings \(optim\)"):
-        train(run_config(tmp_path / "old/split", [muon], checkpoint_every=100))
-    assert train(config).stages[0].resumed_from == 3
-    _assert_same_run(straight, split, 6, ema=False)
+        train(run_config(tmp_path / "split", [muon], checkpoint_every=100))
+    assert train(split).stages[0].resumed_from == 3
+    _assert_same_run(straight.out, split.out, 6, ema=False)
 
 
 def test_lora_resume_rebuilds_the_frozen_base_and_continues_exactly(tmp_path):
