@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ from retake.eval.experiment import (
     spread,
     summarise,
 )
+from retake.model.config import Prior
 from retake.train.config import parse_run_config
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "configs" / "flatland"
@@ -126,9 +128,10 @@ def test_summarise_gives_b_gains_per_seed_then_spread():
 class _Oracle(torch.nn.Module):
     """Knows the clean target, so it can give the exact velocity (x_t - x0) / t; or returns zeros."""
 
-    def __init__(self, target: torch.Tensor, exact: bool) -> None:
+    def __init__(self, target: torch.Tensor, exact: bool, prior: str = "noise") -> None:
         super().__init__()
         self.target, self.exact = target, exact
+        self.spec = SimpleNamespace(prior=Prior(prior))
 
     def forward(self, hidden_states, timestep, source, **_):
         t = timestep.view(-1, 1, 1, 1, 1) / 1000
@@ -152,6 +155,8 @@ class _OneSample:
 
 class _Copier(torch.nn.Module):
     """Predicts the velocity whose one-step clean estimate is the source: x0 = x_t - t * v = source."""
+
+    spec = SimpleNamespace(prior=Prior.NOISE)
 
     def forward(self, hidden_states, timestep, source, **_):
         t = timestep.view(-1, 1, 1, 1, 1) / 1000
@@ -184,3 +189,9 @@ def test_heldout_loss_is_zero_for_the_exact_velocity_and_seeded():
     assert zero == pytest.approx(1 + float((target**2).mean()), rel=0.2)
     assert heldout_loss(_Oracle(target, exact=False), cache) == zero  # same noise every time
     assert heldout_loss(_Oracle(target, exact=False), cache, seed=1) != zero
+    # the source prior's path starts at source + noise: the exact velocity still scores zero, and zeros now
+    # miss by E[(source + noise - x0)^2] = 1 + mean((source - x0)^2), the source being target * 0.5
+    assert heldout_loss(_Oracle(target, exact=True, prior="source"), cache) == pytest.approx(0.0, abs=1e-10)
+    anchored = heldout_loss(_Oracle(target, exact=False, prior="source"), cache)
+    assert anchored == pytest.approx(1 + float(((0.5 * target) ** 2).mean()), rel=0.2)
+    assert anchored < zero

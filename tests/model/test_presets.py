@@ -51,6 +51,9 @@ def test_unknown_preset_names_the_choices() -> None:
         ({"rope_axes_dim": (4, 6, 8)}, "summing to attention_head_dim"),
         ({"attention": "sideways"}, "attention must be one of"),
         ({"source_time_offset": 3, "conditioning": "none"}, "source_time_offset"),
+        ({"prior": "source", "conditioning": "none"}, "prior 'source' needs a source"),
+        ({"prior": "source", "source_time_offset": 2}, "source_time_offset=2"),
+        ({"prior": "uniform"}, "prior must be one of"),
     ],
 )
 def test_config_rejects_bad_values(overrides: dict, message: str) -> None:
@@ -59,7 +62,7 @@ def test_config_rejects_bad_values(overrides: dict, message: str) -> None:
 
 
 def test_config_survives_json_types() -> None:
-    spec = get_preset("tiny", attention="one-way")
+    spec = get_preset("tiny", attention="one-way", prior="source")
     again = TransformerConfig(**{**spec.to_kwargs(), "rope_axes_dim": list(spec.rope_axes_dim)})
     assert again == spec and isinstance(again.rope_axes_dim, tuple)
 

@@ -287,6 +287,9 @@ def test_save_pretrained_round_trip(tmp_path) -> None:
     model.save_pretrained(tmp_path)
     loaded = InContextTransformer.from_pretrained(tmp_path)
     assert loaded.spec == model.spec
+    anchored = build_transformer("tiny", seed=0, prior="source")
+    anchored.save_pretrained(tmp_path / "anchored")
+    assert InContextTransformer.from_pretrained(tmp_path / "anchored").spec.prior == "source"
     inp = make_inputs()
     source = source_like(inp.latents, frames=2)
     assert torch.equal(run(loaded, inp, source=source), run(model, inp, source=source))

@@ -176,3 +176,25 @@ def test_progress_bar_and_config_defaults_untouched(tiny_defaults, loaded, clip,
     assert "denoising" in captured.out + captured.err
     assert loaded.defaults == tiny_defaults  # per-call overrides never leak into the defaults
     assert EditConfig().steps == 20
+
+
+def test_a_source_prior_model_starts_sampling_at_the_source_latents_plus_the_same_noise(
+    tiny_defaults, make_pipeline, monkeypatch
+):
+    frames = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    video = Video(frames, fps=8.0)  # synthetic, so this runs without the shared clips
+    starts = {}
+    for prior in ("noise", "source"):
+        pipe = make_pipeline(
+            defaults=tiny_defaults.with_overrides(steps=1), conditioning="channel", prior=prior
+        )
+        # A zero velocity leaves the state where it started: the final latents are the start point.
+        monkeypatch.setattr(
+            pipe.transformer, "forward", lambda hidden_states, **_: torch.zeros_like(hidden_states)
+        )
+        starts[prior] = _final_latents(pipe, video, seed=3)
+    source = pipe.encode_source(video, pipe.check_inputs(video, "x"))
+    torch.testing.assert_close(starts["source"], starts["noise"] + source)
+    assert (
+        starts["noise"] - source
+    ).abs().mean() > 0.1  # the noise prior's start knows nothing of the source

@@ -63,6 +63,22 @@ def test_stage_and_t2v_inits(tmp_path):
     assert torch.equal(wide[:, :4], t2v.x_embedder.proj.weight) and torch.count_nonzero(wide[:, 4:]) == 0
 
 
+def test_a_noise_prior_model_fine_tunes_into_a_source_prior_one(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4)
+    noise = build_transformer("tiny", seed=3, conditioning="channel")
+    noise.save_pretrained(tmp_path / "noise")
+    config = run_config(
+        tmp_path / "run",
+        [stage("s", cache, steps=1, init=str(tmp_path / "noise"))],
+        model={"conditioning": "channel", "prior": "source"},
+    )
+    start = initial_model(config, 0)
+    assert start.spec.prior == "source" and start.config.prior == "source"  # the spec saves with the weights
+    assert all(torch.equal(v, noise.state_dict()[k]) for k, v in start.state_dict().items())
+    result = train(config)
+    assert InContextTransformer.from_pretrained(result.stages[0].transformer).spec.prior == "source"
+
+
 def test_init_weights_of_another_architecture_are_refused(tmp_path):
     build_transformer("tiny", seed=0, num_layers=2).save_pretrained(tmp_path / "other")
     cache = write_random_cache(tmp_path / "cache", 2)

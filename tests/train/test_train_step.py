@@ -11,7 +11,7 @@ from train_fixtures import random_sample, random_text, run_config, stage, write_
 
 from retake.flow.objective import flow_loss, frame_weights
 from retake.model import build_transformer
-from retake.model.config import Conditioning
+from retake.model.config import Conditioning, Prior
 from retake.model.text import TextEmbedding
 from retake.train.config import INSVIE_TRICKS, TricksConfig
 from retake.train.loader import StreamSample
@@ -64,6 +64,24 @@ def test_identity_samples_target_the_source_with_the_empty_prompt():
     t = inputs.t.view(-1, 1, 1, 1, 1)
     torch.testing.assert_close(inputs.noisy, (1 - t) * batch.source + t * noise)
     assert torch.equal(inputs.text.tokens, EMPTY.tokens.expand(B, -1, -1))
+
+
+def test_source_prior_starts_the_path_at_the_clean_source_plus_the_same_noise():
+    tricks = TricksConfig(
+        source_noise=True, source_dropout=0.5
+    )  # the network's source differs from the anchor
+    batch, plain = _inputs(tricks)
+    _, anchored = _inputs(tricks, prior=Prior.SOURCE)
+    noise = plain.velocity + batch.target  # the noise prior's x1, drawn identically for both
+    start = batch.source + noise  # the clean source, whatever the tricks did to the network's copy
+    t = anchored.t.view(-1, 1, 1, 1, 1)
+    torch.testing.assert_close(anchored.velocity, start - batch.target)
+    torch.testing.assert_close(anchored.noisy, (1 - t) * batch.target + t * start)
+    assert torch.equal(anchored.source, plain.source) and anchored.source_dropped.any()
+    # an identity sample's path runs from source + noise to the source: its velocity is the noise itself
+    _, identity = _inputs(TricksConfig(identity=1.0), prior=Prior.SOURCE)
+    _, identity_plain = _inputs(TricksConfig(identity=1.0))
+    torch.testing.assert_close(identity.velocity, identity_plain.velocity + batch.source)
 
 
 def test_source_noise_is_light_and_per_sample():

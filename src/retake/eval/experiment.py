@@ -251,7 +251,7 @@ class _Prediction:
     t: float
     target: Any
     source: Any
-    noise: Any
+    start: Any  # x1: the noise, or source + noise for a source-prior model
     noisy: Any
     velocity: Any
 
@@ -261,8 +261,9 @@ def _heldout_predictions(model: Any, cache: Any, t_values: Sequence[float], seed
     import numpy as np
     import torch
 
-    from retake.flow.objective import interpolate
+    from retake.flow.objective import flow_start, interpolate
     from retake.flow.schedule import to_timestep
+    from retake.model.config import Prior
 
     model.eval()
     with torch.no_grad():
@@ -273,8 +274,9 @@ def _heldout_predictions(model: Any, cache: Any, t_values: Sequence[float], seed
                 mixed = np.random.SeedSequence([seed, index, k]).generate_state(1, np.uint64)[0] >> 1
                 generator = torch.Generator().manual_seed(int(mixed))
                 noise = torch.randn(target.shape, generator=generator)
+                start = flow_start(noise, source if model.spec.prior is Prior.SOURCE else None)
                 tt = torch.tensor([float(t)])
-                noisy = interpolate(target, noise, tt)
+                noisy = interpolate(target, start, tt)
                 velocity = model(
                     hidden_states=noisy,
                     timestep=to_timestep(tt),
@@ -283,7 +285,7 @@ def _heldout_predictions(model: Any, cache: Any, t_values: Sequence[float], seed
                     pooled_projections=sample.text.pooled,
                     source=source,
                 )
-                yield _Prediction(index, float(t), target, source, noise, noisy, velocity.float())
+                yield _Prediction(index, float(t), target, source, start, noisy, velocity.float())
 
 
 def heldout_loss(model: Any, cache: Any, *, t_values: Sequence[float] = HELDOUT_T, seed: int = 0) -> float:
@@ -294,7 +296,7 @@ def heldout_loss(model: Any, cache: Any, *, t_values: Sequence[float] = HELDOUT_
     from retake.flow.objective import flow_loss, velocity_target
 
     losses = [
-        float(flow_loss(p.velocity, velocity_target(p.target, p.noise)))
+        float(flow_loss(p.velocity, velocity_target(p.target, p.start)))
         for p in _heldout_predictions(model, cache, t_values, seed)
     ]
     return statistics.fmean(losses)

@@ -14,6 +14,7 @@ from retake.flow.guidance import (
 )
 from retake.flow.objective import (
     flow_loss,
+    flow_start,
     frame_weights,
     interpolate,
     noise_source,
@@ -38,6 +39,7 @@ __all__ = [
     "denoise",
     "euler_step",
     "flow_loss",
+    "flow_start",
     "frame_weights",
     "interpolate",
     "linear",

@@ -1,7 +1,8 @@
 """The rectified-flow training objective: which t to train on, the noisy input x_t and the velocity target.
 
-Conventions (all of retake): t in [0, 1] with t = 1 pure noise; x_t = (1 - t) * x0 + t * noise; the network
-predicts the velocity v = noise - x0, so an Euler step x_{t'} = x_t + (t' - t) * v moves towards the data.
+Conventions (all of retake): t in [0, 1] with t = 1 the start point x1; x_t = (1 - t) * x0 + t * x1; the
+network predicts the velocity v = x1 - x0, so an Euler step x_{t'} = x_t + (t' - t) * v moves towards the data.
+x1 is pure noise, or the source latents plus noise for a model trained with the source prior (`flow_start`).
 """
 
 from __future__ import annotations
@@ -50,8 +51,20 @@ def sample_t(
     return shift_sigmas(t, shift).to(device)
 
 
+def flow_start(noise: Tensor, anchor: Tensor | None = None) -> Tensor:
+    """The path's start point x1 at t = 1: `noise`, or `anchor + noise` (the source prior: an anchor of the
+    target's shape, e.g. the clean source latents)."""
+    if anchor is None:
+        return noise
+    if anchor.shape != noise.shape:
+        raise ValueError(
+            f"the prior's anchor must be shaped like the noise: {tuple(anchor.shape)} vs {tuple(noise.shape)}"
+        )
+    return anchor.to(noise.dtype) + noise
+
+
 def interpolate(x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
-    """x_t = (1 - t) * x0 + t * noise, t scalar or per sample (B,)."""
+    """x_t = (1 - t) * x0 + t * noise, t scalar or per sample (B,); `noise` is the start point x1."""
     if x0.shape != noise.shape:
         raise ValueError(f"x0 and noise shapes differ: {tuple(x0.shape)} vs {tuple(noise.shape)}")
     t = _per_sample(t, x0)
@@ -59,7 +72,7 @@ def interpolate(x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
 
 
 def velocity_target(x0: Tensor, noise: Tensor) -> Tensor:
-    """d x_t / dt = noise - x0 (constant along the straight path)."""
+    """d x_t / dt = noise - x0 (constant along the straight path); `noise` is the start point x1."""
     return noise - x0
 
 

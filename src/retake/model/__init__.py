@@ -15,6 +15,7 @@ _EXPORTS = {
     "TransformerConfig": "retake.model.config",
     "Conditioning": "retake.model.config",
     "AttentionMode": "retake.model.config",
+    "Prior": "retake.model.config",
     "PRESETS": "retake.model.presets",
     "get_preset": "retake.model.presets",
     "build_transformer": "retake.model.presets",

@@ -26,6 +26,16 @@ class AttentionMode(StrEnum):
     ONE_WAY = "one-way"  # source tokens attend only to source tokens, so their K/V can be cached
 
 
+class Prior(StrEnum):
+    """Where the flow starts at t = 1, i.e. what the sampler draws before the first step."""
+
+    NOISE = "noise"  # N(0, I): the usual rectified flow
+    # source latents + N(0, I): a data-dependent coupling (Albergo et al. 2023, "Stochastic interpolants with
+    # data-dependent couplings"). What the edit leaves alone is then one scaled copy away at every t, so the
+    # network spends its capacity on what changes instead of redrawing the whole scene from noise.
+    SOURCE = "source"
+
+
 @dataclass(frozen=True)
 class TransformerConfig:
     """Every knob of `InContextTransformer`; the defaults are HunyuanVideo T/2 (13B) with ICVE conditioning."""
@@ -50,12 +60,14 @@ class TransformerConfig:
     # None: source and target share RoPE positions (ICVE; shapes must match). An int k puts source latent
     # frame i at temporal position k + i instead, so source and target may differ in length.
     source_time_offset: int | None = None
+    prior: Prior = Prior.NOISE  # where sampling starts; the training path must match (see Prior)
 
     def __post_init__(self) -> None:
         # JSON round trips (save_pretrained) turn tuples into lists and enums into strings; normalise here.
         object.__setattr__(self, "rope_axes_dim", tuple(int(a) for a in self.rope_axes_dim))
         object.__setattr__(self, "conditioning", _enum(Conditioning, self.conditioning, "conditioning"))
         object.__setattr__(self, "attention", _enum(AttentionMode, self.attention, "attention"))
+        object.__setattr__(self, "prior", _enum(Prior, self.prior, "prior"))
         self._validate_sizes()
         self._validate_conditioning()
 
@@ -87,6 +99,15 @@ class TransformerConfig:
                 f"source_time_offset={self.source_time_offset} needs conditioning 'sequence', "
                 f"got '{self.conditioning}'"
             )
+        if self.prior is Prior.SOURCE and (
+            self.conditioning is Conditioning.NONE or self.source_time_offset is not None
+        ):
+            # The start point is source + noise, so a source of the target's shape must exist.
+            raise ValueError(
+                f"prior 'source' needs a source shaped like the target: conditioning 'sequence' or 'channel' "
+                f"without source_time_offset, got conditioning '{self.conditioning}', "
+                f"source_time_offset={self.source_time_offset}"
+            )
 
     @property
     def inner_dim(self) -> int:
@@ -102,11 +123,12 @@ class TransformerConfig:
         kwargs["rope_axes_dim"] = list(self.rope_axes_dim)
         kwargs["conditioning"] = str(self.conditioning)
         kwargs["attention"] = str(self.attention)
+        kwargs["prior"] = str(self.prior)
         return kwargs
 
     def diffusers_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for diffusers' `HunyuanVideoTransformer3DModel` with the same T2V architecture."""
-        ours = {"conditioning", "attention", "source_time_offset"}
+        ours = {"conditioning", "attention", "source_time_offset", "prior"}
         kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ours}
         kwargs["out_channels"] = self.latent_out_channels
         kwargs["rope_axes_dim"] = tuple(self.rope_axes_dim)

@@ -32,7 +32,7 @@ from retake.model.attention import AttentionMask, attention_mask
 from retake.model.blocks import BlockOutput, DualStreamBlock, SingleStreamBlock, TokenGroup
 from retake.model.cache import SourceCache
 from retake.model.conditioning import SequenceSource, conditioning_for
-from retake.model.config import AttentionMode, TransformerConfig
+from retake.model.config import AttentionMode, Prior, TransformerConfig
 from retake.model.layers import Grid, Rope, patch_grid, rope_table, unpatchify
 
 
@@ -74,6 +74,7 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
         conditioning: str = "sequence",
         attention: str = "full",
         source_time_offset: int | None = None,
+        prior: str = "noise",
     ) -> None:
         super().__init__()
         spec = TransformerConfig(
@@ -95,6 +96,7 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
             conditioning=conditioning,
             attention=attention,
             source_time_offset=source_time_offset,
+            prior=prior,
         )
         self.spec = spec
         self.source_entry, self.source_modulation = conditioning_for(spec)
@@ -123,6 +125,13 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.register_to_config(attention=str(spec.attention))
         self.spec = spec
         self.source_entry, self.source_modulation = conditioning_for(spec)
+
+    def set_prior(self, prior: Prior | str) -> None:
+        """Switch the flow's start point in place (same weights; e.g. to fine-tune a noise-prior model into a
+        source-prior one). The network is unchanged; training and sampling read `spec.prior`."""
+        spec = TransformerConfig(**{**self.spec.to_kwargs(), "prior": str(prior)})
+        self.register_to_config(prior=str(spec.prior))
+        self.spec = spec
 
     # ------------------------------------------------------------------------------------------------------
     # forward

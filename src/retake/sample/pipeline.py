@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from retake.flow import TIMESTEP_SCALE, Branch, Step, denoise, sigma_schedule, to_timestep
-from retake.model.config import AttentionMode
+from retake.flow import TIMESTEP_SCALE, Branch, Step, denoise, flow_start, sigma_schedule, to_timestep
+from retake.model.config import AttentionMode, Prior
 from retake.model.text import TextEmbedding, TextEncoder, load_text_encoder
 from retake.model.transformer import InContextTransformer
 from retake.model.vae import TilingConfig, VideoVAE
@@ -188,12 +188,12 @@ class EditPipeline:
         texts = self.encode_text(prompts)
         # 3. encode source: (1, C, F', H', W') latents of the first config.frames frames
         source = self.encode_source(video, config)
-        # 4. prepare latents: seeded noise, and each branch's conditioning (the one-way cache, once)
-        noise = self.prepare_latents(source.shape, seed)
+        # 4. prepare latents: the seeded start point, and each branch's conditioning (the one-way cache, once)
+        start = self.prepare_latents(source, seed)
         embedded = self._embedded_guidance(config)
         branches = self.prepare_branches(texts, source, embedded)
         # 5. denoise
-        latents = self.denoise(noise, config, branches, embedded, progress=progress, callback=callback)
+        latents = self.denoise(start, config, branches, embedded, progress=progress, callback=callback)
         # 6. decode, at the source's frame rate (the frames are its first N, so the timing is the same)
         return Video(self.decode(latents), fps=video.fps)
 
@@ -239,10 +239,13 @@ class EditPipeline:
         latents = self.vae.encode(torch.from_numpy(np.ascontiguousarray(pixels)))  # posterior mode, scaled
         return latents.to(self.device, self.dtype)
 
-    def prepare_latents(self, shape: torch.Size, seed: int) -> Tensor:
-        """Step 4a: pure noise at t = 1, fp32 (the Euler integration runs in fp32 whatever the model dtype)."""
+    def prepare_latents(self, source: Tensor, seed: int) -> Tensor:
+        """Step 4a: the start point at t = 1, fp32 (the Euler integration runs in fp32 whatever the model
+        dtype): seeded noise shaped like the source latents, plus those latents for a source-prior model."""
         generator = torch.Generator("cpu").manual_seed(seed)  # CPU noise: identical on every device
-        return torch.randn(tuple(shape), generator=generator, dtype=torch.float32).to(self.device)
+        noise = torch.randn(tuple(source.shape), generator=generator, dtype=torch.float32).to(self.device)
+        anchor = source.float() if self.transformer.spec.prior is Prior.SOURCE else None
+        return flow_start(noise, anchor)
 
     def prepare_branches(
         self, texts: Mapping[str, TextEmbedding], source: Tensor, embedded: Tensor | None
@@ -258,7 +261,7 @@ class EditPipeline:
 
     def denoise(
         self,
-        noise: Tensor,
+        start: Tensor,
         config: EditConfig,
         branches: Mapping[str, BranchInputs],
         embedded: Tensor | None,
@@ -266,7 +269,7 @@ class EditPipeline:
         progress: bool = True,
         callback: Callable[[Step], None] | None = None,
     ) -> Tensor:
-        """Step 5: integrate the flow from noise to the edited latents under the config's guidance."""
+        """Step 5: integrate the flow from the start point to the edited latents under the config's guidance."""
 
         def predict(x: Tensor, t: Tensor, branch: Branch) -> Tensor:
             inputs = branches[branch]
@@ -282,7 +285,7 @@ class EditPipeline:
             return velocity.float()
 
         sigmas = sigma_schedule(config.steps, shift=config.shift, device=self.device)
-        return denoise(noise, sigmas, predict, config.guidance(), progress=progress, callback=callback)
+        return denoise(start, sigmas, predict, config.guidance(), progress=progress, callback=callback)
 
     def decode(self, latents: Tensor) -> np.ndarray:
         """Step 6: latents (1, C, F', H', W') -> uint8 frames (F, H, W, 3)."""

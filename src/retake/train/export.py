@@ -91,6 +91,8 @@ def initial_model(config: RunConfig, index: int) -> InContextTransformer:
     _check_compatible(model.spec, spec, path)
     if model.spec.attention != spec.attention:
         model.set_attention_mode(spec.attention)  # same weights; e.g. fine-tune a full model into one-way
+    if model.spec.prior != spec.prior:
+        model.set_prior(spec.prior)  # same weights; the stage trains them on the run's path
     return model
 
 
@@ -98,7 +100,7 @@ def _check_compatible(loaded: TransformerConfig, wanted: TransformerConfig, path
     differ = [
         f"{f.name}={getattr(loaded, f.name)!r} (run: {getattr(wanted, f.name)!r})"
         for f in fields(TransformerConfig)
-        if f.name != "attention" and getattr(loaded, f.name) != getattr(wanted, f.name)
+        if f.name not in ("attention", "prior") and getattr(loaded, f.name) != getattr(wanted, f.name)
     ]
     if differ:
         raise ValueError(f"init weights {path} do not match the run's [model]: {', '.join(differ)}")

@@ -341,6 +341,7 @@ class StageTrainer:
             self.empty_text,
             [sample_generator(self.config.seed, self.index, p, self.env.device) for p in batch.positions],
             conditioning=spec.conditioning,
+            prior=spec.prior,
             guidance=self.stage.guidance if spec.guidance_embeds else None,
         )
         with gradient_sync(self.wrapped, self.env, sync=last):

@@ -7,8 +7,9 @@ ranks draw exactly the same numbers, in this fixed order:
     source noise (when on)                      log sigma ~ N(mean, std), source += sigma * N(0, I)
     t ~ logit-normal (then shifted)             noise ~ N(0, I) shaped like the target latents
 
-then x_t = (1 - t) x0 + t noise and the network is asked for v = noise - x0 given x_t, t * 1000, the text and
-the clean (or lightly noised) source. Identity samples train "change nothing": target = source and the empty
+then x_t = (1 - t) x0 + t x1 and the network is asked for v = x1 - x0 given x_t, t * 1000, the text and
+the clean (or lightly noised) source. x1 is the noise, or with the source prior the clean source + the noise
+(also when the tricks noise or drop the source the network sees: the sampler starts from the clean source). Identity samples train "change nothing": target = source and the empty
 prompt. Sequence and channel conditioning differ only inside the model, so this module has no mode switch.
 """
 
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from retake.flow.objective import (
     flow_loss,
+    flow_start,
     frame_weights,
     interpolate,
     noise_source,
@@ -30,7 +32,7 @@ from retake.flow.objective import (
     velocity_target,
 )
 from retake.flow.schedule import TIMESTEP_SCALE, to_timestep
-from retake.model.config import Conditioning
+from retake.model.config import Conditioning, Prior
 from retake.model.text import TextEmbedding
 from retake.train.config import TricksConfig
 from retake.train.loader import StreamSample
@@ -88,7 +90,7 @@ class StepInputs:
     t: Tensor  # (B,) in [0, 1]
     text: TextEmbedding
     source: Tensor | None  # (B, C, F, H, W) as the model sees it; None for text-to-video
-    velocity: Tensor  # the regression target noise - x0
+    velocity: Tensor  # the regression target x1 - x0
     frame_weights: Tensor  # (F,)
     edit_weights: Tensor | None  # (B, 1, F, H, W) per-position loss weights (tricks.edit_weight), or None
     guidance: Tensor | None  # (B,) embedded guidance * 1000, when the model embeds guidance
@@ -110,7 +112,8 @@ class StepInputs:
 
 @dataclass(frozen=True)
 class _Drawn:
-    source: Tensor
+    source: Tensor  # as the network sees it (noised or dropped by the tricks)
+    clean: Tensor  # the source as stored: the source prior's anchor
     target: Tensor
     t: Tensor
     noise: Tensor
@@ -121,6 +124,7 @@ class _Drawn:
 
 def _draw(source: Tensor, target: Tensor, tricks: TricksConfig, generator: torch.Generator) -> _Drawn:
     """One sample's tricks and noise; source/target (C, F, H, W) on the generator's device."""
+    clean = source
     u = torch.rand(3, generator=generator, device=generator.device).tolist()
     identity = u[0] < tricks.identity
     if identity:
@@ -145,7 +149,7 @@ def _draw(source: Tensor, target: Tensor, tricks: TricksConfig, generator: torch
         shift=tricks.t_shift,
     )
     noise = torch.randn(target.shape, generator=generator, device=generator.device, dtype=torch.float32)
-    return _Drawn(source, target, t, noise.to(target), identity, text_dropped, source_dropped)
+    return _Drawn(source, clean, target, t, noise.to(target), identity, text_dropped, source_dropped)
 
 
 def _swap_text(text: TextEmbedding, empty: TextEmbedding, dropped: Tensor) -> TextEmbedding:
@@ -172,9 +176,11 @@ def make_inputs(
     generators: Sequence[torch.Generator],
     *,
     conditioning: Conditioning = Conditioning.SEQUENCE,
+    prior: Prior = Prior.NOISE,
     guidance: float | None = None,
 ) -> StepInputs:
-    """Apply the tricks and draw t and noise per sample (one generator each, on the batch's device)."""
+    """Apply the tricks and draw t and noise per sample (one generator each, on the batch's device); the path
+    starts at the noise or, with `prior` "source", at the clean source + the noise."""
     if len(generators) != len(batch.ids):
         raise ValueError(f"need one generator per sample: {len(generators)} for {len(batch.ids)} samples")
     drawn = [_draw(s, x, tricks, g) for s, x, g in zip(batch.source, batch.target, generators, strict=True)]
@@ -184,7 +190,8 @@ def make_inputs(
         for k in ("identity", "text_dropped", "source_dropped")
     }
     x0 = torch.stack([d.target for d in drawn])
-    noise = torch.stack([d.noise for d in drawn])
+    anchor = torch.stack([d.clean for d in drawn]) if Prior(prior) is Prior.SOURCE else None
+    start = flow_start(torch.stack([d.noise for d in drawn]), anchor)  # x1 (B, C, F, H, W)
     t = torch.cat([d.t for d in drawn])
     weights = frame_weights(
         x0.shape[2], kind=tricks.frame_weighting, power=tricks.frame_weight_power, mix=tricks.frame_weight_mix
@@ -194,11 +201,11 @@ def make_inputs(
         change = (x0.float() - batch.source.float()).abs().mean(dim=1, keepdim=True)  # (B, 1, F, H, W)
         edit_weights = 1.0 + tricks.edit_weight * change.clamp(max=1.0)
     return StepInputs(
-        noisy=interpolate(x0, noise, t),
+        noisy=interpolate(x0, start, t),
         t=t,
         text=_swap_text(batch.text, empty_text, flags["text_dropped"]),
         source=None if conditioning is Conditioning.NONE else torch.stack([d.source for d in drawn]),
-        velocity=velocity_target(x0, noise),
+        velocity=velocity_target(x0, start),
         frame_weights=weights,
         edit_weights=edit_weights,
         guidance=None

@@ -3,8 +3,9 @@ instruction while its first latent frame is pinned to the chosen edited first fr
 
 The bundle has no first-frame input of its own, so the edited frame enters through the latent path (a
 replacement, as in inpainting samplers): the causal VAE encodes frame 0 alone into latent frame 0, so the
-edited frame's latent z0 is that frame's exact target. With x_t = (1 - t) x0 + t noise, the velocity of a
-latent frame that must end at z0 is exactly noise - z0; the model's prediction for latent frame 0 is
+edited frame's latent z0 is that frame's exact target. With x_t = (1 - t) x0 + t x1 (x1 the start point:
+noise, or source + noise for a source-prior model), the velocity of a latent frame that must end at z0 is
+exactly x1 - z0; the model's prediction for latent frame 0 is
 replaced by it in every guidance branch at every step. Frame 0 then follows its exact path to z0, and the
 model, which attends to it at every step, generates the other frames consistent with it. The decoded
 frame 0 is finally replaced by the edited frame itself (the VAE round trip is not exact).
@@ -71,12 +72,12 @@ def anchored_latents(
     latents = pipeline.encode_source(source, config)  # (1, C, F', h', w')
     pinned = pipeline.encode_source(Video(first[None], fps=source.fps), config.with_overrides(frames=1))
     pinned = pinned.float()  # (1, C, 1, h', w'): the causal VAE's latent of frame 0 alone
-    noise = pipeline.prepare_latents(latents.shape, seed)  # (1, C, F', h', w') fp32
+    start = pipeline.prepare_latents(latents, seed)  # x1 (1, C, F', h', w') fp32
     embedded = None
     if pipeline.transformer.spec.guidance_embeds:  # as EditPipeline does for guidance-distilled models
         embedded = torch.full((1,), config.embedded_guidance * TIMESTEP_SCALE, device=pipeline.device)
     branches = pipeline.prepare_branches(texts, latents, embedded)
-    pinned_velocity = noise[:, :, :1] - pinned  # the exact velocity of the path (1 - t) z0 + t noise
+    pinned_velocity = start[:, :, :1] - pinned  # the exact velocity of the path (1 - t) z0 + t x1
 
     def predict(x: Tensor, t: Tensor, branch: str) -> Tensor:
         inputs: BranchInputs = branches[branch]
@@ -93,7 +94,7 @@ def anchored_latents(
         return velocity
 
     sigmas = sigma_schedule(config.steps, shift=config.shift, device=pipeline.device)
-    return denoise(noise, sigmas, predict, config.guidance(), progress=False)
+    return denoise(start, sigmas, predict, config.guidance(), progress=False)
 
 
 class ModelPropagator:
