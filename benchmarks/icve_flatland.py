@@ -240,13 +240,16 @@ def train_all(
     vae: Path,
     pool: Any,
     *,
-    conditioning: str,
+    model: dict[str, str],
 ) -> None:
+    """Train every run of every seed; `model` holds [model] fields set on every template (conditioning, ...)."""
     templates = {run: tomllib.loads((TEMPLATES / f"{run}.toml").read_text()) for run in RUNS}
     for table in templates.values():
-        model = table.setdefault("model", {})
-        model["conditioning"] = conditioning
-        model.update(model_for_latents(caches["pretrain"], vae, width=preset_width(model["preset"])))
+        table.setdefault("model", {}).update(model)
+        model_table = table["model"]
+        model_table.update(
+            model_for_latents(caches["pretrain"], vae, width=preset_width(model_table["preset"]))
+        )
     jobs = [
         pool.submit(
             _train, run_table(templates[run], out=out / f"seed{s}" / run, seed=s, sizes=sizes, caches=caches)
@@ -405,6 +408,18 @@ def main(argv: list[str] | None = None) -> None:
         help="how every arm sees the source: ICVE's in-context sequence (the claim under test) or InsViE's "
         "channel concatenation",
     )
+    parser.add_argument(
+        "--prior",
+        choices=("noise", "source"),
+        default="noise",
+        help="the flow's start point (TransformerConfig)",
+    )
+    parser.add_argument(
+        "--prediction",
+        choices=("velocity", "sample"),
+        default="velocity",
+        help="what the last layer predicts (TransformerConfig)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--footage-videos", type=int, default=DataSizes.footage_videos)
     parser.add_argument("--footage-seconds", type=float, default=DataSizes.footage_seconds)
@@ -456,9 +471,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.phase == "data":
             return
         if args.phase in ("all", "train"):
-            train_all(
-                args.out, sizes, args.seeds, data["caches"], args.vae, pool, conditioning=args.conditioning
-            )
+            model = {"conditioning": args.conditioning, "prior": args.prior, "prediction": args.prediction}
+            train_all(args.out, sizes, args.seeds, data["caches"], args.vae, pool, model=model)
         if args.phase == "train":
             return
         decode = args.eval == "full"
@@ -472,6 +486,8 @@ def main(argv: list[str] | None = None) -> None:
         "cached": data["cached"],
         "seeds": args.seeds,
         "conditioning": args.conditioning,
+        "prior": args.prior,
+        "prediction": args.prediction,
         "vae": str(args.vae) + (" (untrained stand-in)" if args.random_vae else ""),
         "eval": args.eval,
         "weights": "EMA" if args.ema else "raw",

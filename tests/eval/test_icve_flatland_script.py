@@ -28,7 +28,7 @@ def test_the_experiment_runs_every_arm_and_records_denoising_curves(tmp_path, mo
         "--vae", str(tmp_path / "vae"), "--random-vae",
         "--pretrain-steps", "2", "--sft-steps", "2",
         "--footage-videos", "2", "--footage-seconds", "12", "--sft-pairs", "4", "--bench-per-kind", "1",
-        "--workers", "1", "--conditioning", "channel",
+        "--workers", "1", "--conditioning", "channel", "--prior", "source", "--prediction", "sample",
     ]  # fmt: skip
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
     runpy.run_path(str(SCRIPT), run_name="__main__")
@@ -45,6 +45,11 @@ def test_the_experiment_runs_every_arm_and_records_denoising_curves(tmp_path, mo
     )
     assert trained["in_channels"] == 8 and trained["patch_size"] == 2  # 8x8-pixel tokens at 4x
     assert trained["conditioning"] == "channel" and results["conditioning"] == "channel"
+    assert (
+        (trained["prior"], trained["prediction"])
+        == (results["prior"], results["prediction"])
+        == ("source", "sample")
+    )
 
     # the EMA weights evaluated on their own: a second results file, the first one untouched
     raw = (out / "results.json").read_text()

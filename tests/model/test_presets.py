@@ -54,6 +54,7 @@ def test_unknown_preset_names_the_choices() -> None:
         ({"prior": "source", "conditioning": "none"}, "prior 'source' needs a source"),
         ({"prior": "source", "source_time_offset": 2}, "source_time_offset=2"),
         ({"prior": "uniform"}, "prior must be one of"),
+        ({"prediction": "epsilon"}, "prediction must be one of"),
     ],
 )
 def test_config_rejects_bad_values(overrides: dict, message: str) -> None:

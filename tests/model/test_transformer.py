@@ -15,6 +15,7 @@ from retake.model.attention import AttentionMask, attention_mask, masked_attenti
 from retake.model.checkpoints import load_t2v_into_channel
 from retake.model.config import AttentionMode
 from retake.model.layers import rope_table
+from retake.model.transformer import MIN_T, sample_to_velocity
 
 TOL = 1e-5
 
@@ -280,6 +281,22 @@ def test_t2v_model_refuses_a_source() -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------
+# what the last layer predicts
+# ------------------------------------------------------------------------------------------------------------
+def test_a_sample_predicting_model_returns_the_velocity_of_its_clean_estimate() -> None:
+    inp = make_inputs()
+    inp.timestep[:] = torch.tensor([600.0, 10.0])  # the second is below MIN_T * 1000
+    source = source_like(inp.latents)
+    x0 = run(build_transformer("tiny", seed=0), inp, source=source)  # same weights: the raw last layer
+    sample = build_transformer("tiny", seed=0, prediction="sample")
+    velocity = run(sample, inp, source=source)
+    t = torch.tensor([0.6, MIN_T]).view(-1, 1, 1, 1, 1)
+    torch.testing.assert_close(velocity, (inp.latents - x0) / t)
+    # an Euler step from t <= MIN_T to 0 lands on the clean estimate itself
+    torch.testing.assert_close((inp.latents - MIN_T * velocity)[1], x0[1])
+    torch.testing.assert_close(sample_to_velocity(x0, inp.latents, inp.timestep), velocity)
+
+
 # diffusers integration: save/load, PEFT, gradient checkpointing
 # ------------------------------------------------------------------------------------------------------------
 def test_save_pretrained_round_trip(tmp_path) -> None:
@@ -287,9 +304,10 @@ def test_save_pretrained_round_trip(tmp_path) -> None:
     model.save_pretrained(tmp_path)
     loaded = InContextTransformer.from_pretrained(tmp_path)
     assert loaded.spec == model.spec
-    anchored = build_transformer("tiny", seed=0, prior="source")
+    anchored = build_transformer("tiny", seed=0, prior="source", prediction="sample")
     anchored.save_pretrained(tmp_path / "anchored")
-    assert InContextTransformer.from_pretrained(tmp_path / "anchored").spec.prior == "source"
+    spec = InContextTransformer.from_pretrained(tmp_path / "anchored").spec
+    assert (spec.prior, spec.prediction) == ("source", "sample")
     inp = make_inputs()
     source = source_like(inp.latents, frames=2)
     assert torch.equal(run(loaded, inp, source=source), run(model, inp, source=source))

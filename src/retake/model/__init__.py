@@ -16,6 +16,7 @@ _EXPORTS = {
     "Conditioning": "retake.model.config",
     "AttentionMode": "retake.model.config",
     "Prior": "retake.model.config",
+    "Prediction": "retake.model.config",
     "PRESETS": "retake.model.presets",
     "get_preset": "retake.model.presets",
     "build_transformer": "retake.model.presets",

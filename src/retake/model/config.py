@@ -36,6 +36,17 @@ class Prior(StrEnum):
     SOURCE = "source"
 
 
+class Prediction(StrEnum):
+    """What the network's last layer predicts. `forward` returns the velocity either way."""
+
+    VELOCITY = "velocity"  # v = x1 - x0 directly (HunyuanVideo, SD3)
+    # the clean latents x0, turned into v = (x_t - x0) / t (Li & He 2025, "Back to Basics: Let Denoising
+    # Generative Models Denoise"). A velocity holds the noise, which no layer can compress; a narrow model
+    # whose patches carry as many numbers as its width (flatland-s) cannot pass it through, and its samples
+    # keep grain. Clean latents are smooth and structured, so a narrow model can predict them.
+    SAMPLE = "sample"
+
+
 @dataclass(frozen=True)
 class TransformerConfig:
     """Every knob of `InContextTransformer`; the defaults are HunyuanVideo T/2 (13B) with ICVE conditioning."""
@@ -61,6 +72,7 @@ class TransformerConfig:
     # frame i at temporal position k + i instead, so source and target may differ in length.
     source_time_offset: int | None = None
     prior: Prior = Prior.NOISE  # where sampling starts; the training path must match (see Prior)
+    prediction: Prediction = Prediction.VELOCITY  # what the last layer predicts (see Prediction)
 
     def __post_init__(self) -> None:
         # JSON round trips (save_pretrained) turn tuples into lists and enums into strings; normalise here.
@@ -68,6 +80,7 @@ class TransformerConfig:
         object.__setattr__(self, "conditioning", _enum(Conditioning, self.conditioning, "conditioning"))
         object.__setattr__(self, "attention", _enum(AttentionMode, self.attention, "attention"))
         object.__setattr__(self, "prior", _enum(Prior, self.prior, "prior"))
+        object.__setattr__(self, "prediction", _enum(Prediction, self.prediction, "prediction"))
         self._validate_sizes()
         self._validate_conditioning()
 
@@ -124,11 +137,12 @@ class TransformerConfig:
         kwargs["conditioning"] = str(self.conditioning)
         kwargs["attention"] = str(self.attention)
         kwargs["prior"] = str(self.prior)
+        kwargs["prediction"] = str(self.prediction)
         return kwargs
 
     def diffusers_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for diffusers' `HunyuanVideoTransformer3DModel` with the same T2V architecture."""
-        ours = {"conditioning", "attention", "source_time_offset", "prior"}
+        ours = {"conditioning", "attention", "source_time_offset", "prior", "prediction"}
         kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ours}
         kwargs["out_channels"] = self.latent_out_channels
         kwargs["rope_axes_dim"] = tuple(self.rope_axes_dim)

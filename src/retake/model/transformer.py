@@ -28,12 +28,23 @@ from diffusers.models.transformers.transformer_hunyuan_video import (
 )
 from torch import Tensor, nn
 
+from retake.flow.schedule import TIMESTEP_SCALE
 from retake.model.attention import AttentionMask, attention_mask
 from retake.model.blocks import BlockOutput, DualStreamBlock, SingleStreamBlock, TokenGroup
 from retake.model.cache import SourceCache
 from retake.model.conditioning import SequenceSource, conditioning_for
-from retake.model.config import AttentionMode, Prior, TransformerConfig
+from retake.model.config import AttentionMode, Prediction, Prior, TransformerConfig
 from retake.model.layers import Grid, Rope, patch_grid, rope_table, unpatchify
+
+# Below this t the velocity of a clean-latent prediction divides by MIN_T instead (as Li & He 2025 clip 1 - t):
+# (x_t - x0) / t would blow up, and a sampler's last step from t <= MIN_T lands on the prediction exactly.
+MIN_T = 0.05
+
+
+def sample_to_velocity(x0: Tensor, noisy: Tensor, timestep: Tensor) -> Tensor:
+    """v = (x_t - x0) / max(t, MIN_T) for a predicted clean x0 (B, C, F, H, W); timestep (B,) is t * 1000."""
+    t = (timestep.float() / TIMESTEP_SCALE).clamp(min=MIN_T).view(-1, *([1] * (x0.ndim - 1)))
+    return ((noisy.float() - x0.float()) / t).to(x0.dtype)
 
 
 class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
@@ -75,6 +86,7 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
         attention: str = "full",
         source_time_offset: int | None = None,
         prior: str = "noise",
+        prediction: str = "velocity",
     ) -> None:
         super().__init__()
         spec = TransformerConfig(
@@ -97,6 +109,7 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
             attention=attention,
             source_time_offset=source_time_offset,
             prior=prior,
+            prediction=prediction,
         )
         self.spec = spec
         self.source_entry, self.source_modulation = conditioning_for(spec)
@@ -181,7 +194,10 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
         )
         tokens = self._run_blocks(groups, mask, source_cache, hidden_states.shape[0])
         target = self.proj_out(self.norm_out(tokens[-2], temb))  # [source?, target, text] -> (B, N, pt*p*p*C)
-        return unpatchify(target, grid, self.spec.patch_size_t, self.spec.patch_size)
+        out = unpatchify(target, grid, self.spec.patch_size_t, self.spec.patch_size)
+        if self.spec.prediction is Prediction.SAMPLE:
+            return sample_to_velocity(out, hidden_states, timestep)
+        return out
 
     def build_source_cache(self, source: Tensor, *, guidance: Tensor | None = None) -> SourceCache:
         """Per-block source K/V for one-way attention: run the source tokens alone through every block.
