@@ -31,8 +31,8 @@ class Prior(StrEnum):
 
     NOISE = "noise"  # N(0, I): the usual rectified flow
     # source latents + N(0, I): a data-dependent coupling (Albergo et al. 2023, "Stochastic interpolants with
-    # data-dependent couplings"). What the edit leaves alone is then one scaled copy away at every t, so the
-    # network spends its capacity on what changes instead of redrawing the whole scene from noise.
+    # data-dependent couplings"). The intent: what the edit leaves alone sits at both ends of the path, so the
+    # network need not redraw it from noise. It did not help flatland-s (docs/training.md).
     SOURCE = "source"
 
 
