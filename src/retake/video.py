@@ -369,8 +369,12 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             raise NoFramesError(path, f"no frame decodes ({len(scan.stamps)} video packets)")
         stamps = scan.sorted_stamps()
         end = _header_end(stream, path)
+        estimate = int(stamps[-1]) + _last_step(stamps, stream)
         if end is None or len(scan.stamps) != stream.frames:  # no index, or not these packets: estimate
-            end = int(stamps[-1]) + _last_step(stamps, stream)
+            end = estimate
+        # A header can end before its own last frame does: an mp4 whose B-frames start the decode times
+        # below zero was written 6000 ticks long for 6 frames of 1001 ticks. The frames' stamps win then.
+        end = max(end, estimate)
         ticks = Fraction(end - int(stamps[0])) * stream.time_base
         frame_count = len(scan.stamps)
         fps = frame_count / ticks if ticks > 0 else (stream.guessed_rate or stream.average_rate or 0)
@@ -819,8 +823,15 @@ def _cover_crop_one(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # write
 # ----------------------------------------------------------------------------------------------------------
 # x264's output depends on its thread count, which it otherwise picks from the machine's cores: a fixed count
-# makes the same frames give the same bytes on every machine (seeded data sets are byte-reproducible).
-ENCODER_THREADS = 4
+# makes the same frames give the same bytes on every machine (seeded data sets are byte-reproducible, and a
+# resumed run rewrites a shard exactly). One thread: on 2 cores it encoded 61 frames of 480x768 as fast as 4
+# did, and data pipelines run one encoder per worker anyway.
+ENCODER_THREADS = 1
+# x264's macroblock tree (rate control from the lookahead) made the bytes of some clips depend on what the
+# process had allocated before: the same nine 64x64 Flatland frames gave 3721, 3730 or 3731 bytes after
+# different heap use, and SIGKILL-resumed data sets differed from uninterrupted ones. Without it the bytes are
+# fixed; the files are larger at the same crf (4668 bytes for that clip).
+X264_OPTIONS = {"mbtree": "0"}
 
 
 def write(
@@ -863,7 +874,7 @@ def _encode_mp4(video: Video, path: Path, *, crf: int, preset: str, threads: int
     rate = Fraction(video.fps).limit_denominator(1001)  # exact for 24, 25, 30000/1001, ...
     pad_h, pad_w = video.height % 2, video.width % 2
     with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-        options = {"crf": str(crf), "preset": preset, "threads": str(threads)}
+        options = {"crf": str(crf), "preset": preset, "threads": str(threads), **X264_OPTIONS}
         stream = container.add_stream("libx264", rate=rate, options=options)
         stream.width, stream.height = video.width + pad_w, video.height + pad_h
         stream.pix_fmt = "yuv420p"
