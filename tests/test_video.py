@@ -599,8 +599,8 @@ def test_write_bytes_do_not_depend_on_the_core_count(tmp_path: Path) -> None:
     default = write(video, tmp_path / "default.mp4").read_bytes()
     explicit = write(video, tmp_path / "explicit.mp4", threads=1).read_bytes()
     assert default == explicit
-    # One thread: with several, x264's bytes also depended on timing (3 files from the same frames in 8 writes
-    # on a busy machine), which no test here can provoke on demand.
+    # One thread: with four (and the macroblock tree still on; the two causes were not separated) the same
+    # frames gave 3 different files in 8 writes on a busy machine, which no test here can provoke on demand.
     assert ENCODER_THREADS == 1
     with pytest.raises(ValueError, match="threads"):
         write(video, tmp_path / "bad.mp4", threads=0)
