@@ -245,11 +245,9 @@ def train_all(
     """Train every run of every seed; `model` holds [model] fields set on every template (conditioning, ...)."""
     templates = {run: tomllib.loads((TEMPLATES / f"{run}.toml").read_text()) for run in RUNS}
     for table in templates.values():
-        table.setdefault("model", {}).update(model)
-        model_table = table["model"]
-        model_table.update(
-            model_for_latents(caches["pretrain"], vae, width=preset_width(model_table["preset"]))
-        )
+        fields = table.setdefault("model", {})
+        fields.update(model)
+        fields.update(model_for_latents(caches["pretrain"], vae, width=preset_width(fields["preset"])))
     jobs = [
         pool.submit(
             _train, run_table(templates[run], out=out / f"seed{s}" / run, seed=s, sizes=sizes, caches=caches)

@@ -134,17 +134,20 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
 
     def set_attention_mode(self, mode: AttentionMode | str) -> None:
         """Switch full <-> one-way attention in place (same weights; e.g. to compare both on one model)."""
-        spec = TransformerConfig(**{**self.spec.to_kwargs(), "attention": str(mode)})
-        self.register_to_config(attention=str(spec.attention))
-        self.spec = spec
+        spec = self._respec(attention=str(mode))
         self.source_entry, self.source_modulation = conditioning_for(spec)
 
     def set_prior(self, prior: Prior | str) -> None:
         """Switch the flow's start point in place (same weights; e.g. to fine-tune a noise-prior model into a
         source-prior one). The network is unchanged; training and sampling read `spec.prior`."""
-        spec = TransformerConfig(**{**self.spec.to_kwargs(), "prior": str(prior)})
-        self.register_to_config(prior=str(spec.prior))
+        self._respec(prior=str(prior))
+
+    def _respec(self, **changes: str) -> TransformerConfig:
+        """Validate a spec with `changes`, make it this model's and its saved config's; returns it."""
+        spec = TransformerConfig(**{**self.spec.to_kwargs(), **changes})
+        self.register_to_config(**{name: str(getattr(spec, name)) for name in changes})
         self.spec = spec
+        return spec
 
     # ------------------------------------------------------------------------------------------------------
     # forward
