@@ -55,6 +55,10 @@ def test_unknown_preset_names_the_choices() -> None:
         ({"prior": "source", "source_time_offset": 2}, "source_time_offset=2"),
         ({"prior": "uniform"}, "prior must be one of"),
         ({"prediction": "epsilon"}, "prediction must be one of"),
+        ({"prediction": "residual", "conditioning": "none"}, "prediction 'residual' needs a source"),
+        ({"prediction": "residual", "source_time_offset": 2}, "source_time_offset=2"),
+        ({"prediction": "residual", "attention": "one-way"}, "needs attention 'full'"),
+        ({"prediction": "residual", "out_channels": 8}, "out_channels equal to in_channels"),
     ],
 )
 def test_config_rejects_bad_values(overrides: dict, message: str) -> None:

@@ -297,6 +297,40 @@ def test_a_sample_predicting_model_returns_the_velocity_of_its_clean_estimate() 
     torch.testing.assert_close(sample_to_velocity(x0, inp.latents, inp.timestep), velocity)
 
 
+def test_a_residual_model_adds_its_output_to_the_source() -> None:
+    inp = make_inputs()
+    inp.timestep[:] = torch.tensor([600.0, 10.0])
+    source = source_like(inp.latents)
+    velocity_model = build_transformer("tiny", seed=0)
+    residual = build_transformer("tiny", prediction="residual")
+    residual.load_state_dict(velocity_model.state_dict())  # same weights: the raw last layer
+    change = run(velocity_model, inp, source=source)
+    expected = sample_to_velocity(source + change, inp.latents, inp.timestep)
+    torch.testing.assert_close(run(residual, inp, source=source), expected)
+    # no source (guidance's unconditional branch): the change is added to zeros, as source dropout trains it
+    no_source = run(velocity_model, inp, source=None)
+    torch.testing.assert_close(run(residual, inp), sample_to_velocity(no_source, inp.latents, inp.timestep))
+    with pytest.raises(ValueError, match="source must be shaped like hidden_states"):
+        run(residual, inp, source=source_like(inp.latents, frames=2))
+
+
+def test_a_fresh_residual_model_is_the_identity_edit() -> None:
+    """Zero last layer: the clean estimate is the source, so a flow step from any t to 0 lands on it and an
+    identity sample (target = source) costs no loss."""
+    from retake.flow.objective import flow_loss, interpolate, velocity_target
+
+    inp = make_inputs()
+    source = source_like(inp.latents)
+    model = build_transformer("tiny", seed=0, prediction="residual")
+    t = torch.tensor([0.9, 0.3])
+    noise = torch.randn(source.shape, generator=torch.Generator().manual_seed(5))
+    noisy = interpolate(source, noise, t)
+    inp = Inputs(noisy, t * 1000, inp.text, inp.text_mask, inp.pooled, inp.guidance)
+    velocity = run(model, inp, source=source)
+    torch.testing.assert_close(noisy - t.view(-1, 1, 1, 1, 1) * velocity, source)
+    assert float(flow_loss(velocity, velocity_target(source, noise))) < 1e-10
+
+
 # diffusers integration: save/load, PEFT, gradient checkpointing
 # ------------------------------------------------------------------------------------------------------------
 def test_save_pretrained_round_trip(tmp_path) -> None:

@@ -126,6 +126,10 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
         )
         self.norm_out = AdaLayerNormContinuous(dim, dim, elementwise_affine=False, eps=1e-6)
         self.proj_out = nn.Linear(dim, patch_size_t * patch_size * patch_size * spec.latent_out_channels)
+        if spec.prediction is Prediction.RESIDUAL:
+            # A change of zero: a fresh residual model starts as the identity edit (loaded weights replace it).
+            nn.init.zeros_(self.proj_out.weight)
+            nn.init.zeros_(self.proj_out.bias)
         self.gradient_checkpointing = False
 
     @classmethod
@@ -200,6 +204,10 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
         out = unpatchify(target, grid, self.spec.patch_size_t, self.spec.patch_size)
         if self.spec.prediction is Prediction.SAMPLE:
             return sample_to_velocity(out, hidden_states, timestep)
+        if self.spec.prediction is Prediction.RESIDUAL:
+            # Without a source (guidance's unconditional branch) the base is zeros, as source dropout trains it.
+            base = torch.zeros_like(out) if source is None else source.to(out.dtype)
+            return sample_to_velocity(base + out, hidden_states, timestep)
         return out
 
     def build_source_cache(self, source: Tensor, *, guidance: Tensor | None = None) -> SourceCache:
@@ -296,6 +304,15 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
                 f"hidden_states has {hidden.shape[1]} channels, model expects {self.spec.in_channels}"
             )
         self._check_guidance(guidance)
+        if (
+            self.spec.prediction is Prediction.RESIDUAL
+            and source is not None
+            and source.shape != hidden.shape
+        ):
+            raise ValueError(
+                f"prediction 'residual' adds its output to the source: source must be shaped like "
+                f"hidden_states {tuple(hidden.shape)}, got {tuple(source.shape)}"
+            )
         if cache is None:
             return
         if source is not None:
