@@ -165,13 +165,16 @@ def _evaluate(bench: str, weights: str, vae: str, out: str, sample_steps: int) -
 
 
 def _heldout(weights: str, cache: str) -> tuple[float, dict[str, float]]:
-    """The held-out latent loss and the denoising curve (x0 error by noise level) of one arm."""
-    from retake.eval.experiment import denoising_curve, heldout_loss
+    """The held-out latent loss and a row of x0 errors of one arm: the denoising curve (by noise level), then
+    at t = 1 on the edited positions only with the own, another and the empty prompt (instruction reliance)."""
+    from retake.eval.experiment import denoising_curve, heldout_loss, instruction_reliance
     from retake.model import InContextTransformer
     from retake.train.cache import LatentCache
 
     model, latents = InContextTransformer.from_pretrained(weights), LatentCache(cache)
-    return heldout_loss(model, latents), denoising_curve(model, latents).row()
+    reliance = instruction_reliance(model, latents)
+    prompts = {"edit own": reliance.own, "edit other": reliance.other, "edit empty": reliance.empty}
+    return heldout_loss(model, latents), {**denoising_curve(model, latents).row(), **prompts}
 
 
 def make_random_vae(path: Path) -> Path:
@@ -414,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--prediction",
-        choices=("velocity", "sample"),
+        choices=("velocity", "sample", "residual"),
         default="velocity",
         help="what the last layer predicts (TransformerConfig)",
     )

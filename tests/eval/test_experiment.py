@@ -19,6 +19,7 @@ from retake.eval.experiment import (
     format_table,
     headline,
     heldout_loss,
+    instruction_reliance,
     markdown,
     relative_gain,
     run_table,
@@ -195,3 +196,72 @@ def test_heldout_loss_is_zero_for_the_exact_velocity_and_seeded():
     anchored = heldout_loss(_Oracle(target, exact=False, prior="source"), cache)
     assert anchored == pytest.approx(1 + float(((0.5 * target) ** 2).mean()), rel=0.2)
     assert anchored < zero
+
+
+class _CodedCache:
+    """Two samples whose targets are source + (i + 1) * delta on the positions delta marks; sample i's prompt
+    holds the number i + 1 and the empty prompt 0, so a model can read how much to add."""
+
+    def __init__(self) -> None:
+        from retake.model.text import TextEmbedding
+        from retake.train.encode import LatentSample
+
+        g = torch.Generator().manual_seed(3)
+        self.delta = torch.zeros(4, 2, 4, 4)
+        self.delta[:, :, :2, :2] = 1.0  # a quarter of the positions change
+
+        def text(code: float) -> TextEmbedding:
+            return TextEmbedding(
+                torch.full((1, 3, 8), code), torch.ones(1, 3, dtype=torch.bool), torch.zeros(1, 8)
+            )
+
+        self.samples = []
+        for i in range(2):
+            source = torch.randn(4, 2, 4, 4, generator=g)
+            self.samples.append(LatentSample(f"s{i}", source, source + (i + 1) * self.delta, text(i + 1.0)))
+        self.empty = text(0.0)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def get(self, index: int):
+        return self.samples[index]
+
+    def empty_text(self):
+        return self.empty
+
+
+class _Reader(torch.nn.Module):
+    """Adds the prompt's number times delta to the source: it follows whatever it is told."""
+
+    spec = SimpleNamespace(prior=Prior.NOISE)
+
+    def __init__(self, delta: torch.Tensor) -> None:
+        super().__init__()
+        self.delta = delta
+
+    def forward(self, hidden_states, timestep, source, encoder_hidden_states, **_):
+        t = timestep.view(-1, 1, 1, 1, 1) / 1000
+        x0 = source + encoder_hidden_states[0, 0, 0] * self.delta
+        return (hidden_states - x0) / t
+
+
+def test_instruction_reliance_tells_a_model_that_reads_its_prompt_from_one_that_does_not():
+    cache = _CodedCache()
+    reader = instruction_reliance(_Reader(cache.delta), cache, t=0.9)
+    # own prompt: exact; the other sample's differs by one delta; the empty prompt copies the source
+    assert reader.own < 1e-10 and reader.other == pytest.approx(1.0)
+    assert reader.empty == pytest.approx(reader.copy_source) and reader.copy_source == pytest.approx(2.5)
+    assert reader.samples == 2 and reader.row()["t"] == 0.9
+    blind = instruction_reliance(_Copier(), cache)
+    assert blind.own == pytest.approx(blind.other) == pytest.approx(blind.empty) == pytest.approx(2.5)
+
+
+def test_instruction_reliance_rejects_what_it_cannot_measure():
+    cache = _CodedCache()
+    with pytest.raises(ValueError, match="t must be in"):
+        instruction_reliance(_Copier(), cache, t=0.0)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        instruction_reliance(_Copier(), _OneSample(torch.zeros(4, 2, 4, 4)))
+    with pytest.raises(ValueError, match="changes any latent position by more than 5"):
+        instruction_reliance(_Copier(), cache, changed=5.0)

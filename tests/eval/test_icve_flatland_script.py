@@ -39,6 +39,7 @@ def test_the_experiment_runs_every_arm_and_records_denoising_curves(tmp_path, mo
         assert next(iter(curve)) == "t=1" and "copy" in curve, arm
         # two steps of training: the clean estimate is worst at pure noise and best near the data
         assert curve["t=1"] > curve["t=0.5"] > curve["t=0.1"] >= 0, arm
+        assert min(curve[f"edit {prompt}"] for prompt in ("own", "other", "empty")) > 0, arm
     assert results["per_seed"]["B"]["0"]["heldout_loss"] > 0
     trained = json.loads(
         (out / "seed0" / "pretrain_sft" / "stages" / "sft" / "transformer" / "config.json").read_text()

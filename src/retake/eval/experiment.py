@@ -258,12 +258,7 @@ class _Prediction:
 
 def _heldout_predictions(model: Any, cache: Any, t_values: Sequence[float], seed: int) -> Any:
     """Yield a `_Prediction` per (sample, t) of a latent cache, with noise seeded by (seed, sample, k)."""
-    import numpy as np
     import torch
-
-    from retake.flow.objective import flow_start, interpolate
-    from retake.flow.schedule import to_timestep
-    from retake.model.config import Prior
 
     model.eval()
     with torch.no_grad():
@@ -271,21 +266,41 @@ def _heldout_predictions(model: Any, cache: Any, t_values: Sequence[float], seed
             sample = cache.get(index)
             target, source = sample.target[None], sample.source[None]  # (1, C, F, H, W)
             for k, t in enumerate(t_values):
-                mixed = np.random.SeedSequence([seed, index, k]).generate_state(1, np.uint64)[0] >> 1
-                generator = torch.Generator().manual_seed(int(mixed))
-                noise = torch.randn(target.shape, generator=generator)
-                start = flow_start(noise, source if model.spec.prior is Prior.SOURCE else None)
-                tt = torch.tensor([float(t)])
-                noisy = interpolate(target, start, tt)
-                velocity = model(
-                    hidden_states=noisy,
-                    timestep=to_timestep(tt),
-                    encoder_hidden_states=sample.text.tokens,
-                    encoder_attention_mask=sample.text.mask,
-                    pooled_projections=sample.text.pooled,
-                    source=source,
-                )
-                yield _Prediction(index, float(t), target, source, start, noisy, velocity.float())
+                start, noisy = _noisy_target(model, target, source, float(t), (seed, index, k))
+                velocity = _velocity(model, noisy, float(t), sample.text, source)
+                yield _Prediction(index, float(t), target, source, start, noisy, velocity)
+
+
+def _noisy_target(model: Any, target: Any, source: Any, t: float, key: tuple[int, ...]) -> tuple[Any, Any]:
+    """(start, x_t) for latents (1, C, F, H, W) at noise level t, the noise seeded by `key`; the start is
+    the noise, or source + noise for a source-prior model."""
+    import numpy as np
+    import torch
+
+    from retake.flow.objective import flow_start, interpolate
+    from retake.model.config import Prior
+
+    mixed = np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> 1
+    noise = torch.randn(target.shape, generator=torch.Generator().manual_seed(int(mixed)))
+    start = flow_start(noise, source if model.spec.prior is Prior.SOURCE else None)
+    return start, interpolate(target, start, torch.tensor([t]))
+
+
+def _velocity(model: Any, noisy: Any, t: float, text: Any, source: Any) -> Any:
+    """The model's velocity (float32) for x_t at noise level t under prompt embedding `text`."""
+    import torch
+
+    from retake.flow.schedule import to_timestep
+
+    velocity = model(
+        hidden_states=noisy,
+        timestep=to_timestep(torch.tensor([t])),
+        encoder_hidden_states=text.tokens,
+        encoder_attention_mask=text.mask,
+        pooled_projections=text.pooled,
+        source=source,
+    )
+    return velocity.float()
 
 
 def heldout_loss(model: Any, cache: Any, *, t_values: Sequence[float] = HELDOUT_T, seed: int = 0) -> float:
@@ -333,4 +348,60 @@ def denoising_curve(
         copies[p.index] = float(((p.source - p.target) ** 2).mean())
     return DenoisingCurve(
         {t: statistics.fmean(e) for t, e in errors.items()}, statistics.fmean(copies.values())
+    )
+
+
+@dataclass(frozen=True)
+class InstructionReliance:
+    """Does the model read the instruction? The latent MSE of its one-step clean estimate x0 = x_t - t * v at
+    noise level t, only on the positions the edit changes (|target - source| averaged over channels above a
+    threshold), with each sample's own prompt, another sample's prompt and the empty prompt, next to copying
+    the source there. A model that reads its instruction has `own` well below `other` and `empty`; one whose
+    three errors agree edits the same whatever it is told."""
+
+    t: float
+    own: float
+    other: float
+    empty: float
+    copy_source: float
+    samples: int  # samples with at least one changed position (the others are left out)
+
+    def row(self) -> dict[str, float]:
+        numbers = {"own": self.own, "other": self.other, "empty": self.empty, "copy": self.copy_source}
+        return {"t": self.t, **{k: round(v, 4) for k, v in numbers.items()}, "samples": self.samples}
+
+
+def instruction_reliance(
+    model: Any, cache: Any, *, t: float = 1.0, changed: float = 0.25, seed: int = 0
+) -> InstructionReliance:
+    """The `InstructionReliance` of `model` over a latent cache of at least two samples; "another prompt" is
+    the next sample's (cyclically). `changed`: the threshold on unit-scaled latents that marks a position as
+    edited. The noise is seeded per sample, so arms are scored on the same inputs."""
+    import torch
+
+    if len(cache) < 2:
+        raise ValueError(f"instruction_reliance needs a cache of at least 2 samples, got {len(cache)}")
+    if not 0 < t <= 1:
+        raise ValueError(f"t must be in (0, 1], got {t}")
+    model.eval()
+    errors: dict[str, list[float]] = {"own": [], "other": [], "empty": [], "copy": []}
+    empty = cache.empty_text()
+    with torch.no_grad():
+        for index in range(len(cache)):
+            sample = cache.get(index)
+            target, source = sample.target[None], sample.source[None]  # (1, C, F, H, W)
+            edited = ((target - source).abs().mean(1, keepdim=True) > changed).expand_as(target)
+            if not edited.any():
+                continue
+            _, noisy = _noisy_target(model, target, source, t, (seed, index))
+            prompts = {"own": sample.text, "other": cache.get((index + 1) % len(cache)).text, "empty": empty}
+            for name, text in prompts.items():
+                x0 = noisy - t * _velocity(model, noisy, t, text, source)
+                errors[name].append(float(((x0 - target)[edited] ** 2).mean()))
+            errors["copy"].append(float(((source - target)[edited] ** 2).mean()))
+    if not errors["own"]:
+        raise ValueError(f"no sample of the cache changes any latent position by more than {changed}")
+    means = {name: statistics.fmean(values) for name, values in errors.items()}
+    return InstructionReliance(
+        t, means["own"], means["other"], means["empty"], means["copy"], len(errors["own"])
     )
