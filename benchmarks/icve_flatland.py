@@ -166,13 +166,14 @@ def _evaluate(bench: str, weights: str, vae: str, out: str, sample_steps: int) -
 
 def _heldout(weights: str, cache: str) -> tuple[float, dict[str, float]]:
     """The held-out latent loss and a row of x0 errors of one arm: the denoising curve (by noise level), then
-    at t = 1 on the edited positions only with the own, another and the empty prompt (instruction reliance)."""
+    at t = 1 on the edited positions of local edits (at most half the frame) with the own, another and the
+    empty prompt (instruction reliance)."""
     from retake.eval.experiment import denoising_curve, heldout_loss, instruction_reliance
     from retake.model import InContextTransformer
     from retake.train.cache import LatentCache
 
     model, latents = InContextTransformer.from_pretrained(weights), LatentCache(cache)
-    reliance = instruction_reliance(model, latents)
+    reliance = instruction_reliance(model, latents, max_share=0.5)
     prompts = {"edit own": reliance.own, "edit other": reliance.other, "edit empty": reliance.empty}
     return heldout_loss(model, latents), {**denoising_curve(model, latents).row(), **prompts}
 

@@ -263,5 +263,16 @@ def test_instruction_reliance_rejects_what_it_cannot_measure():
         instruction_reliance(_Copier(), cache, t=0.0)
     with pytest.raises(ValueError, match="at least 2 samples"):
         instruction_reliance(_Copier(), _OneSample(torch.zeros(4, 2, 4, 4)))
-    with pytest.raises(ValueError, match="changes any latent position by more than 5"):
+    with pytest.raises(ValueError, match="by more than 5"):
         instruction_reliance(_Copier(), cache, changed=5.0)
+    with pytest.raises(ValueError, match="max_share must be in"):
+        instruction_reliance(_Copier(), cache, max_share=0.0)
+
+
+def test_instruction_reliance_can_keep_only_local_edits():
+    cache = _CodedCache()  # both edits change a quarter of the positions
+    assert instruction_reliance(_Copier(), cache, max_share=0.25).samples == 2
+    cache.samples[1].target[:] += 1.0  # the second becomes a whole-frame edit
+    assert instruction_reliance(_Copier(), cache, max_share=0.5).samples == 1
+    with pytest.raises(ValueError, match="on at most 10%"):
+        instruction_reliance(_Copier(), cache, max_share=0.1)

@@ -372,17 +372,28 @@ class InstructionReliance:
 
 
 def instruction_reliance(
-    model: Any, cache: Any, *, t: float = 1.0, changed: float = 0.25, seed: int = 0
+    model: Any,
+    cache: Any,
+    *,
+    t: float = 1.0,
+    changed: float = 0.25,
+    max_share: float = 1.0,
+    seed: int = 0,
 ) -> InstructionReliance:
     """The `InstructionReliance` of `model` over a latent cache of at least two samples; "another prompt" is
     the next sample's (cyclically). `changed`: the threshold on unit-scaled latents that marks a position as
-    edited. The noise is seeded per sample, so arms are scored on the same inputs."""
+    edited. `max_share` < 1 keeps only local edits: samples whose edited positions are at most that share of
+    the latent (whole-frame edits such as a style or a background are easy to read from the pooled prompt
+    alone and can hide that object edits ignore it). The noise is seeded per sample, so arms are scored on
+    the same inputs."""
     import torch
 
     if len(cache) < 2:
         raise ValueError(f"instruction_reliance needs a cache of at least 2 samples, got {len(cache)}")
     if not 0 < t <= 1:
         raise ValueError(f"t must be in (0, 1], got {t}")
+    if not 0 < max_share <= 1:
+        raise ValueError(f"max_share must be in (0, 1], got {max_share}")
     model.eval()
     errors: dict[str, list[float]] = {"own": [], "other": [], "empty": [], "copy": []}
     empty = cache.empty_text()
@@ -391,7 +402,7 @@ def instruction_reliance(
             sample = cache.get(index)
             target, source = sample.target[None], sample.source[None]  # (1, C, F, H, W)
             edited = ((target - source).abs().mean(1, keepdim=True) > changed).expand_as(target)
-            if not edited.any():
+            if not edited.any() or edited.float().mean() > max_share:
                 continue
             _, noisy = _noisy_target(model, target, source, t, (seed, index))
             prompts = {"own": sample.text, "other": cache.get((index + 1) % len(cache)).text, "empty": empty}
@@ -400,7 +411,10 @@ def instruction_reliance(
                 errors[name].append(float(((x0 - target)[edited] ** 2).mean()))
             errors["copy"].append(float(((source - target)[edited] ** 2).mean()))
     if not errors["own"]:
-        raise ValueError(f"no sample of the cache changes any latent position by more than {changed}")
+        raise ValueError(
+            f"no sample of the cache changes latent positions by more than {changed} on at most "
+            f"{max_share:.0%} of them"
+        )
     means = {name: statistics.fmean(values) for name, values in errors.items()}
     return InstructionReliance(
         t, means["own"], means["other"], means["empty"], means["copy"], len(errors["own"])
