@@ -4,7 +4,7 @@ shipped clip with the shipped editor into edit.mp4 and side_by_side.gif."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from retake.demo import CLIPS, DEFAULT_CLIP, EDITOR, DemoConfig, edit_clip, load_clip, make_clip, run_demo
 from retake.flatland import Edit, judge
+from retake.train.config import load_run_config
 from retake.video import probe, read
 
 
@@ -141,3 +142,28 @@ def test_demo_command_parses_and_calls_the_library(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["demo", str(tmp_path / "o"), "--quick"])
     assert result.exit_code == 0, result.output
     assert seen == {"out": tmp_path / "o", "config": DemoConfig.quick()}
+
+
+def test_the_shipped_editor_was_trained_by_the_shipped_configs():
+    """README's commands (configs/flatland/editor.toml, then editor_decay.toml from its EMA weights) are the
+    training that editor/metrics.json records for the shipped weights."""
+    metrics = json.loads((EDITOR / "metrics.json").read_text())
+    configs = Path(__file__).resolve().parents[1] / "configs" / "flatland"
+    runs = [load_run_config(configs / name) for name in ("editor.toml", "editor_decay.toml")]
+    for run, recorded in zip(runs, metrics["training"], strict=True):
+        assert run.seed == recorded["seed"]
+        assert dict(run.model.overrides) == dict(recorded["model"]["overrides"])
+        assert len(run.stages) == len(recorded["stages"])
+        for stage, done in zip(run.stages, recorded["stages"], strict=True):
+            assert (stage.name, stage.steps, stage.batch) == (done["name"], done["steps"], done["batch"])
+            assert _as_json(stage.optim) == done["optim"] and _as_json(stage.tricks) == done["tricks"]
+            assert Path(stage.data.cache).name == Path(done["data"]["cache"]).name
+    first, decay = runs
+    assert decay.stages[0].init == str(first.out / "stages" / "sft" / "transformer-ema")
+    shipped = json.loads((EDITOR / "transformer" / "config.json").read_text())
+    assert (shipped["conditioning"], shipped["prediction"]) == ("channel", "residual")
+
+
+def _as_json(config: object) -> object:
+    """A dataclass config as its JSON record reads back (tuples become lists)."""
+    return json.loads(json.dumps(asdict(config)))

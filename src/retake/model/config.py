@@ -47,9 +47,9 @@ class Prediction(StrEnum):
     SAMPLE = "sample"
     # the clean latents as the source plus a predicted change, x0 = source + output, turned into a velocity as
     # SAMPLE. Most of an edit's target is its source: a model that has to redraw the source through its
-    # blocks (flatland-s redrew unedited regions with 30x the error of copying them) spends its width on
-    # that; here the unedited regions are an output of zero, and a fresh model (zero last layer) starts as
-    # the identity edit. Needs a source shaped like the target; without one (guidance's unconditional
+    # blocks (flatland-s redrew unedited positions at t = 1 with 10-100x the error of copying them) spends
+    # its width on that; here they are an output of zero, and a fresh model (zero last layer) starts as the
+    # identity edit. Needs a source shaped like the target; without one (guidance's unconditional
     # branch, source dropout) the change is added to zeros.
     RESIDUAL = "residual"
 
