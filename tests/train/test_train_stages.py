@@ -157,3 +157,33 @@ def test_bf16_autocast_where_asked(tmp_path):
     assert (
         _weights(result.stages[0].transformer)["proj_out.weight"].dtype == torch.float32
     )  # fp32 master weights
+
+
+def test_a_stage_can_start_from_an_earlier_stage_s_ema_weights(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 4)
+    stages = [
+        stage("one", cache, steps=3, optim={"ema_decay": 0.5}),
+        stage("raw", cache, steps=1, init="stage:one"),
+        stage("ema", cache, steps=1, init="stage:one", init_weights="ema"),
+    ]
+    config = run_config(tmp_path / "run", stages)
+    train(config)
+    ema = _weights(config.out / "stages/one/transformer-ema")
+    raw = _weights(config.out / "stages/one/transformer")
+    assert any(not torch.equal(ema[k], raw[k]) for k in raw)  # three steps: the EMA lags the weights
+    assert all(torch.equal(v, ema[k]) for k, v in initial_model(config, 2).state_dict().items())
+    assert all(torch.equal(v, raw[k]) for k, v in initial_model(config, 1).state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ([{"init_weights": "best"}], "init_weights must be one of"),
+        ([{"init": "fresh", "init_weights": "ema"}], "needs init 'previous' or 'stage:<name>'"),
+        ([{}, {"init_weights": "ema"}], "needs an EMA in stage 's0'"),
+    ],
+)
+def test_init_weights_errors_name_the_stage_and_the_problem(tmp_path, stages, message):
+    tables = [stage(f"s{i}", tmp_path / "cache", **table) for i, table in enumerate(stages)]
+    with pytest.raises(ValueError, match=message):
+        run_config(tmp_path / "run", tables)

@@ -17,6 +17,7 @@ each names its data, steps, batch, optimiser, InsViE tricks, LoRA and where its 
     [[stages]]
     name = "sft"
     init = "previous"                # "fresh", "previous", "stage:<name>", "t2v:<dir>" or a model directory
+    init_weights = "raw"             # or "ema": an earlier stage's EMA weights
     steps = 500
     batch = 8
     tricks = "insvie"                # or a table of TricksConfig fields, or { preset = "insvie", t_shift = 3.0 }
@@ -44,6 +45,7 @@ FRAME_WEIGHTINGS = ("uniform", "decay")
 DATA_FORMATS = ("auto", "flatland", "curated")
 PRECISIONS = ("auto", "fp32", "bf16")
 STRATEGIES = ("auto", "none", "ddp", "fsdp")
+INIT_WEIGHTS = ("raw", "ema")  # which weights of an earlier stage a stage starts from
 # Attention and MLP linears of every block (diffusers' HunyuanVideo names): what LoRA adapts by default.
 LORA_TARGETS = (
     "to_q",
@@ -202,6 +204,9 @@ class StageConfig:
     data: DataConfig
     batch: int = 1  # global samples per optimiser step
     init: str = "previous"  # fresh | previous | stage:<name> | t2v:<dir> | <model dir>
+    # Which weights of an earlier stage ("previous", "stage:<name>") to start from: its raw weights or its
+    # EMA (that stage needs optim.ema_decay). EMA weights are what a stage is usually evaluated and shipped with.
+    init_weights: str = "raw"
     guidance: float = 1.0  # embedded guidance fed while training (distilled-guidance models only)
     optim: OptimConfig = OptimConfig()
     tricks: TricksConfig = TricksConfig()
@@ -294,6 +299,27 @@ class RunConfig:
                 _check(
                     ref in names[:index], f"stage {stage.name!r}: init {stage.init!r} names no earlier stage"
                 )
+            self._check_init_weights(index, names)
+
+    def _check_init_weights(self, index: int, names: list[str]) -> None:
+        stage = self.stages[index]
+        _check(
+            stage.init_weights in INIT_WEIGHTS,
+            f"stage {stage.name!r}: init_weights must be one of {INIT_WEIGHTS}, got {stage.init_weights!r}",
+        )
+        if stage.init_weights == "raw":
+            return
+        _check(
+            stage.init == "previous" or stage.init.startswith("stage:"),
+            f"stage {stage.name!r}: init_weights 'ema' needs init 'previous' or 'stage:<name>', "
+            f"got {stage.init!r}",
+        )
+        ref = index - 1 if stage.init == "previous" else names.index(stage.init.removeprefix("stage:"))
+        _check(
+            self.stages[ref].optim.ema_decay is not None,
+            f"stage {stage.name!r}: init_weights 'ema' needs an EMA in stage {self.stages[ref].name!r} "
+            "(set its optim.ema_decay)",
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------

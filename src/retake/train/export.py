@@ -60,12 +60,13 @@ def mark_done(out: Path, name: str, record: dict[str, Any]) -> None:
 def init_source(config: RunConfig, index: int) -> tuple[str, Path | None]:
     """(kind, path) of stage `index`'s init: fresh, pretrained (a model folder) or t2v (widened into channels)."""
     init = config.stages[index].init
+    ema = config.stages[index].init_weights == "ema"
     if init == "fresh":
         return "fresh", None
     if init == "previous":
-        return "pretrained", transformer_dir(config.out, config.stages[index - 1].name)
+        return "pretrained", transformer_dir(config.out, config.stages[index - 1].name, ema=ema)
     if init.startswith("stage:"):
-        return "pretrained", transformer_dir(config.out, init.removeprefix("stage:"))
+        return "pretrained", transformer_dir(config.out, init.removeprefix("stage:"), ema=ema)
     if init.startswith("t2v:"):
         return "t2v", Path(init.removeprefix("t2v:")).expanduser()
     return "pretrained", Path(init).expanduser()
