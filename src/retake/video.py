@@ -370,11 +370,11 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         stamps = scan.sorted_stamps()
         end = _header_end(stream, path)
         estimate = int(stamps[-1]) + _last_step(stamps, stream)
-        if end is None or len(scan.stamps) != stream.frames:  # no index, or not these packets: estimate
-            end = estimate
-        # A header can end before its own last frame does: an mp4 whose B-frames start the decode times
-        # below zero was written 6000 ticks long for 6 frames of 1001 ticks. The frames' stamps win then.
-        end = max(end, estimate)
+        # No index, or not these packets: the estimate. A header can also end before its own last frame does
+        # (an mp4 whose B-frames start the decode times below zero was written 6000 ticks long for 6 frames
+        # of 1001 ticks); the frames' stamps win then.
+        trusted = end is not None and len(scan.stamps) == stream.frames
+        end = max(end, estimate) if trusted else estimate
         ticks = Fraction(end - int(stamps[0])) * stream.time_base
         frame_count = len(scan.stamps)
         fps = frame_count / ticks if ticks > 0 else (stream.guessed_rate or stream.average_rate or 0)

@@ -202,13 +202,13 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
         tokens = self._run_blocks(groups, mask, source_cache, hidden_states.shape[0])
         target = self.proj_out(self.norm_out(tokens[-2], temb))  # [source?, target, text] -> (B, N, pt*p*p*C)
         out = unpatchify(target, grid, self.spec.patch_size_t, self.spec.patch_size)
-        if self.spec.prediction is Prediction.SAMPLE:
-            return sample_to_velocity(out, hidden_states, timestep)
-        if self.spec.prediction is Prediction.RESIDUAL:
-            # Without a source (guidance's unconditional branch) the base is zeros, as source dropout trains it.
-            base = torch.zeros_like(out) if source is None else source.to(out.dtype)
-            return sample_to_velocity(base + out, hidden_states, timestep)
-        return out
+        if self.spec.prediction is Prediction.VELOCITY:
+            return out
+        if self.spec.prediction is Prediction.RESIDUAL and source is not None:
+            # x0 = source + change; without a source (guidance's unconditional branch) the change is added to
+            # zeros, as source dropout trains it.
+            out = source.to(out.dtype) + out
+        return sample_to_velocity(out, hidden_states, timestep)
 
     def build_source_cache(self, source: Tensor, *, guidance: Tensor | None = None) -> SourceCache:
         """Per-block source K/V for one-way attention: run the source tokens alone through every block.
