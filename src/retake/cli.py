@@ -299,6 +299,9 @@ def eval_run(
     videos: Path | None = typer.Option(None, "--videos", help="Or: a folder of <id>.mp4 made elsewhere."),
     steps: int | None = typer.Option(None, help="Sampling steps (default: the bundle's)."),
     guidance: float | None = typer.Option(None, help="Text CFG scale (default: the bundle's)."),
+    video_guidance: float | None = typer.Option(
+        None, help="Video guidance scale: InsViE's 3-way guidance (default: the bundle's)."
+    ),
     device: str = typer.Option("cpu", help="Device of the bundle's model."),
     seed: int = typer.Option(0, help="Editor seed of the first sample (then +1 per sample)."),
     limit: int | None = typer.Option(None, help="Score only N samples, every edit kind in turn."),
@@ -316,7 +319,9 @@ def eval_run(
     from retake.eval.runner import RunConfig, run_benchmark
 
     benchmark = load_benchmark(_path_arg(bench))
-    edit_config = BundleEditConfig(steps=steps, guidance=guidance, device=device)
+    edit_config = BundleEditConfig(
+        steps=steps, guidance=guidance, video_guidance=video_guidance, device=device
+    )
     editor = open_editor(
         bundle=model and _path_arg(model),
         videos=videos and _path_arg(videos),

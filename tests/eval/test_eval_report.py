@@ -149,6 +149,11 @@ def test_the_eval_commands(tmp_path, capsys):
     error = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
     assert "1 of 2 edited videos are missing (expected <id>.mp4): remove-000" in error
     shutil.copy(bench / "truth" / "remove-000.mp4", videos)
+    with pytest.raises(SystemExit) as exit_info:  # a sampler setting cannot reach edits made elsewhere
+        main(["eval", "run", str(bench), "--videos", str(videos), "-o", str(tmp_path / "a"), "--steps", "4"])
+    assert exit_info.value.code == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "sampler settings {'steps': 4} apply to a bundle, not to a folder of edited videos" in error
     main(["eval", "run", str(bench), "--videos", str(videos), "-o", str(tmp_path / "a"), "--no-progress"])
     assert load_report(tmp_path / "a")["summary"]["overall"]["success"]["rate"] == 1.0
     assert (tmp_path / "a" / "index.html").is_file()
@@ -166,3 +171,22 @@ def test_the_eval_commands(tmp_path, capsys):
     )
     main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "ab.html")])
     assert "-100.0%" in (tmp_path / "ab.html").read_text()
+
+
+def test_eval_run_passes_the_sampler_settings_to_the_bundle(tmp_path, monkeypatch):
+    from retake.eval import editors
+
+    bench = str(tmp_path / "bench")
+    main(["eval", "flatland-set", bench, "--per-kind", "1", "--kinds", "remove", "--frames", "9"])
+    opened = {}
+
+    def fake_open(bundle, config):  # stands in for loading the bundle's model; stops the run right after
+        opened.update(bundle=bundle, config=config)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(editors.BundleEditor, "from_pretrained", staticmethod(fake_open))
+    sampler = ["--steps", "7", "--guidance", "2.5", "--video-guidance", "1.5"]
+    with pytest.raises(SystemExit):
+        main(["eval", "run", bench, "--model", str(tmp_path), "-o", str(tmp_path / "o"), *sampler])
+    assert opened["bundle"] == tmp_path
+    assert opened["config"] == editors.BundleEditConfig(steps=7, guidance=2.5, video_guidance=1.5)

@@ -193,6 +193,11 @@ def open_editor(
     """The editor of exactly one of a retake bundle directory or a folder of edited videos (whose `expected`
     ids are checked now)."""
     if videos is not None and bundle is None:
+        sampler = {k: getattr(config, k) for k in ("steps", "guidance", "video_guidance")}
+        if any(v is not None for v in sampler.values()):
+            # Edits made elsewhere are only scored; settings that cannot reach them must not look applied.
+            given = {k: v for k, v in sampler.items() if v is not None}
+            raise ValueError(f"sampler settings {given} apply to a bundle, not to a folder of edited videos")
         return FolderEditor(videos, expected)
     if bundle is not None and videos is None:
         return BundleEditor.from_pretrained(bundle, config)
