@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -145,11 +146,13 @@ def test_demo_command_parses_and_calls_the_library(tmp_path, monkeypatch):
 
 
 def test_the_shipped_editor_was_trained_by_the_shipped_configs():
-    """README's commands (configs/flatland/editor.toml, then editor_decay.toml from its EMA weights) are the
-    training that editor/metrics.json records for the shipped weights."""
+    """README's commands (configs/flatland/editor.toml, then editor_decay.toml and editor_restart.toml, each
+    from the EMA weights of the one before) are the training that editor/metrics.json records for the shipped
+    weights."""
     metrics = json.loads((EDITOR / "metrics.json").read_text())
     configs = Path(__file__).resolve().parents[1] / "configs" / "flatland"
-    runs = [load_run_config(configs / name) for name in ("editor.toml", "editor_decay.toml")]
+    parts = ("editor.toml", "editor_decay.toml", "editor_restart.toml")
+    runs = [load_run_config(configs / name) for name in parts]
     for run, recorded in zip(runs, metrics["training"], strict=True):
         assert run.seed == recorded["seed"]
         assert dict(run.model.overrides) == dict(recorded["model"]["overrides"])
@@ -158,8 +161,8 @@ def test_the_shipped_editor_was_trained_by_the_shipped_configs():
             assert (stage.name, stage.steps, stage.batch) == (done["name"], done["steps"], done["batch"])
             assert _as_json(stage.optim) == done["optim"] and _as_json(stage.tricks) == done["tricks"]
             assert Path(stage.data.cache).name == Path(done["data"]["cache"]).name
-    first, decay = runs
-    assert decay.stages[0].init == str(first.out / "stages" / "sft" / "transformer-ema")
+    for before, after in pairwise(runs):
+        assert after.stages[0].init == str(before.out / "stages" / "sft" / "transformer-ema")
     shipped = json.loads((EDITOR / "transformer" / "config.json").read_text())
     assert (shipped["conditioning"], shipped["prediction"]) == ("channel", "residual")
 
