@@ -191,12 +191,12 @@ def open_editor(
     config: BundleEditConfig = BundleEditConfig(),
 ) -> BundleEditor | FolderEditor:
     """The editor of exactly one of a retake bundle directory or a folder of edited videos (whose `expected`
-    ids are checked now)."""
+    ids are checked now). `config`'s sampler settings are refused with a folder: they cannot reach its edits."""
     if videos is not None and bundle is None:
-        sampler = {k: getattr(config, k) for k in ("steps", "guidance", "video_guidance")}
-        if any(v is not None for v in sampler.values()):
-            # Edits made elsewhere are only scored; settings that cannot reach them must not look applied.
-            given = {k: v for k, v in sampler.items() if v is not None}
+        given = {
+            k: v for k in ("steps", "guidance", "video_guidance") if (v := getattr(config, k)) is not None
+        }
+        if given:
             raise ValueError(f"sampler settings {given} apply to a bundle, not to a folder of edited videos")
         return FolderEditor(videos, expected)
     if bundle is not None and videos is None:
