@@ -129,6 +129,18 @@ def test_rejects_an_unrequested_change_of_another_object(kind: str, change: str)
     assert not verdict, f"missed: {kind} + blue square {change}"
 
 
+def test_a_recolour_that_spreads_to_another_object_says_so() -> None:
+    edit = EDITS["recolour"]
+    spread = also(apply_edit(SCENE, edit), 0, colour="green")  # the blue square turns green as well
+    verdict = judge(frames_of(SCENE), frames_of(spread), edit)
+    assert (
+        not verdict
+        and verdict.reason == "the red star is now green, but other parts of the picture turned green too"
+    )
+    missing = judge(frames_of(SCENE), frames_of(also(SCENE, 1, colour="cyan")), edit)  # the star goes cyan
+    assert not missing and "green" in missing.reason and "too" not in missing.reason
+
+
 def test_rejects_wrong_colour_shape_background_and_style() -> None:
     source = frames_of(SCENE)
     wrong = {

@@ -329,9 +329,17 @@ def _judge_recolour(pair: _Pair, edit: Edit, target: str, before: np.ndarray, sh
     if gone < pair.config.gone_share:
         return Verdict(False, f"the {edit.target} still shows {target} in {1 - gone:.0%} of the frames")
     after = pair.mask(1, colour) & ~pair.before(colour)
-    overlap = [_iou(before[f], after[f]) for f in np.flatnonzero(shown)]
-    hits = float(np.mean([o >= pair.config.overlap for o in overlap]))
+    frames = np.flatnonzero(shown)
+    hits = float(np.mean([_iou(before[f], after[f]) >= pair.config.overlap for f in frames]))
     if hits < pair.config.seen_share:
+        # A low overlap has two causes: the new colour is missing at the target, or it is there and has also
+        # spread to other objects (the union grows). Say which, so a failed edit is not misread.
+        covered = float(np.mean([_covered(before[f], after[f]) >= pair.config.overlap for f in frames]))
+        if covered >= pair.config.seen_share:
+            return Verdict(
+                False,
+                f"the {edit.target} is now {colour}, but other parts of the picture turned {colour} too",
+            )
         return Verdict(False, f"no {colour} object where the {edit.target} was ({hits:.0%} of the frames)")
     allowed = vision.dilate(before | after, pair.grow)
     return _finish(
@@ -367,6 +375,12 @@ def _judge_replace(pair: _Pair, edit: Edit, target: str, before: np.ndarray, sho
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.count_nonzero(a | b)
     return np.count_nonzero(a & b) / union if union else 0.0
+
+
+def _covered(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of `a`'s pixels that `b` also has."""
+    area = np.count_nonzero(a)
+    return np.count_nonzero(a & b) / area if area else 0.0
 
 
 def _near(before: np.ndarray, after: np.ndarray, min_area: float) -> bool:
