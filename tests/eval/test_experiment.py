@@ -55,13 +55,13 @@ def test_run_tables_fill_in_steps_seed_caches_and_parse(tmp_path):
     both = configs["pretrain_sft"]
     assert both.seed == 5 and both.out == tmp_path / "pretrain_sft"
     assert [(s.name, s.steps, s.batch, s.data.cache, s.init) for s in both.stages] == [
-        ("pretrain", 7, 2, tmp_path / "pre", "fresh"),
-        ("sft", 3, 2, tmp_path / "sft", "previous"),
+        ("pretrain", 7, 2, (tmp_path / "pre",), "fresh"),
+        ("sft", 3, 2, (tmp_path / "sft",), "previous"),
     ]
     sft = configs["sft_only"]
     assert [(s.name, s.steps, s.data.cache) for s in sft.stages] == [
-        ("sft", 3, tmp_path / "sft"),
-        ("sft_more", 7, tmp_path / "sft"),
+        ("sft", 3, (tmp_path / "sft",)),
+        ("sft_more", 7, (tmp_path / "sft",)),
     ]
     # A' (S + P steps) and B (P + S) train for the same number of steps; B's SFT stage equals A's
     assert sum(s.steps for s in sft.stages) == sum(s.steps for s in both.stages)

@@ -7,10 +7,13 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from train_fixtures import (
     CLIP,
+    LATENT,
     StubTextEncoder,
     random_sample,
+    random_text,
     run_config,
     stage,
     write_flatland_pairs,
@@ -18,9 +21,10 @@ from train_fixtures import (
 )
 
 from retake.model.vae import VideoVAE
-from retake.train.cache import CacheError, LatentCache, build_cache, read_index
+from retake.train.cache import CacheError, LatentCache, LatentCaches, build_cache, read_index, write_cache
 from retake.train.datasets import ClipSpec, FlatlandPairs
 from retake.train.encode import EncodingDataset
+from retake.train.export import transformer_dir
 from retake.train.logs import read_metrics
 from retake.train.loop import train
 
@@ -89,3 +93,48 @@ def test_missing_cache_and_mismatched_model_are_clear_errors(tmp_path):
     config = run_config(tmp_path / "run", [stage("s", cache)], model={"in_channels": 8})
     with pytest.raises(ValueError, match="in_channels: model 8, data 4"):
         train(config)
+
+
+def test_several_caches_read_as_one_in_order_with_their_folder_in_the_ids(tmp_path):
+    a = write_random_cache(tmp_path / "a", 4, shard_size=3)
+    b = write_random_cache(tmp_path / "b", 3, start=10, shard_size=2)
+    both = LatentCaches([a, b])
+    assert len(both) == 7 and both.latent_shape == LATENT
+    assert both.ids() == ["a/s000", "a/s001", "a/s002", "a/s003", "b/s010", "b/s011", "b/s012"]
+    for index, want in ((3, random_sample(3)), (4, random_sample(10)), (6, random_sample(12))):
+        got = both.get(index)
+        assert torch.equal(got.source, want.source) and torch.equal(got.target, want.target)
+        assert torch.equal(got.text.tokens, want.text.tokens)
+    # folders of one name are told apart by their whole path
+    same_name = write_random_cache(tmp_path / "x" / "a", 1, start=20)
+    assert LatentCaches([a, same_name]).ids()[-1] == f"{same_name}/s020"
+
+
+def test_caches_of_other_shapes_or_text_encoders_do_not_join(tmp_path):
+    a = write_random_cache(tmp_path / "a", 2)
+    wide = write_random_cache(tmp_path / "wide", 2, latent=(4, 2, 4, 8))
+    with pytest.raises(CacheError, match=r"differ in latent_shape: \(4, 2, 4, 4\) vs \(4, 2, 4, 8\)"):
+        LatentCaches([a, wide])
+    other_text = tmp_path / "other_text"
+    write_cache(other_text, [random_sample(0)], random_text(99), shard_size=2)  # another "empty" prompt
+    with pytest.raises(CacheError, match="different text encoders"):
+        LatentCaches([a, other_text])
+
+
+def test_training_on_two_caches_equals_training_on_one_cache_of_both(tmp_path):
+    """The joined dataset is exactly the concatenation: same batches, losses and weights."""
+    a = write_random_cache(tmp_path / "a", 4)
+    b = write_random_cache(tmp_path / "b", 3, start=4)
+    union = write_random_cache(tmp_path / "union", 7)
+    runs = {}
+    for name, caches in (("joined", [str(a), str(b)]), ("one", str(union))):
+        spec = stage("s", union, steps=5, batch=2)
+        spec["data"] = {"cache": caches}
+        runs[name] = run_config(tmp_path / name, [spec])
+        train(runs[name])
+    losses = [[r["loss"] for r in read_metrics(c.out)] for c in runs.values()]
+    assert len(losses[0]) == 5 and losses[0] == losses[1]
+    joined, one = (
+        load_file(transformer_dir(c.out, "s") / "diffusion_pytorch_model.safetensors") for c in runs.values()
+    )
+    assert all(joined[k].equal(one[k]) for k in one)

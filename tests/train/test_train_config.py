@@ -72,7 +72,7 @@ def test_a_curriculum_parses_into_typed_stages(tmp_path):
         pretrain.optim.accumulation == 2 and pretrain.optim.ema_decay == 0.999 and pretrain.optim.lr == 2e-4
     )
     assert pretrain.tricks == INSVIE_TRICKS and pretrain.lora.rank == 16 and pretrain.lora.enabled
-    assert instruct.data.cache == Path("/abs/cache")
+    assert instruct.data.cache == (Path("/abs/cache"),)  # one cache: an array of one
     assert instruct.tricks == TricksConfig(text_dropout=0.05, identity=0.1, frame_weighting="decay")
     assert polish.batch == 1 and polish.tricks == TricksConfig() and not polish.lora.enabled
     assert pretrain.micro_batch(world_size=2) == 2
@@ -94,6 +94,12 @@ def test_a_tricks_table_can_start_from_a_preset(tmp_path):
     ):
         with pytest.raises(ValueError, match=message):
             load_run_config(_write(tmp_path, CURRICULUM.replace('tricks = "insvie"', f"tricks = {bad}")))
+
+
+def test_several_caches_are_an_array_resolved_against_the_config_file(tmp_path):
+    text = CURRICULUM.replace('data = { cache = "cache/b" }', 'data = { cache = ["cache/b", "/abs/more"] }')
+    data = load_run_config(_write(tmp_path, text)).stages[2].data
+    assert data.cache == (tmp_path / "configs/cache/b", Path("/abs/more"))
 
 
 def test_init_paths_resolve_against_the_config_file(tmp_path):
@@ -131,6 +137,14 @@ def test_init_paths_resolve_against_the_config_file(tmp_path):
         (
             ('data = { cache = "cache/b" }', "data = { frames = 9 }"),
             r"stages\[2\]\.data: data needs a 'path' or a 'cache'",
+        ),
+        (
+            ('data = { cache = "cache/b" }', 'data = { cache = "cache/b", path = "data/b" }'),
+            r"stages\[2\]\.data: data takes a 'path' or a 'cache', not both",
+        ),
+        (
+            ('data = { cache = "cache/b" }', "data = { cache = [1] }"),
+            r"stages\[2\]\.data\.cache\[0\]: expected a path string",
         ),
         (("seed = 7", "seed = 7\nbogus = 1"), r"^bogus: unknown key"),
     ],

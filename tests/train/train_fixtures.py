@@ -46,8 +46,10 @@ def write_random_cache(
     nan_ids: Sequence[int] = (),
     shard_size: int = 3,
     latent: tuple[int, ...] = LATENT,
+    start: int = 0,
 ) -> Path:
-    samples = [random_sample(i, latent=latent, nan=i in nan_ids) for i in range(n)]
+    """A cache of random_sample(start), ..., random_sample(start + n - 1)."""
+    samples = [random_sample(i, latent=latent, nan=i in nan_ids) for i in range(start, start + n)]
     empty = TextEmbedding(
         torch.zeros(1, TEXT_LEN, TEXT_DIM),
         torch.tensor([[True] + [False] * (TEXT_LEN - 1)]),

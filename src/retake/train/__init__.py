@@ -27,6 +27,8 @@ _EXPORTS = {
     "LatentSample": "retake.train.encode",
     "EncodingDataset": "retake.train.encode",
     "LatentCache": "retake.train.cache",
+    "LatentCaches": "retake.train.cache",
+    "open_caches": "retake.train.cache",
     "build_cache": "retake.train.cache",
     "cache_dataset": "retake.train.cache",
     "write_cache": "retake.train.cache",

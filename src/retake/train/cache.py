@@ -288,6 +288,72 @@ class LatentCache:
         return self._empty
 
 
+class LatentCaches:
+    """Several caches read as one LatentDataset, in the order given (how new data joins an old cache without
+    encoding it again). They must hold latents and text of one shape and share a text encoder (the empty
+    prompt's embedding is compared); ids become "<cache folder>/<id>" so that equal ids stay apart."""
+
+    def __init__(self, roots: Iterable[str | Path]) -> None:
+        self.parts = [LatentCache(root) for root in roots]
+        if not self.parts:
+            raise ValueError("LatentCaches needs at least one cache folder")
+        first = self.parts[0]
+        for part in self.parts[1:]:
+            _check_joinable(first, part)
+        names = [p.root.name for p in self.parts]
+        labels = names if len(set(names)) == len(names) else [str(p.root) for p in self.parts]
+        self._ids = [
+            f"{label}/{i}" for label, part in zip(labels, self.parts, strict=True) for i in part.ids()
+        ]
+        self._starts = [0]
+        for part in self.parts[:-1]:
+            self._starts.append(self._starts[-1] + len(part))
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return self.parts[0].latent_shape
+
+    @property
+    def text_shape(self) -> tuple[int, int]:
+        return self.parts[0].text_shape
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    def get(self, index: int) -> LatentSample:
+        part = bisect.bisect_right(self._starts, index) - 1
+        sample = self.parts[part].get(index - self._starts[part])
+        return LatentSample(self._ids[index], sample.source, sample.target, sample.text)
+
+    def empty_text(self) -> TextEmbedding:
+        return self.parts[0].empty_text()
+
+
+def _check_joinable(first: LatentCache, other: LatentCache) -> None:
+    """CacheError unless `other` can train beside `first`: same latent and text shapes, same text encoder."""
+    for what in ("latent_shape", "text_shape"):
+        if getattr(first, what) != getattr(other, what):
+            raise CacheError(
+                f"caches {first.root} and {other.root} differ in {what}: "
+                f"{getattr(first, what)} vs {getattr(other, what)}"
+            )
+    a, b = first.empty_text(), other.empty_text()
+    if not (torch.equal(a.tokens, b.tokens) and torch.equal(a.pooled, b.pooled)):
+        raise CacheError(
+            f"caches {first.root} ({first.index.get('text_encoder')}) and {other.root} "
+            f"({other.index.get('text_encoder')}) were made with different text encoders"
+        )
+
+
+def open_caches(roots: Iterable[str | Path]) -> LatentCache | LatentCaches:
+    """One cache folder as a LatentCache (its own ids), several as LatentCaches."""
+    roots = list(roots)
+    return LatentCache(roots[0]) if len(roots) == 1 else LatentCaches(roots)
+
+
 def cache_dataset(
     dataset: str | Path,
     root: str | Path,

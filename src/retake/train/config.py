@@ -22,6 +22,7 @@ each names its data, steps, batch, optimiser, InsViE tricks, LoRA and where its 
     batch = 8
     tricks = "insvie"                # or a table of TricksConfig fields, or { preset = "insvie", t_shift = 3.0 }
     data = { path = "data/flatland-pairs", frames = 17, size = [64, 64] }
+    # or latent caches: data = { cache = "cache/sft" }, or several as one: { cache = ["cache/a", "cache/b"] }
 
 Any unknown key or ill-typed value raises a ValueError that names it (e.g. `stages[1].optim.lrr`).
 """
@@ -179,17 +180,22 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where a stage's triplets come from: a latent cache (never touches the VAE) or a dataset folder
-    (Flatland pairs or a `retake curate` output), decoded to `frames` x `size` and encoded on the fly."""
+    """Where a stage's triplets come from: latent caches (never touch the VAE) or a dataset folder (Flatland
+    pairs or a `retake curate` output), decoded to `frames` x `size` and encoded on the fly. Several caches
+    train as one dataset (made by the same VAE and text encoder): how new data joins an old cache without
+    encoding it again. TOML takes one path or an array of paths."""
 
     path: Path | None = None
-    cache: Path | None = None
+    cache: tuple[Path, ...] = ()
     format: str = "auto"  # auto | flatland | curated
     frames: int = 17  # 4k + 1 for the causal VAE
     size: tuple[int, int] = (64, 64)  # (H, W)
 
     def __post_init__(self) -> None:
-        _check(self.path is not None or self.cache is not None, "data needs a 'path' or a 'cache'")
+        if isinstance(self.cache, str | Path):  # one cache, from Python
+            object.__setattr__(self, "cache", (Path(self.cache),))
+        _check(self.path is not None or bool(self.cache), "data needs a 'path' or a 'cache'")
+        _check(self.path is None or not self.cache, "data takes a 'path' or a 'cache', not both")
         _check(self.format in DATA_FORMATS, f"format must be one of {DATA_FORMATS}, got {self.format!r}")
         _check(self.frames >= 1, f"frames must be >= 1, got {self.frames}")
         _check(min(self.size) >= 1, f"size must be positive (H, W), got {self.size}")
@@ -355,10 +361,14 @@ INIT_KEYWORDS = ("fresh", "previous")
 
 
 def _stage_defaults(table: Any, index: int, base: Path) -> Any:
-    """The first stage starts fresh unless told otherwise; init paths are relative to the config file."""
+    """The first stage starts fresh unless told otherwise; init paths are relative to the config file; one
+    data cache may be given as a string."""
     if not isinstance(table, dict):
         return table
     table = dict(table)
+    data = table.get("data")
+    if isinstance(data, dict) and isinstance(data.get("cache"), str):
+        table["data"] = {**data, "cache": [data["cache"]]}  # one cache is an array of one
     init = table.setdefault("init", "fresh" if index == 0 else "previous")
     if isinstance(init, str) and init not in INIT_KEYWORDS and not init.startswith("stage:"):
         prefix = "t2v:" if init.startswith("t2v:") else ""

@@ -27,7 +27,7 @@ from torch import nn
 from retake.errors import RetakeError
 from retake.model.text import TextEmbedding, load_text_encoder
 from retake.model.vae import VideoVAE
-from retake.train.cache import LatentCache
+from retake.train.cache import LatentCache, LatentCaches, open_caches
 from retake.train.checkpoint import (
     STATE_NAME,
     ResumeError,
@@ -126,11 +126,11 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def open_stage_data(config: RunConfig, stage: StageConfig, device: torch.device) -> LatentDataset:
-    """The stage's LatentDataset: the cache when `data.cache` is set (no VAE, no text encoder), else the
+    """The stage's LatentDataset: the caches when `data.cache` is set (no VAE, no text encoder), else the
     dataset folder encoded on the fly (needs `vae`)."""
     data = stage.data
-    if data.cache is not None:
-        return LatentCache(data.cache)
+    if data.cache:
+        return open_caches(data.cache)
     assert data.path is not None
     if config.vae is None:
         raise ValueError(
@@ -147,7 +147,7 @@ def check_data_fits(dataset: LatentDataset, model: nn.Module, stage: str) -> Non
     spec = model.spec
     empty = dataset.empty_text()
     have = {"text_embed_dim": empty.tokens.shape[-1], "pooled_projection_dim": empty.pooled.shape[-1]}
-    if isinstance(dataset, LatentCache):
+    if isinstance(dataset, LatentCache | LatentCaches):
         have["in_channels"] = dataset.latent_shape[0]
     elif isinstance(dataset, EncodingDataset):
         have["in_channels"] = dataset.vae.latent_channels
