@@ -20,6 +20,7 @@ from train_fixtures import (
     write_random_cache,
 )
 
+from retake.model.text import TextEmbedding
 from retake.model.vae import VideoVAE
 from retake.train.cache import CacheError, LatentCache, LatentCaches, build_cache, read_index, write_cache
 from retake.train.datasets import ClipSpec, FlatlandPairs
@@ -115,6 +116,12 @@ def test_caches_of_other_shapes_or_text_encoders_do_not_join(tmp_path):
     wide = write_random_cache(tmp_path / "wide", 2, latent=(4, 2, 4, 8))
     with pytest.raises(CacheError, match=r"differ in latent_shape: \(4, 2, 4, 4\) vs \(4, 2, 4, 8\)"):
         LatentCaches([a, wide])
+    # the same encoder run with other threads (last bits) or stored in bf16 joins
+    empty = random_text(7)
+    write_cache(tmp_path / "exact", [random_sample(4)], empty, shard_size=2)
+    noisy = TextEmbedding(empty.tokens + 1e-5, empty.mask, empty.pooled.bfloat16().float())
+    write_cache(tmp_path / "noisy", [random_sample(5)], noisy, shard_size=2)
+    assert len(LatentCaches([tmp_path / "exact", tmp_path / "noisy"])) == 2
     other_text = tmp_path / "other_text"
     write_cache(other_text, [random_sample(0)], random_text(99), shard_size=2)  # another "empty" prompt
     with pytest.raises(CacheError, match="different text encoders"):

@@ -333,7 +333,8 @@ class LatentCaches:
 
 
 def _check_joinable(first: LatentCache, other: LatentCache) -> None:
-    """CacheError unless `other` can train beside `first`: same latent and text shapes, same text encoder."""
+    """CacheError unless `other` can train beside `first`: same latent and text shapes, same text encoder (the
+    empty prompt's embedding, up to float noise)."""
     for what in ("latent_shape", "text_shape"):
         if getattr(first, what) != getattr(other, what):
             raise CacheError(
@@ -341,11 +342,17 @@ def _check_joinable(first: LatentCache, other: LatentCache) -> None:
                 f"{getattr(first, what)} vs {getattr(other, what)}"
             )
     a, b = first.empty_text(), other.empty_text()
-    if not (torch.equal(a.tokens, b.tokens) and torch.equal(a.pooled, b.pooled)):
+    if not (torch.equal(a.mask, b.mask) and _close(a.tokens, b.tokens) and _close(a.pooled, b.pooled)):
         raise CacheError(
             f"caches {first.root} ({first.index.get('text_encoder')}) and {other.root} "
             f"({other.index.get('text_encoder')}) were made with different text encoders"
         )
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    """One text encoder's embeddings, up to float noise: another thread count moves the last bits (~1e-5) and a
+    bf16 cache rounds to ~0.4%; another encoder differs by the embeddings' own scale."""
+    return a.shape == b.shape and bool((a - b).abs().max() <= 0.02 * a.abs().max().clamp_min(1e-6))
 
 
 def open_caches(roots: Iterable[str | Path]) -> LatentCache | LatentCaches:
