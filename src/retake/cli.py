@@ -584,7 +584,11 @@ def cache_command(
     workers: int = typer.Option(1, help="Encoding processes (CPU only; each loads the VAE once)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Encode a dataset once (VAE latents + text embeddings) so training never runs the VAE."""
+    """Encode a dataset once (VAE latents + text embeddings) so training never runs the VAE.
+
+    More data later goes to a new cache with the same VAE and text encoder; a stage trains on both with
+    `data = { cache = ["old", "new"] }`.
+    """
     import torch
 
     from retake.train.cache import cache_dataset
