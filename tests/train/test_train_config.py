@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from retake.model.config import AttentionMode, Conditioning
-from retake.train.config import INSVIE_TRICKS, TricksConfig, load_run_config, parse_run_config
+from retake.train.config import (
+    INSVIE_TRICKS,
+    DataConfig,
+    TricksConfig,
+    load_run_config,
+    parse_run_config,
+)
 
 CURRICULUM = """
 out = "runs/insvie"
@@ -100,6 +106,9 @@ def test_several_caches_are_an_array_resolved_against_the_config_file(tmp_path):
     text = CURRICULUM.replace('data = { cache = "cache/b" }', 'data = { cache = ["cache/b", "/abs/more"] }')
     data = load_run_config(_write(tmp_path, text)).stages[2].data
     assert data.cache == (tmp_path / "configs/cache/b", Path("/abs/more"))
+    # from Python, one path or a list of paths
+    assert DataConfig(cache="c").cache == (Path("c"),)
+    assert DataConfig(cache=["c", Path("d")]).cache == (Path("c"), Path("d"))
 
 
 def test_init_paths_resolve_against_the_config_file(tmp_path):

@@ -192,8 +192,9 @@ class DataConfig:
     size: tuple[int, int] = (64, 64)  # (H, W)
 
     def __post_init__(self) -> None:
-        if isinstance(self.cache, str | Path):  # one cache, from Python
-            object.__setattr__(self, "cache", (Path(self.cache),))
+        if not isinstance(self.cache, tuple):  # from Python: one path, or a list of them
+            paths = [self.cache] if isinstance(self.cache, str | Path) else self.cache
+            object.__setattr__(self, "cache", tuple(Path(p) for p in paths))
         _check(self.path is not None or bool(self.cache), "data needs a 'path' or a 'cache'")
         _check(self.path is None or not self.cache, "data takes a 'path' or a 'cache', not both")
         _check(self.format in DATA_FORMATS, f"format must be one of {DATA_FORMATS}, got {self.format!r}")
