@@ -582,6 +582,9 @@ def cache_command(
     bf16: bool = typer.Option(False, help="Store latents and text in bfloat16 (half the size)."),
     device: str = typer.Option("cpu", help="Where the VAE and text encoder run."),
     workers: int = typer.Option(1, help="Encoding processes (CPU only; each loads the VAE once)."),
+    threads: int | None = typer.Option(
+        None, help="Torch threads per encoding process (default: all cores for one process, 1 per worker)."
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Encode a dataset once (VAE latents + text embeddings) so training never runs the VAE.
@@ -610,6 +613,7 @@ def cache_command(
         dtype=torch.bfloat16 if bf16 else torch.float32,
         device=device,
         workers=workers,
+        threads=threads,
         progress=progress,
     )
     skipped = sum(summary.skipped.values())

@@ -145,3 +145,41 @@ def test_training_on_two_caches_equals_training_on_one_cache_of_both(tmp_path):
         load_file(transformer_dir(c.out, "s") / "diffusion_pytorch_model.safetensors") for c in runs.values()
     )
     assert all(joined[k].equal(one[k]) for k in one)
+
+
+def test_cache_threads_bound_torch_threads_while_encoding_then_restore_them(tmp_path, vae_dir, monkeypatch):
+    """`retake cache --threads` leaves cores to work beside it: one process encodes with that many torch
+    threads and gives the old count back; worker processes are told the count (default one each)."""
+    import retake.train.cache as cache_module
+    from retake.train.cache import cache_dataset
+
+    pairs = write_flatland_pairs(tmp_path / "pairs", 2)
+    args = {"vae": vae_dir, "frames": CLIP[0], "size": CLIP[1:], "progress": False}
+    seen: list[int] = []
+    encode = EncodingDataset.get
+
+    def counting_threads(self, index):
+        seen.append(torch.get_num_threads())
+        return encode(self, index)
+
+    monkeypatch.setattr(EncodingDataset, "get", counting_threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cache_dataset(pairs, tmp_path / "one", threads=1, **args)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+    specs = []
+
+    def no_workers(spec, count, workers):
+        specs.append(spec.threads)
+        return iter([random_sample(0)]), random_text(0)
+
+    monkeypatch.setattr(cache_module, "encode_in_workers", no_workers)
+    cache_dataset(pairs, tmp_path / "two", workers=2, threads=3, **args)
+    cache_dataset(pairs, tmp_path / "three", workers=2, **args)
+    assert specs == [3, 1]
+    with pytest.raises(ValueError, match=r"threads must be >= 1.*got 0"):
+        cache_dataset(pairs, tmp_path / "four", threads=0, **args)

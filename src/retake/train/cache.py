@@ -16,7 +16,8 @@ import bisect
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -361,6 +362,20 @@ def open_caches(roots: Iterable[str | Path]) -> LatentCache | LatentCaches:
     return LatentCache(roots[0]) if len(roots) == 1 else LatentCaches(roots)
 
 
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to `threads` inside the block (None: unchanged), then restored."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def cache_dataset(
     dataset: str | Path,
     root: str | Path,
@@ -375,11 +390,15 @@ def cache_dataset(
     dtype: torch.dtype = torch.float32,
     device: str = "cpu",
     workers: int = 1,
+    threads: int | None = None,
     progress: bool = True,
 ) -> CacheSummary:
     """Encode a dataset folder (Flatland pairs or `retake curate` output) once: what `retake cache` runs.
 
     workers > 1 (CPU only) encodes in that many processes (`retake.train.encode_pool`); the cache is the same.
+    threads: torch threads per encoding process, for the duration of the encoding. None keeps torch's
+    default (all cores) for one process and uses 1 per worker process, where the processes are the
+    parallelism; set it to leave cores to other work (a training run beside the encoding).
     """
     from retake.model.text import load_text_encoder
     from retake.model.vae import VideoVAE
@@ -388,6 +407,8 @@ def cache_dataset(
 
     if workers < 1 or (workers > 1 and device != "cpu"):
         raise ValueError(f"workers must be >= 1, and 1 unless device is 'cpu'; got {workers} on {device!r}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 (or None for the default), got {threads}")
     triplets = open_triplets(dataset, ClipSpec(frames, size), format)
     video_vae = VideoVAE.from_pretrained(vae, subfolder=vae_subfolder, device=device)
     check_clip_size(video_vae, frames, size)
@@ -400,9 +421,14 @@ def cache_dataset(
     }
     if workers == 1:
         encoded = EncodingDataset(triplets, video_vae, load_text_encoder(text_encoder, device=device))
-        return build_cache(encoded, root, shard_size=shard_size, dtype=dtype, info=info, progress=progress)
+        with _torch_threads(threads):
+            return build_cache(
+                encoded, root, shard_size=shard_size, dtype=dtype, info=info, progress=progress
+            )
     writer = CacheWriter(Path(root), shard_size, dtype, info)  # refuses a finished cache before any work
-    spec = EncoderSpec(str(dataset), format, frames, tuple(size), str(vae), vae_subfolder, str(text_encoder))
+    spec = EncoderSpec(
+        str(dataset), format, frames, tuple(size), str(vae), vae_subfolder, str(text_encoder), threads or 1
+    )
     items, empty_text = encode_in_workers(spec, len(triplets), workers)
     if progress:
         items = track(items, description="caching latents", total=len(triplets), transient=True)
