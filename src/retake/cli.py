@@ -590,7 +590,8 @@ def cache_command(
     """Encode a dataset once (VAE latents + text embeddings) so training never runs the VAE.
 
     More data later goes to a new cache with the same VAE and text encoder; a stage trains on both with
-    `data = { cache = ["old", "new"] }`.
+    `data = { cache = ["old", "new"] }`. An interrupted run resumes when run again with the same arguments:
+    the shards it wrote are kept and encoding picks up after them.
     """
     import torch
 
@@ -617,7 +618,10 @@ def cache_command(
         progress=progress,
     )
     skipped = sum(summary.skipped.values())
-    console.print(f"cached {summary.count} samples in {summary.shards} shards to {out} ({skipped} skipped)")
+    resumed = f"; resumed after {summary.resumed} done before" if summary.resumed else ""
+    console.print(
+        f"cached {summary.count} samples in {summary.shards} shards to {out} ({skipped} skipped{resumed})"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -22,8 +22,16 @@ from train_fixtures import (
 
 from retake.model.text import TextEmbedding
 from retake.model.vae import VideoVAE
-from retake.train.cache import CacheError, LatentCache, LatentCaches, build_cache, read_index, write_cache
-from retake.train.datasets import ClipSpec, FlatlandPairs
+from retake.train.cache import (
+    CacheError,
+    LatentCache,
+    LatentCaches,
+    build_cache,
+    read_index,
+    shard_file,
+    write_cache,
+)
+from retake.train.datasets import ClipSpec, FlatlandPairs, SampleError
 from retake.train.encode import EncodingDataset
 from retake.train.export import transformer_dir
 from retake.train.logs import read_metrics
@@ -173,7 +181,7 @@ def test_cache_threads_bound_torch_threads_while_encoding_then_restore_them(tmp_
 
     specs = []
 
-    def no_workers(spec, count, workers):
+    def no_workers(spec, count, workers, start=0):
         specs.append(spec.threads)
         return iter([random_sample(0)]), random_text(0)
 
@@ -183,3 +191,101 @@ def test_cache_threads_bound_torch_threads_while_encoding_then_restore_them(tmp_
     assert specs == [3, 1]
     with pytest.raises(ValueError, match=r"threads must be >= 1.*got 0"):
         cache_dataset(pairs, tmp_path / "four", threads=0, **args)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _RandomLatents:
+    """A LatentDataset of random samples; `broken` ones raise SampleError, `stop_at` interrupts the build."""
+
+    def __init__(self, count: int, broken: tuple[int, ...] = (), stop_at: int | None = None) -> None:
+        self.count, self.broken, self.stop_at = count, broken, stop_at
+        self.encoded: list[int] = []
+
+    def __len__(self) -> int:
+        return self.count
+
+    def ids(self) -> list[str]:
+        return [f"s{i:03d}" for i in range(self.count)]
+
+    def get(self, index: int):
+        if index == self.stop_at:
+            raise _Interrupted
+        self.encoded.append(index)
+        if index in self.broken:
+            raise SampleError(f"s{index:03d}", f"cannot read s{index:03d}")
+        sample = random_sample(index)
+        return type(sample)(f"s{index:03d}", sample.source, sample.target, sample.text)
+
+    def empty_text(self) -> TextEmbedding:
+        return random_text(99)
+
+
+def test_an_interrupted_cache_build_resumes_where_its_last_shard_ends(tmp_path):
+    """Killed after two full shards, a rerun encodes only what they do not hold and writes the cache an
+    uninterrupted build writes: same shards, ids, skip counts and tensors."""
+    info = {"dataset": "d", "vae": "v"}
+    whole = build_cache(
+        _RandomLatents(11, broken=(2,)), tmp_path / "whole", shard_size=3, info=info, progress=False
+    )
+    with pytest.raises(_Interrupted):
+        build_cache(
+            _RandomLatents(11, broken=(2,), stop_at=8),
+            tmp_path / "cut",
+            shard_size=3,
+            info=info,
+            progress=False,
+        )
+    again = _RandomLatents(11, broken=(2,))
+    resumed = build_cache(again, tmp_path / "cut", shard_size=3, info=info, progress=False)
+    assert again.encoded == [7, 8, 9, 10] and resumed.resumed == 7  # shards 0-1: s000-s006 less broken s002
+    assert (resumed.count, resumed.skipped, resumed.skipped_ids) == (
+        whole.count,
+        whole.skipped,
+        whole.skipped_ids,
+    )
+    assert read_index(tmp_path / "cut")["shards"] == read_index(tmp_path / "whole")["shards"]
+    a, b = LatentCache(tmp_path / "whole"), LatentCache(tmp_path / "cut")
+    for i in range(whole.count):
+        assert torch.equal(a.get(i).target, b.get(i).target) and a.get(i).id == b.get(i).id
+
+    with pytest.raises(_Interrupted):
+        build_cache(
+            _RandomLatents(11, stop_at=8), tmp_path / "other", shard_size=3, info=info, progress=False
+        )
+    with pytest.raises(CacheError, match="unfinished cache of something else"):
+        build_cache(
+            _RandomLatents(11), tmp_path / "other", shard_size=3, info={"dataset": "e"}, progress=False
+        )
+    with pytest.raises(CacheError, match="does not have in that order"):
+        build_cache(_RandomLatents(4), tmp_path / "other", shard_size=3, info=info, progress=False)
+
+
+def test_worker_processes_resume_an_interrupted_cache(tmp_path, vae_dir, monkeypatch):
+    from retake.train.cache import cache_dataset
+
+    pairs = write_flatland_pairs(tmp_path / "pairs", 11, broken=[4])
+    args = {"vae": vae_dir, "frames": CLIP[0], "size": CLIP[1:], "shard_size": 4, "progress": False}
+    whole = cache_dataset(pairs, tmp_path / "whole", **args)
+    encode = EncodingDataset.get
+
+    def interrupted(self, index):
+        if index == 9:
+            raise _Interrupted
+        return encode(self, index)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EncodingDataset, "get", interrupted)
+        with pytest.raises(_Interrupted):
+            cache_dataset(pairs, tmp_path / "cut", **args)
+    assert [s["count"] for s in read_index(tmp_path / "whole")["shards"]] == [4, 4, 2]
+    kept = [(tmp_path / "cut" / shard_file(i)).stat().st_ino for i in (0, 1)]  # pair000-pair008
+    resumed = cache_dataset(pairs, tmp_path / "cut", workers=2, **args)
+    assert [(tmp_path / "cut" / shard_file(i)).stat().st_ino for i in (0, 1)] == kept  # not written again
+    assert (resumed.count, resumed.skipped_ids) == (whole.count, whole.skipped_ids) == (10, ["pair004"])
+    assert (resumed.resumed, whole.resumed) == (9, 0)
+    assert read_index(tmp_path / "cut")["shards"] == read_index(tmp_path / "whole")["shards"]
+    a, b = LatentCache(tmp_path / "whole"), LatentCache(tmp_path / "cut")
+    torch.testing.assert_close(a.get(9).source, b.get(9).source, rtol=0, atol=1e-6)

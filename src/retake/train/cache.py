@@ -54,6 +54,7 @@ class CacheSummary:
     shards: int
     skipped: dict[str, int]
     skipped_ids: list[str]
+    resumed: int = 0  # dataset samples an interrupted build had already done (cached or skipped)
 
 
 def shard_file(index: int) -> str:
@@ -73,12 +74,19 @@ def _text_tensors(text: TextEmbedding, dtype: torch.dtype) -> dict[str, Tensor]:
 @dataclass
 class CacheWriter:
     """Collects encoded samples into fixed-size shards; `finish` writes the index. Samples must agree on the
-    latent and text shapes (the first sample sets them)."""
+    latent and text shapes (the first sample sets them).
+
+    A folder left by an interrupted build (shards, no index) is resumed: each shard records in its metadata
+    the ids it holds, how many dataset samples had been consumed and what was skipped, so the writer
+    restores that state and `consumed` says where the encoder picks up. The shards must have been written
+    with the same `info` (dataset, VAE, text encoder, clip size) and dtype; otherwise it is a CacheError.
+    """
 
     root: Path
     shard_size: int = 256
     dtype: torch.dtype = torch.float32
     info: dict[str, Any] = field(default_factory=dict)
+    resume: bool = True  # False: an unfinished build's shards are written over, not taken over
     _pending: list[LatentSample] = field(default_factory=list)
     _shards: list[dict[str, Any]] = field(default_factory=list)
     _shapes: dict[str, tuple[int, ...]] | None = None
@@ -93,6 +101,52 @@ class CacheWriter:
             raise FileExistsError(
                 f"{self.root} already holds a latent cache ({INDEX_NAME}); choose another folder"
             )
+        self.consumed = 0  # dataset samples already in the shards or skipped: where encoding resumes
+        if self.resume:
+            self._resume()
+        self.resumed = self.consumed
+
+    def _resume(self) -> None:
+        """Take over the readable shards an interrupted build left, in order, up to the first missing one."""
+        while (path := self.root / shard_file(len(self._shards))).is_file():
+            try:
+                with safe_open(path, framework="pt") as handle:
+                    meta = handle.metadata() or {}
+                    shapes = {
+                        "latents": tuple(handle.get_slice("source").get_shape()[1:]),
+                        "tokens": tuple(handle.get_slice("tokens").get_shape()[1:]),
+                        "pooled": tuple(handle.get_slice("pooled").get_shape()[1:]),
+                    }
+            except (SafetensorError, OSError):
+                return  # a damaged shard is encoded again, as are the ones after it
+            if "consumed" not in meta:
+                return  # written by a retake without resumable shards: start over
+            written = json.loads(meta["info"])
+            if written != self._resume_info():
+                raise CacheError(
+                    f"{self.root} holds the shards of an unfinished cache of something else ({written}); "
+                    f"delete the folder or choose another"
+                )
+            ids = json.loads(meta["ids"])
+            self._shards.append({"file": path.name, "count": len(ids), "ids": ids})
+            self._shapes = shapes
+            self.consumed = int(meta["consumed"])
+            self._skipped = Counter(json.loads(meta["skipped"]))
+            self._skipped_ids = json.loads(meta["skipped_ids"])
+
+    def check_resumed(self, ids: list[str]) -> None:
+        """The resumed shards hold samples of the dataset's first `consumed` ids (`ids`), in order."""
+        head = iter(ids[: self.consumed])
+        in_order = all(i in head for shard in self._shards for i in shard["ids"])  # `in` advances `head`
+        if self.consumed > len(ids) or not in_order:
+            raise CacheError(
+                f"the unfinished cache in {self.root} holds samples this dataset does not have in that order; "
+                f"delete it or choose another folder"
+            )
+
+    def _resume_info(self) -> dict[str, Any]:
+        """What shards must agree on to be resumed: the build's info and the stored dtype."""
+        return json.loads(json.dumps({**self.info, "dtype": str(self.dtype)}))
 
     def add(self, sample: LatentSample) -> None:
         shapes = {
@@ -105,10 +159,12 @@ class CacheWriter:
         elif shapes != self._shapes:
             raise ValueError(f"sample {sample.id!r} has shapes {shapes}, the cache holds {self._shapes}")
         self._pending.append(sample)
+        self.consumed += 1
         if len(self._pending) == self.shard_size:
             self._flush()
 
     def skip(self, sample_id: str, reason: str) -> None:
+        self.consumed += 1
         self._skipped[reason.split(":")[0]] += 1
         if len(self._skipped_ids) < MAX_LISTED_SKIPS:
             self._skipped_ids.append(sample_id)
@@ -125,8 +181,16 @@ class CacheWriter:
             "pooled": torch.cat([s.text.pooled for s in batch]).to(self.dtype),
         }
         name = shard_file(len(self._shards))
-        _atomic_save(tensors, self.root / name)
-        self._shards.append({"file": name, "count": len(batch), "ids": [s.id for s in batch]})
+        ids = [s.id for s in batch]
+        resume_state = {  # all a resumed build needs, should this be the last shard written
+            "ids": json.dumps(ids),
+            "consumed": str(self.consumed),
+            "skipped": json.dumps(dict(self._skipped)),
+            "skipped_ids": json.dumps(self._skipped_ids),
+            "info": json.dumps(self._resume_info()),
+        }
+        _atomic_save(tensors, self.root / name, resume_state)
+        self._shards.append({"file": name, "count": len(batch), "ids": ids})
         self._pending = []
 
     def finish(self, empty_text: TextEmbedding) -> CacheSummary:
@@ -145,7 +209,10 @@ class CacheWriter:
         _atomic_save(_text_tensors(empty_text, self.dtype), self.root / EMPTY_TEXT_NAME)
         count = sum(s["count"] for s in self._shards)
         self._write_index(count)
-        return CacheSummary(self.root, count, len(self._shards), dict(self._skipped), list(self._skipped_ids))
+        skipped = dict(self._skipped)
+        return CacheSummary(
+            self.root, count, len(self._shards), skipped, list(self._skipped_ids), self.resumed
+        )
 
     def _write_index(self, count: int) -> None:
         assert self._shapes is not None
@@ -176,8 +243,9 @@ def write_cache(
     dtype: torch.dtype = torch.float32,
     info: dict[str, Any] | None = None,
 ) -> CacheSummary:
-    """Write already encoded samples as a cache (what `build_cache` does after encoding)."""
-    writer = CacheWriter(Path(root), shard_size, dtype, dict(info or {}))
+    """Write already encoded samples as a cache (what `build_cache` does after encoding). Every sample is
+    written: an unfinished build's shards in `root` are replaced, not resumed."""
+    writer = CacheWriter(Path(root), shard_size, dtype, dict(info or {}), resume=False)
     for sample in samples:
         writer.add(sample)
     return writer.finish(empty_text)
@@ -195,9 +263,10 @@ def build_cache(
     """Encode every sample of `dataset` (e.g. an `EncodingDataset`) into a cache at `root`; corrupt or
     missing samples are skipped and counted in the index."""
     writer = CacheWriter(Path(root), shard_size, dtype, dict(info or {}))
-    indices: Iterable[int] = range(len(dataset))
+    writer.check_resumed(dataset.ids())
+    indices: Iterable[int] = range(writer.consumed, len(dataset))
     if progress:
-        indices = track(indices, description="caching latents", total=len(dataset), transient=True)
+        indices = track(indices, description="caching latents", total=len(indices), transient=True)
     for index in indices:
         try:
             writer.add(dataset.get(index))
@@ -426,12 +495,14 @@ def cache_dataset(
                 encoded, root, shard_size=shard_size, dtype=dtype, info=info, progress=progress
             )
     writer = CacheWriter(Path(root), shard_size, dtype, info)  # refuses a finished cache before any work
+    writer.check_resumed(triplets.ids())
     spec = EncoderSpec(
         str(dataset), format, frames, tuple(size), str(vae), vae_subfolder, str(text_encoder), threads or 1
     )
-    items, empty_text = encode_in_workers(spec, len(triplets), workers)
+    items, empty_text = encode_in_workers(spec, len(triplets), workers, start=writer.consumed)
     if progress:
-        items = track(items, description="caching latents", total=len(triplets), transient=True)
+        total = len(triplets) - writer.consumed
+        items = track(items, description="caching latents", total=total, transient=True)
     for item in items:
         if isinstance(item, LatentSample):
             writer.add(item)

@@ -70,9 +70,9 @@ def _empty_text() -> TextEmbedding:
 
 
 def encode_in_workers(
-    spec: EncoderSpec, count: int, workers: int
+    spec: EncoderSpec, count: int, workers: int, start: int = 0
 ) -> tuple[Iterator[LatentSample | tuple[str, str]], TextEmbedding]:
-    """(an iterator over samples 0..count-1 in order, each encoded or (id, reason); the empty prompt's
+    """(an iterator over samples start..count-1 in order, each encoded or (id, reason); the empty prompt's
     embedding). The pool lives until the iterator is exhausted or closed."""
     if workers < 2:
         raise ValueError(f"encode_in_workers needs workers >= 2, got {workers}")
@@ -87,7 +87,7 @@ def encode_in_workers(
         raise
 
     def ordered() -> Iterator[LatentSample | tuple[str, str]]:
-        chunks = iter(range(start, min(start + CHUNK, count)) for start in range(0, count, CHUNK))
+        chunks = iter(range(first, min(first + CHUNK, count)) for first in range(start, count, CHUNK))
         window: deque = deque()
         try:
             for chunk in chunks:
