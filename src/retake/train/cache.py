@@ -92,6 +92,8 @@ class CacheWriter:
     _shapes: dict[str, tuple[int, ...]] | None = None
     _skipped: Counter = field(default_factory=Counter)
     _skipped_ids: list[str] = field(default_factory=list)
+    consumed: int = field(default=0, init=False)  # dataset samples cached or skipped: where encoding resumes
+    resumed: int = field(default=0, init=False)  # of those, how many an interrupted build had done
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
@@ -101,7 +103,6 @@ class CacheWriter:
             raise FileExistsError(
                 f"{self.root} already holds a latent cache ({INDEX_NAME}); choose another folder"
             )
-        self.consumed = 0  # dataset samples already in the shards or skipped: where encoding resumes
         if self.resume:
             self._resume()
         self.resumed = self.consumed

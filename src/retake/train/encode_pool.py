@@ -1,9 +1,10 @@
 """Encoding a dataset in worker processes, for `retake cache --workers N` on CPU machines.
 
-VAE encoding is the slow part of caching (about 0.4 s a 64x64 Flatland pair on one core) and one PyTorch process does not
-use many cores well on such small convolutions, so N processes each load the VAE and text encoder once and
-encode chunks of samples. Results come back in dataset order through a bounded window of chunks, so the
-cache written is the one a single process writes and memory stays flat however large the dataset.
+VAE encoding is the slow part of caching (about 0.4 s a 64x64 Flatland pair on one core) and one PyTorch
+process does not use many cores well on such small convolutions, so N processes each load the VAE and text
+encoder once and encode chunks of samples. Results come back in dataset order through a bounded window of
+chunks, so the cache written is the one a single process writes and memory stays flat however large the
+dataset.
 """
 
 from __future__ import annotations
