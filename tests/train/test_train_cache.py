@@ -4,6 +4,7 @@ and a damaged shard's samples skipped rather than crashing the run."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -282,7 +283,10 @@ def test_worker_processes_resume_an_interrupted_cache(tmp_path, vae_dir, monkeyp
             cache_dataset(pairs, tmp_path / "cut", **args)
     assert [s["count"] for s in read_index(tmp_path / "whole")["shards"]] == [4, 4, 2]
     kept = [(tmp_path / "cut" / shard_file(i)).stat().st_ino for i in (0, 1)]  # pair000-pair008
-    resumed = cache_dataset(pairs, tmp_path / "cut", workers=2, **args)
+    # The rerun names the same folders relatively: still the same build, so it resumes.
+    monkeypatch.chdir(tmp_path)
+    args["vae"] = os.path.relpath(vae_dir)
+    resumed = cache_dataset("pairs", "cut", workers=2, **args)
     assert [(tmp_path / "cut" / shard_file(i)).stat().st_ino for i in (0, 1)] == kept  # not written again
     assert (resumed.count, resumed.skipped_ids) == (whole.count, whole.skipped_ids) == (10, ["pair004"])
     assert (resumed.resumed, whole.resumed) == (9, 0)

@@ -446,6 +446,12 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _location(path_or_name: str | Path) -> str:
+    """An existing path made absolute; anything else (a registered name such as "minilm") as given."""
+    path = Path(path_or_name)
+    return str(path.resolve()) if path.exists() else str(path_or_name)
+
+
 def cache_dataset(
     dataset: str | Path,
     root: str | Path,
@@ -482,10 +488,11 @@ def cache_dataset(
     triplets = open_triplets(dataset, ClipSpec(frames, size), format)
     video_vae = VideoVAE.from_pretrained(vae, subfolder=vae_subfolder, device=device)
     check_clip_size(video_vae, frames, size)
+    # Absolute paths: a rerun that spells a folder differently (relative vs absolute) still resumes the build.
     info = {
-        "dataset": str(dataset),
-        "vae": str(vae),
-        "text_encoder": str(text_encoder),
+        "dataset": _location(dataset),
+        "vae": _location(Path(vae) / vae_subfolder if vae_subfolder else vae),
+        "text_encoder": _location(text_encoder),
         "frames": frames,
         "size": list(size),
     }
