@@ -303,7 +303,12 @@ def eval_run(
         None, help="Video guidance scale: InsViE's 3-way guidance (default: the bundle's)."
     ),
     device: str = typer.Option("cpu", help="Device of the bundle's model."),
-    seed: int = typer.Option(0, help="Editor seed of the first sample (then +1 per sample)."),
+    seeds: list[int] = typer.Option(
+        [0],
+        "--seed",
+        help="Editor seed of the first sample (then +1 per sample). Repeat it to score each seed in "
+        "OUT/seed-<s>/ and pool them in OUT/seeds.json.",
+    ),
     limit: int | None = typer.Option(None, help="Score only N samples, every edit kind in turn."),
     gifs_per_kind: int = typer.Option(3, help="Example GIFs per edit kind in the report."),
     judge: bool = typer.Option(False, "--vlm-judge", help="Also score with a VLM judge (0-3 rubric)."),
@@ -316,7 +321,7 @@ def eval_run(
     from retake.eval.benchmark import load_benchmark
     from retake.eval.editors import BundleEditConfig, open_editor
     from retake.eval.report import ReportConfig, summary_table, write_report
-    from retake.eval.runner import RunConfig, run_benchmark
+    from retake.eval.runner import RunConfig, run_benchmark, run_seeds
 
     benchmark = load_benchmark(_path_arg(bench))
     edit_config = BundleEditConfig(
@@ -334,11 +339,25 @@ def eval_run(
         from retake.eval.vlm_judge import VLMJudge
 
         vlm_judge = VLMJudge(VLMClient(judge_url, judge_model, api_key_env=judge_key_env))
-    run_config = RunConfig(seed=seed, limit=limit)
-    result = run_benchmark(benchmark, editor, _path_arg(out), run_config, judge=vlm_judge, progress=progress)
-    page = write_report(result, benchmark, config=ReportConfig(gifs_per_kind=gifs_per_kind))
-    console.print(summary_table(result.summary))
-    console.print(f"wrote {page} and {page.with_name('report.json')}")
+    report_config = ReportConfig(gifs_per_kind=gifs_per_kind)
+    if len(seeds) == 1:
+        run_config = RunConfig(seed=seeds[0], limit=limit)
+        result = run_benchmark(
+            benchmark, editor, _path_arg(out), run_config, judge=vlm_judge, progress=progress
+        )
+        page = write_report(result, benchmark, config=report_config)
+        console.print(summary_table(result.summary))
+        console.print(f"wrote {page} and {page.with_name('report.json')}")
+        return
+    pooled = run_seeds(
+        benchmark, editor, _path_arg(out), seeds, RunConfig(limit=limit), judge=vlm_judge, progress=progress
+    )
+    for seed, result in pooled.runs.items():
+        write_report(result, benchmark, config=report_config)
+        overall = result.summary["overall"]
+        console.print(f"seed {seed}: {overall['success']['count']} / {overall['n']} edits succeed")
+    console.print(summary_table(pooled.summary))
+    console.print(f"wrote a report per seed in {out}/seed-<s>/ and the pooled summary in {out}/seeds.json")
 
 
 @eval_app.command("ceiling")

@@ -25,16 +25,20 @@ from retake.eval.psnr import MAX_PSNR_DB
 from retake.eval.report import build_report
 from retake.eval.runner import (
     RESULTS_FILE,
+    RUN_FILE,
+    SEEDS_FILE,
     RunConfig,
     RunMismatchError,
     ShortEditError,
     aggregate,
     conform,
     run_benchmark,
+    run_seeds,
+    seed_dir,
     wilson_interval,
 )
 from retake.flatland.edits import EDIT_KINDS
-from retake.video import Video
+from retake.video import Video, read
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +227,53 @@ def test_a_python_editor_whose_edits_are_unusable_fails_those_samples(bench, tmp
     assert editor.seeds == [100, 102, 104]  # add-000, remove-000, replace-000: seed + benchmark index
     assert [r["success"] for r in result.rows] == [False] * 3 and result.summary["overall"]["errors"] == 3
     assert "the edit has 7 frames, the source 9" in result.rows[0]["reason"]
+
+
+class SeedThresholdEditor:
+    """A sampling editor in miniature: edits perfectly under a seed below 10, returns the source otherwise."""
+
+    def __init__(self, bench) -> None:
+        self.bench, self.seeds = bench, []
+
+    def edit(self, source: Video, instruction: str, *, seed: int, sample_id: str) -> Video:
+        self.seeds.append(seed)
+        return read(self.bench.root / ("truth" if seed < 10 else "sources") / f"{sample_id}.mp4")
+
+    def describe(self) -> dict:
+        return {"type": "python", "name": "seed-threshold"}
+
+
+def test_several_editor_seeds_run_apart_and_pool(bench, tmp_path):
+    editor = SeedThresholdEditor(bench)
+    pooled = run_seeds(bench, editor, tmp_path / "seeds", [0, 5], progress=False)
+    # seed 0 gives samples 0..11 seeds 0..11 (10 below 10); seed 5 gives them 5..16 (5 below 10)
+    record = json.loads((tmp_path / "seeds" / SEEDS_FILE).read_text())
+    assert record["per_seed"] == {"0": {"n": 12, "success": 10}, "5": {"n": 12, "success": 5}}
+    assert pooled.summary["overall"]["n"] == 24 and pooled.summary["overall"]["success"]["count"] == 15
+    assert record["summary"] == json.loads(json.dumps(pooled.summary))
+    for seed in (0, 5):
+        run = json.loads((seed_dir(tmp_path / "seeds", seed) / RUN_FILE).read_text())
+        assert run["config"]["seed"] == seed and pooled.runs[seed].complete
+    assert sorted(editor.seeds) == sorted([*range(12), *range(5, 17)])
+    again = run_seeds(bench, editor, tmp_path / "seeds", [0, 5], progress=False)  # done: nothing re-edited
+    assert len(editor.seeds) == 24 and again.summary == pooled.summary
+    with pytest.raises(ValueError, match=r"distinct integers, got \[3, 3\]"):
+        run_seeds(bench, editor, tmp_path / "dup", [3, 3], progress=False)
+    run_benchmark(bench, editor, tmp_path / "single", RunConfig(limit=1), progress=False)
+    with pytest.raises(RunMismatchError, match="single-seed run"):
+        run_seeds(bench, editor, tmp_path / "single", [0, 5], progress=False)
+
+
+def test_eval_run_with_repeated_seeds_writes_a_report_per_seed(bench, mixed_videos, tmp_path, capsys):
+    from retake.cli import main
+
+    args = ["eval", "run", str(bench.root), "--videos", str(mixed_videos), "--no-progress"]
+    main([*args, "--seed", "0", "--seed", "100", "-o", str(tmp_path / "r")])
+    record = json.loads((tmp_path / "r" / SEEDS_FILE).read_text())
+    assert record["per_seed"] == {"0": {"n": 12, "success": 6}, "100": {"n": 12, "success": 6}}
+    assert record["summary"]["overall"]["success"]["count"] == 12
+    assert (tmp_path / "r" / "seed-100" / "report.json").is_file()
+    assert "seed 100: 6 / 12 edits succeed" in capsys.readouterr().err
 
 
 class FakePipeline:

@@ -9,6 +9,9 @@ The run directory holds
     samples.jsonl   one scored sample per line, appended as it is done: a rerun skips what is there
     edits/<id>.mp4  the edited videos (for the report's GIFs)
 so a stopped run continues where it stopped and ends with the same numbers as an uninterrupted one.
+
+`run_seeds` scores a sampling editor under several editor seeds: one such run per seed in OUT/seed-<s>/, and
+OUT/seeds.json with each seed's success count and the summary of all their samples pooled.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -38,6 +41,7 @@ FORMAT = "retake.eval.run/1"
 RUN_FILE = "run.json"
 RESULTS_FILE = "samples.jsonl"
 EDITS_DIR = "edits"
+SEEDS_FILE = "seeds.json"
 
 
 class RunMismatchError(RetakeError):
@@ -112,6 +116,72 @@ def run_benchmark(
     complete = len(rows) == len(benchmark.samples)
     summary = aggregate(rows, benchmark.config.kinds, config.confidence)
     return RunResult(out_dir, header, rows, summary, complete)
+
+
+@dataclass
+class SeedsResult:
+    out_dir: Path
+    runs: dict[int, RunResult]  # editor seed -> its run, in OUT/seed-<seed>/
+    summary: dict[str, Any]  # `aggregate` of every run's samples together: n = samples x seeds
+
+
+def seed_dir(out_dir: str | os.PathLike[str], seed: int) -> Path:
+    return Path(out_dir) / f"seed-{seed}"
+
+
+def run_seeds(
+    benchmark: Benchmark,
+    editor: Editor,
+    out_dir: str | os.PathLike[str],
+    seeds: Sequence[int],
+    config: RunConfig = RunConfig(),
+    *,
+    judge: VLMJudge | None = None,
+    progress: bool = True,
+) -> SeedsResult:
+    """`run_benchmark` once per editor seed (`config.seed` is replaced by each), then OUT/seeds.json.
+
+    A sampling editor's successes move between seeds; pooling the seeds puts more samples behind each rate.
+    The pooled samples share their sources, so its Wilson interval is narrower than independent samples
+    would warrant: compare two editors on the same seeds rather than reading the interval as exact.
+    Each seed's folder is an ordinary run, so a stopped call resumes and one seed can be reported alone.
+    """
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be one or more distinct integers, got {list(seeds)}")
+    out_dir = Path(out_dir)
+    if (out_dir / RUN_FILE).is_file():
+        raise RunMismatchError(
+            f"{out_dir} holds a single-seed run; use a new output folder for several seeds"
+        )
+    runs = {
+        seed: run_benchmark(
+            benchmark,
+            editor,
+            seed_dir(out_dir, seed),
+            replace(config, seed=seed),
+            judge=judge,
+            progress=progress,
+        )
+        for seed in seeds
+    }
+    rows = [row for run in runs.values() for row in run.rows]
+    summary = aggregate(rows, benchmark.config.kinds, config.confidence)
+    record = {
+        "format": FORMAT,
+        "seeds": list(seeds),
+        "per_seed": {
+            str(seed): {
+                "n": run.summary["overall"]["n"],
+                "success": run.summary["overall"]["success"]["count"],
+            }
+            for seed, run in runs.items()
+        },
+        "summary": summary,
+    }
+    temp = out_dir / f".{SEEDS_FILE}.partial"
+    temp.write_text(json.dumps(record, indent=1, allow_nan=False))
+    os.replace(temp, out_dir / SEEDS_FILE)
+    return SeedsResult(out_dir, runs, summary)
 
 
 def _start(out_dir: Path, header: dict[str, Any]) -> None:
