@@ -147,8 +147,8 @@ def test_demo_command_parses_and_calls_the_library(tmp_path, monkeypatch):
 
 def test_the_shipped_editor_was_trained_by_the_shipped_configs():
     """README's commands (configs/flatland/editor.toml, then editor_decay.toml, editor_restart.toml,
-    editor_more_data.toml and editor_more_data_2.toml, each from the EMA weights of the one before) are the
-    training that editor/metrics.json records for the shipped weights."""
+    editor_more_data.toml, editor_more_data_2.toml and editor_more_data_3.toml, each from the EMA weights of
+    the one before) are the training that editor/metrics.json records for the shipped weights."""
     metrics = json.loads((EDITOR / "metrics.json").read_text())
     configs = Path(__file__).resolve().parents[1] / "configs" / "flatland"
     parts = (
@@ -157,6 +157,7 @@ def test_the_shipped_editor_was_trained_by_the_shipped_configs():
         "editor_restart.toml",
         "editor_more_data.toml",
         "editor_more_data_2.toml",
+        "editor_more_data_3.toml",
     )
     runs = [load_run_config(configs / name) for name in parts]
     for run, recorded in zip(runs, metrics["training"], strict=True):
