@@ -22,7 +22,7 @@ from retake.eval.editors import (
     open_editor,
 )
 from retake.eval.psnr import MAX_PSNR_DB
-from retake.eval.report import build_report
+from retake.eval.report import build_report, load_report
 from retake.eval.runner import (
     RESULTS_FILE,
     RUN_FILE,
@@ -274,6 +274,9 @@ def test_eval_run_with_repeated_seeds_writes_a_report_per_seed(bench, mixed_vide
     assert record["summary"]["overall"]["success"]["count"] == 12
     assert (tmp_path / "r" / "seed-100" / "report.json").is_file()
     assert "seed 100: 6 / 12 edits succeed" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="several editor seeds: give one of its seed-<s>/ folders"):
+        load_report(tmp_path / "r")
+    assert load_report(tmp_path / "r" / "seed-0")["summary"]["overall"]["n"] == 12
 
 
 class FakePipeline:

@@ -30,7 +30,7 @@ from rich.table import Table
 from retake import __version__
 from retake.eval.benchmark import Benchmark
 from retake.eval.metrics import METRICS
-from retake.eval.runner import RunResult
+from retake.eval.runner import SEEDS_FILE, RunResult
 from retake.eval.vlm_judge import MAX_SCORE, RUBRIC
 from retake.video import Video, read, write_gif
 
@@ -112,6 +112,10 @@ def build_report(result: RunResult) -> dict[str, Any]:
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A report.json, given itself or its folder."""
     path = Path(path)
+    if path.is_dir() and (path / SEEDS_FILE).is_file() and not (path / REPORT_JSON).is_file():
+        raise FileNotFoundError(
+            f"{path} holds a run over several editor seeds: give one of its seed-<s>/ folders"
+        )
     path = path / REPORT_JSON if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"no report at {path}")
