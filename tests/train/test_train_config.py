@@ -156,6 +156,11 @@ def test_init_paths_resolve_against_the_config_file(tmp_path):
             r"stages\[2\]\.data\.cache\[0\]: expected a path string",
         ),
         (("seed = 7", "seed = 7\nbogus = 1"), r"^bogus: unknown key"),
+        (("lora = { rank = 16 }", "grow = true"), r"stage 'pretrain': grow needs trained init weights"),
+        (
+            ('init = "previous"', 'init = "previous"\ngrow = true\nlora = { rank = 4 }'),
+            r"stage 'instruct': grow with lora would train nothing in the grown blocks",
+        ),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, edit, message):

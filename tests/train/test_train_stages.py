@@ -90,6 +90,36 @@ def test_init_weights_of_another_architecture_are_refused(tmp_path):
         train(missing)
 
 
+def test_a_stage_grows_a_trained_model_deeper_and_trains_it(tmp_path):
+    shallow = build_transformer("tiny", seed=2, conditioning="channel")
+    shallow.save_pretrained(tmp_path / "shallow")
+    cache = write_random_cache(tmp_path / "cache", 4)
+    deep = {"conditioning": "channel", "num_layers": 2, "num_single_layers": 3}
+    refused = run_config(tmp_path / "run", [stage("s", cache, init=str(tmp_path / "shallow"))], model=deep)
+    with pytest.raises(ValueError, match="set grow = true"):
+        train(refused)
+
+    config = run_config(
+        tmp_path / "run", [stage("s", cache, steps=2, init=str(tmp_path / "shallow"), grow=True)], model=deep
+    )
+    start = initial_model(config, 0)
+    with torch.no_grad():
+        assert torch.equal(start(**_inputs()), shallow(**_inputs()))  # training starts from the old function
+    result = train(config)
+    trained = InContextTransformer.from_pretrained(result.stages[0].transformer)
+    assert (trained.config.num_layers, trained.config.num_single_layers) == (2, 3)
+    gate = trained.single_transformer_blocks[2].norm.linear.weight  # (3D, D): shift, scale, gate rows
+    assert torch.count_nonzero(gate[2 * gate.shape[1] :]) > 0  # the new block's gate opened
+
+    shrink = run_config(
+        tmp_path / "run2",
+        [stage("s", cache, init=str(tmp_path / "shallow"), grow=True)],
+        model={"conditioning": "channel", "num_layers": 0},
+    )
+    with pytest.raises(ValueError, match=r"num_layers=1 \(run: 0; grow only adds blocks\)"):
+        train(shrink)
+
+
 def test_lora_trains_only_adapters_and_saves_a_merged_plain_model(tmp_path):
     cache = write_random_cache(tmp_path / "cache", 4)
     config = run_config(tmp_path / "run", [stage("s", cache, steps=3, optim={"lr": 1e-2}, lora={"rank": 4})])

@@ -18,6 +18,7 @@ each names its data, steps, batch, optimiser, InsViE tricks, LoRA and where its 
     name = "sft"
     init = "previous"                # "fresh", "previous", "stage:<name>", "t2v:<dir>" or a model directory
     init_weights = "raw"             # or "ema": an earlier stage's EMA weights
+    grow = false                     # true: [model] may be deeper than the init; new blocks start silent
     steps = 500
     batch = 8
     tricks = "insvie"                # or a table of TricksConfig fields, or { preset = "insvie", t_shift = 3.0 }
@@ -214,6 +215,9 @@ class StageConfig:
     # Which weights of an earlier stage ("previous", "stage:<name>") to start from: its raw weights or its
     # EMA (that stage needs optim.ema_decay). EMA weights are what a stage is usually evaluated and shipped with.
     init_weights: str = "raw"
+    # Start deeper than the init weights: blocks the run's [model] has beyond theirs are appended with zero
+    # output gates, so training starts from exactly the init model's function (retake.model.grow).
+    grow: bool = False
     guidance: float = 1.0  # embedded guidance fed while training (distilled-guidance models only)
     optim: OptimConfig = OptimConfig()
     tricks: TricksConfig = TricksConfig()
@@ -231,6 +235,16 @@ class StageConfig:
             not (self.optim.optimizer == "muon" and self.lora.enabled),
             f"stage {self.name!r}: optimizer 'muon' does not train LoRA adapters; use 'adamw' with lora",
         )
+        if self.grow:
+            _check(
+                self.init != "fresh" and not self.init.startswith("t2v:"),
+                f"stage {self.name!r}: grow needs trained init weights of the same kind, got init {self.init!r}",
+            )
+            _check(
+                not self.lora.enabled,
+                f"stage {self.name!r}: grow with lora would train nothing in the grown blocks (their zero "
+                "gates are not LoRA targets); train them fully",
+            )
 
     def micro_batch(self, world_size: int) -> int:
         """Samples per rank per micro-batch; ValueError when the global batch does not split evenly."""

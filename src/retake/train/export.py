@@ -23,6 +23,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 
 from retake.model.checkpoints import load_t2v_into_channel
 from retake.model.config import TransformerConfig
+from retake.model.grow import grow_depth
 from retake.model.presets import build_transformer
 from retake.model.transformer import InContextTransformer
 from retake.train.config import LoraSettings, RunConfig
@@ -89,7 +90,10 @@ def initial_model(config: RunConfig, index: int) -> InContextTransformer:
         load_t2v_into_channel(model, path)
         return model
     model = InContextTransformer.from_pretrained(path, local_files_only=True)
-    _check_compatible(model.spec, spec, path)
+    grow = config.stages[index].grow
+    _check_compatible(model.spec, spec, path, grow=grow)
+    if grow:
+        model = grow_depth(model, spec.num_layers, spec.num_single_layers, seed=config.seed)
     if model.spec.attention != spec.attention:
         model.set_attention_mode(spec.attention)  # same weights; e.g. fine-tune a full model into one-way
     if model.spec.prior != spec.prior:
@@ -97,12 +101,28 @@ def initial_model(config: RunConfig, index: int) -> InContextTransformer:
     return model
 
 
-def _check_compatible(loaded: TransformerConfig, wanted: TransformerConfig, path: Path) -> None:
+_DEPTHS = ("num_layers", "num_single_layers")
+
+
+def _check_compatible(
+    loaded: TransformerConfig, wanted: TransformerConfig, path: Path, *, grow: bool
+) -> None:
+    """ValueError naming each field where the init weights differ from the run's [model] in a way no
+    init can bridge; attention and prior switch in place, and with `grow` the depths may increase."""
+    free = ("attention", "prior") + (_DEPTHS if grow else ())
     differ = [
         f"{f.name}={getattr(loaded, f.name)!r} (run: {getattr(wanted, f.name)!r})"
         for f in fields(TransformerConfig)
-        if f.name not in ("attention", "prior") and getattr(loaded, f.name) != getattr(wanted, f.name)
+        if f.name not in free and getattr(loaded, f.name) != getattr(wanted, f.name)
     ]
+    if grow:
+        differ += [
+            f"{name}={getattr(loaded, name)!r} (run: {getattr(wanted, name)!r}; grow only adds blocks)"
+            for name in _DEPTHS
+            if getattr(loaded, name) > getattr(wanted, name)
+        ]
+    elif any(getattr(loaded, name) < getattr(wanted, name) for name in _DEPTHS):
+        differ.append("set grow = true in the stage to start the deeper model from these weights")
     if differ:
         raise ValueError(f"init weights {path} do not match the run's [model]: {', '.join(differ)}")
 
