@@ -385,8 +385,10 @@ def eval_ceiling(
 
 @eval_app.command("compare")
 def eval_compare(
-    a: Path = typer.Argument(..., help="Report A (folder or report.json)."),
-    b: Path = typer.Argument(..., help="Report B (folder or report.json)."),
+    a: Path = typer.Argument(
+        ..., help="Report A: folder or report.json; a run over several --seed compares its pooled samples."
+    ),
+    b: Path = typer.Argument(..., help="Report B, the same way."),
     out: Path = typer.Option(..., "-o", "--out", help="HTML file to write."),
 ) -> None:
     """Two reports side by side with the differences B - A."""

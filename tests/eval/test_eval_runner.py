@@ -22,7 +22,7 @@ from retake.eval.editors import (
     open_editor,
 )
 from retake.eval.psnr import MAX_PSNR_DB
-from retake.eval.report import build_report, load_report
+from retake.eval.report import ReportConfig, build_report, compare, load_report, write_report
 from retake.eval.runner import (
     RESULTS_FILE,
     RUN_FILE,
@@ -230,17 +230,17 @@ def test_a_python_editor_whose_edits_are_unusable_fails_those_samples(bench, tmp
 
 
 class SeedThresholdEditor:
-    """A sampling editor in miniature: edits perfectly under a seed below 10, returns the source otherwise."""
+    """A sampling editor in miniature: edits perfectly under a seed below `below`, returns the source otherwise."""
 
-    def __init__(self, bench) -> None:
-        self.bench, self.seeds = bench, []
+    def __init__(self, bench, below: int = 10) -> None:
+        self.bench, self.below, self.seeds = bench, below, []
 
     def edit(self, source: Video, instruction: str, *, seed: int, sample_id: str) -> Video:
         self.seeds.append(seed)
-        return read(self.bench.root / ("truth" if seed < 10 else "sources") / f"{sample_id}.mp4")
+        return read(self.bench.root / ("truth" if seed < self.below else "sources") / f"{sample_id}.mp4")
 
     def describe(self) -> dict:
-        return {"type": "python", "name": "seed-threshold"}
+        return {"type": "python", "name": f"below-{self.below}"}
 
 
 def test_several_editor_seeds_run_apart_and_pool(bench, tmp_path):
@@ -274,9 +274,36 @@ def test_eval_run_with_repeated_seeds_writes_a_report_per_seed(bench, mixed_vide
     assert record["summary"]["overall"]["success"]["count"] == 12
     assert (tmp_path / "r" / "seed-100" / "report.json").is_file()
     assert "seed 100: 6 / 12 edits succeed" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="several editor seeds: give one of its seed-<s>/ folders"):
-        load_report(tmp_path / "r")
+    pooled = load_report(tmp_path / "r")  # the folder itself: both seeds' samples pooled
+    assert pooled["seeds"] == [0, 100] and pooled["summary"] == record["summary"]
+    assert len(pooled["samples"]) == 24
     assert load_report(tmp_path / "r" / "seed-0")["summary"]["overall"]["n"] == 12
+
+
+def _seeds_report(bench, below: int, out, seeds=(0, 5)):
+    result = run_seeds(bench, SeedThresholdEditor(bench, below), out, list(seeds), progress=False)
+    for run in result.runs.values():
+        write_report(run, bench, config=ReportConfig(gifs_per_kind=0))
+    return out
+
+
+def test_compare_reads_runs_over_several_seeds_sample_by_sample(bench, tmp_path):
+    a = _seeds_report(bench, 10, tmp_path / "a")  # seed 0: 10 / 12 succeed, seed 5: 5 / 12
+    b = _seeds_report(bench, 8, tmp_path / "b")  # seed 0: 8 / 12, seed 5: 3 / 12
+    assert [row["editor_seed"] for row in load_report(a)["samples"]] == [0] * 12 + [5] * 12
+    page = compare(a, b)
+    # overall: 15 / 24 against 11 / 24
+    assert "<td>62.5% [43%, 79%]</td><td>45.8% [28%, 65%]</td>" in page and "Warning" not in page
+    # editor seeds 8 and 9 flip: samples 8 and 9 under seed 0, samples 3 and 4 under seed 5
+    assert page.count(" (seed 0)</td>") == 2 and page.count(" (seed 5)</td>") == 2
+
+    page = compare(a, seed_dir(b, 5))  # a single-seed run matches the pooled one on its seed only
+    assert "different editor seeds ([0, 5] vs [5])" in page
+    assert page.count(" (seed 5)</td>") == 2 and " (seed 0)</td>" not in page
+
+    shutil.rmtree(seed_dir(b, 5))
+    with pytest.raises(FileNotFoundError, match=r"lists editor seed 5 but .*seed-5 has no report"):
+        load_report(b)
 
 
 class FakePipeline:

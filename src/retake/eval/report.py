@@ -30,7 +30,7 @@ from rich.table import Table
 from retake import __version__
 from retake.eval.benchmark import Benchmark
 from retake.eval.metrics import METRICS
-from retake.eval.runner import SEEDS_FILE, RunResult
+from retake.eval.runner import SEEDS_FILE, RunResult, seed_dir
 from retake.eval.vlm_judge import MAX_SCORE, RUBRIC
 from retake.video import Video, read, write_gif
 
@@ -110,12 +110,11 @@ def build_report(result: RunResult) -> dict[str, Any]:
 
 
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A report.json, given itself or its folder."""
+    """A report.json, given itself or its folder; for a run over several editor seeds (`run_seeds`), the
+    report of their samples pooled (`pooled_report`)."""
     path = Path(path)
     if path.is_dir() and (path / SEEDS_FILE).is_file() and not (path / REPORT_JSON).is_file():
-        raise FileNotFoundError(
-            f"{path} holds a run over several editor seeds: give one of its seed-<s>/ folders"
-        )
+        return pooled_report(path)
     path = path / REPORT_JSON if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"no report at {path}")
@@ -125,6 +124,44 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path} is not a retake report (format {report.get('format')!r}, expected {FORMAT!r})"
         )
     return report
+
+
+def pooled_report(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """One report over a multi-seed run's seed-<s>/ reports: seeds.json's pooled summary, every seed's samples
+    (each with its `editor_seed`, so runs match sample by sample on the seeds they share) and `seeds`."""
+    folder = Path(folder)
+    record = json.loads((folder / SEEDS_FILE).read_text())
+    seeds = record["seeds"]
+    reports = []
+    for seed in seeds:
+        try:
+            reports.append(load_report(seed_dir(folder, seed)))
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{folder} lists editor seed {seed} but {seed_dir(folder, seed)} has no report"
+            ) from None
+    first = reports[0]
+    config = {key: value for key, value in first["config"].items() if key != "seed"}
+    return {
+        **{
+            key: first[key] for key in ("format", "retake_version", "benchmark", "editor", "judge", "metrics")
+        },
+        "created": max(r["created"] for r in reports),
+        "complete": all(r["complete"] for r in reports),
+        "config": config,
+        "seeds": seeds,
+        "summary": record["summary"],
+        "samples": [
+            {**row, "editor_seed": seed}
+            for seed, report in zip(seeds, reports, strict=True)
+            for row in report["samples"]
+        ],
+    }
+
+
+def editor_seeds(report: dict[str, Any]) -> list[int]:
+    """The editor seeds behind a report: a pooled report's, or a single run's one."""
+    return report.get("seeds") or [report["config"]["seed"]]
 
 
 # ---- files ------------------------------------------------------------------------------------------------
@@ -419,6 +456,12 @@ def _comparability_warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         warnings.append(
             f"the VLM judges differ ({judges[0]} vs {judges[1]}): vlm_* scores are not comparable"
         )
+    seeds = [editor_seeds(r) for r in (a, b)]
+    if seeds[0] != seeds[1]:
+        warnings.append(
+            f"the runs sample with different editor seeds ({seeds[0]} vs {seeds[1]}): a sample's verdict "
+            "changes with the seed too, and only samples of a seed both ran are matched below"
+        )
     if not (a["complete"] and b["complete"]):
         warnings.append("at least one run is partial")
     return [f'<p class="bad">Warning: {html.escape(w)}.</p>' for w in warnings]
@@ -462,15 +505,23 @@ def _comparison_table(a: dict[str, Any], b: dict[str, Any], columns: list[str]) 
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _by_sample(report: dict[str, Any]) -> dict[tuple[int, str], dict[str, Any]]:
+    """Rows keyed by (editor seed, sample id): a pooled and a single-seed run match on the seed they share."""
+    seed = report["config"].get("seed")
+    return {(row.get("editor_seed", seed), row["id"]): row for row in report["samples"]}
+
+
 def _verdict_changes(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str]) -> str:
-    rows_b = {row["id"]: row for row in b["samples"]}
+    rows_a, rows_b = _by_sample(a), _by_sample(b)
+    several = len(editor_seeds(a)) > 1 or len(editor_seeds(b)) > 1
     changed = []
-    for row in a["samples"]:
-        other = rows_b.get(row["id"])
+    for key, row in rows_a.items():
+        other = rows_b.get(key)
         if other is not None and bool(other["success"]) != bool(row["success"]):
+            label = f"{row['id']} (seed {key[0]})" if several else row["id"]
             changed.append(
                 [
-                    html.escape(row["id"]),
+                    html.escape(label),
                     html.escape(row["instruction"]),
                     *(html.escape(r["reason"]) for r in (row, other)),
                 ]
