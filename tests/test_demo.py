@@ -180,3 +180,20 @@ def test_the_shipped_editor_was_trained_by_the_shipped_configs():
 def _as_json(config: object) -> object:
     """A dataclass config as its JSON record reads back (tuples become lists)."""
     return json.loads(json.dumps(asdict(config)))
+
+
+def test_the_depth_experiment_grows_the_shipped_editor():
+    """configs/flatland/editor_deeper.toml (README, "Twice the depth") starts from part 6's EMA weights and
+    grows flatland-s to 4 + 4 blocks, the one thing it changes besides the seed."""
+    configs = Path(__file__).resolve().parents[1] / "configs" / "flatland"
+    deeper, part6 = (
+        load_run_config(configs / name) for name in ("editor_deeper.toml", "editor_more_data_3.toml")
+    )
+    (stage,) = deeper.stages
+    assert stage.grow and stage.init == str(part6.out / "stages" / "sft" / "transformer-ema")
+    spec, shipped = deeper.model.transformer(), part6.model.transformer()
+    assert (spec.num_layers, spec.num_single_layers) == (4, 4)
+    assert (
+        replace(spec, num_layers=shipped.num_layers, num_single_layers=shipped.num_single_layers) == shipped
+    )
+    assert [p.name for p in stage.data.cache] == [p.name for p in part6.stages[0].data.cache]
