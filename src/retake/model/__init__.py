@@ -20,6 +20,7 @@ _EXPORTS = {
     "PRESETS": "retake.model.presets",
     "get_preset": "retake.model.presets",
     "build_transformer": "retake.model.presets",
+    "grow_depth": "retake.model.grow",
     "load_t2v_into_channel": "retake.model.checkpoints",
     "convert_icve_checkpoint": "retake.model.convert",
 }

@@ -4,7 +4,8 @@ New dual-stream blocks go after the old dual-stream blocks and new single-stream
 single-stream ones. Each new block has fresh weights but zero output gates (the adaLN-Zero rows that scale the
 attention and MLP branches), so it adds nothing to its residual stream until training moves the gates: the
 grown model's output equals the old one's, and training continues from the old model's quality with more
-capacity, instead of from scratch (progressive growing, as in Gong et al. 2019's stacking for BERT).
+capacity, instead of from scratch. (Progressive stacking, Gong et al. 2019, copies trained blocks instead;
+that changes the function, where zero gates keep it.)
 """
 
 from __future__ import annotations
