@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from retake.errors import RetakeError
+
+if TYPE_CHECKING:
+    from retake.train.loop import StageStart
 
 app = typer.Typer(
     name="retake",
@@ -582,11 +586,36 @@ def train_command(
     from retake.train.loop import train
 
     overrides = {k: v for k, v in {"out": out, "device": device}.items() if v is not None}
-    result = train(load_run_config(_path_arg(config), **overrides), progress=progress)
+    result = train(
+        load_run_config(_path_arg(config), **overrides),
+        on_stage_start=lambda start: console.print(escape(_stage_start_line(start))),
+        progress=progress,
+    )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one report
         for stage in result.stages:
             state = "already done" if stage.already_done else f"loss {stage.final_loss:.4f}"
             console.print(f"stage {stage.name}: {stage.steps} steps, {state} -> {stage.transformer}")
+
+
+def _stage_start_line(start: StageStart) -> str:
+    """'stage sft (2 of 2): 7000 steps at batch 8 on 36000 samples, from ...; 2.3 M parameters, all trained; cpu'."""
+    steps = (
+        f"{start.steps} steps"
+        if not start.start_step
+        else f"resuming at step {start.start_step} of {start.steps}"
+    )
+    trained = (
+        "all trained" if start.trainable == start.parameters else f"{_millions(start.trainable)} trained"
+    )
+    device = start.device if start.world_size == 1 else f"{start.world_size} x {start.device}"
+    return (
+        f"stage {start.name} ({start.index + 1} of {start.stages}): {steps} at batch {start.batch} on "
+        f"{start.samples} samples, from {start.init}; {_millions(start.parameters)} parameters, {trained}; {device}"
+    )
+
+
+def _millions(count: int) -> str:
+    return f"{count / 1e6:.1f} M" if count >= 100_000 else f"{count:,}"
 
 
 @app.command("cache")

@@ -63,6 +63,9 @@ def test_cache_with_minilm_then_train_from_the_cache(tmp_path, vae_dir, capsys):
 
     config = _toml(tmp_path / "run.toml", cache, model="text_embed_dim = 384\npooled_projection_dim = 384")
     main(["train", str(config)])
+    err = capsys.readouterr().err
+    assert "stage sft (1 of 1): 2 steps at batch 2 on 3 samples, from fresh weights (seed 0);" in err
+    assert "parameters, all trained; cpu" in err
     assert (tmp_path / "run/stages/sft/transformer/config.json").is_file()
     assert [r["step"] for r in read_metrics(tmp_path / "run")] == [1, 2]
     assert not (tmp_path / "no-vae-here").exists()
@@ -99,6 +102,10 @@ def test_a_stop_signal_saves_exits_non_zero_and_the_rerun_resumes(tmp_path, caps
     assert 1 <= stopped < 400
 
     main(["train", str(_toml(tmp_path / "run.toml", cache, steps=stopped + 2))])
+    assert (
+        f"stage sft (1 of 1): resuming at step {stopped} of {stopped + 2} at batch 2"
+        in capsys.readouterr().err
+    )
     steps = [r["step"] for r in read_metrics(tmp_path / "run")]
     assert steps == list(range(1, stopped + 3))
 

@@ -36,8 +36,9 @@ def _straight_and_split(tmp_path, spec, stop: int, every: int):
     with pytest.raises(TrainingInterrupted, match=f"SIGTERM after step {stop}"):
         train(split, callbacks=[_stop_at(stop)])
     saved = [c.step for c in list_checkpoints(split.out / "stages/s/checkpoints")]
-    result = train(split)
-    assert result.stages[0].resumed_from == stop
+    starts = []
+    result = train(split, on_stage_start=starts.append)
+    assert result.stages[0].resumed_from == starts[0].start_step == stop
     return straight.out, split.out, saved
 
 

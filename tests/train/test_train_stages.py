@@ -44,6 +44,29 @@ def test_stage_two_starts_from_stage_one(tmp_path):
     assert any(not torch.equal(one[k], two[k]) for k in one)  # and stage two trained on
 
 
+def test_each_stage_that_trains_announces_its_start_once(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    stages = [
+        stage("one", cache, steps=2, optim={"ema_decay": 0.9}),
+        stage("two", cache, steps=2, batch=4, init_weights="ema"),
+        stage("adapted", cache, steps=1, init="stage:one", lora={"rank": 2}),
+    ]
+    config = run_config(tmp_path / "run", stages, seed=3)
+    starts = []
+    train(config, on_stage_start=starts.append)
+    one, two, adapted = starts
+    total = sum(p.numel() for p in initial_model(config, 0).parameters())
+    assert (one.name, one.index, one.stages, one.steps, one.start_step) == ("one", 0, 3, 2, 0)
+    assert (one.samples, one.batch, one.device, one.world_size) == (5, 2, "cpu", 1)
+    assert one.init == "fresh weights (seed 3)" and one.parameters == one.trainable == total
+    assert two.init == "stage 'one''s EMA weights" and two.batch == 4
+    assert adapted.init == "stage 'one''s raw weights" and adapted.parameters > total > adapted.trainable > 0
+
+    announced = []
+    train(config, on_stage_start=announced.append)  # a finished run trains nothing, announces nothing
+    assert announced == []
+
+
 def test_stage_and_t2v_inits(tmp_path):
     cache = write_random_cache(tmp_path / "cache", 4)
     t2v = build_transformer("tiny", seed=5, conditioning="none")
@@ -105,7 +128,9 @@ def test_a_stage_grows_a_trained_model_deeper_and_trains_it(tmp_path):
     start = initial_model(config, 0)
     with torch.no_grad():
         assert torch.equal(start(**_inputs()), shallow(**_inputs()))  # training starts from the old function
-    result = train(config)
+    starts = []
+    result = train(config, on_stage_start=starts.append)
+    assert starts[0].init == f"{tmp_path / 'shallow'}, grown from 1 + 1 to 2 + 3 blocks"
     trained = InContextTransformer.from_pretrained(result.stages[0].transformer)
     assert (trained.config.num_layers, trained.config.num_single_layers) == (2, 3)
     gate = trained.single_transformer_blocks[2].norm.linear.weight  # (3D, D): shift, scale, gate rows

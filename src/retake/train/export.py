@@ -101,6 +101,33 @@ def initial_model(config: RunConfig, index: int) -> InContextTransformer:
     return model
 
 
+def describe_init(config: RunConfig, index: int) -> str:
+    """Where stage `index` starts, in words: fresh weights, an earlier stage's weights or a folder, and with
+    `grow` the depths it grows from and to. Call it after `initial_model` succeeded (it reads the init's config)."""
+    stage = config.stages[index]
+    kind, path = init_source(config, index)
+    if kind == "fresh":
+        return f"fresh weights (seed {config.seed})"
+    if kind == "t2v":
+        return f"text-to-video weights {path}, widened for channel conditioning"
+    where = str(path)
+    if stage.init == "previous" or stage.init.startswith("stage:"):
+        earlier = (
+            config.stages[index - 1].name if stage.init == "previous" else stage.init.removeprefix("stage:")
+        )
+        where = f"stage {earlier!r}'s {'EMA' if stage.init_weights == 'ema' else 'raw'} weights"
+    if not stage.grow:
+        return where
+    assert path is not None
+    old = json.loads((path / "config.json").read_text())
+    new = config.model.transformer()
+    before = (old["num_layers"], old["num_single_layers"])
+    after = (new.num_layers, new.num_single_layers)
+    if before == after:
+        return f"{where} (grow: already {after[0]} + {after[1]} blocks)"
+    return f"{where}, grown from {before[0]} + {before[1]} to {after[0]} + {after[1]} blocks"
+
+
 _DEPTHS = ("num_layers", "num_single_layers")
 
 

@@ -58,6 +58,7 @@ from retake.train.distributed import (
 from retake.train.ema import EMA
 from retake.train.encode import EncodingDataset, LatentDataset, check_clip_size
 from retake.train.export import (
+    describe_init,
     export_transformer,
     initial_model,
     mark_done,
@@ -96,6 +97,24 @@ class StepInfo:
 
 
 @dataclass(frozen=True)
+class StageStart:
+    """What `on_stage_start` sees when a stage begins or resumes, before its first step (main rank only)."""
+
+    name: str
+    index: int
+    stages: int  # in the run
+    steps: int
+    start_step: int  # 0, or the step of the checkpoint it resumes from
+    batch: int  # global
+    samples: int  # in the stage's data
+    init: str  # where the weights start, in words (`describe_init`)
+    parameters: int
+    trainable: int  # LoRA adapters only, under LoRA
+    device: str
+    world_size: int
+
+
+@dataclass(frozen=True)
 class StageResult:
     name: str
     steps: int
@@ -114,6 +133,7 @@ class TrainResult:
 
 
 Callback = Callable[[StepInfo], None]
+StartCallback = Callable[[StageStart], None]
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -196,9 +216,11 @@ class StageTrainer:
         env: DistEnv,
         *,
         callbacks: Sequence[Callback] = (),
+        on_start: StartCallback | None = None,
         progress: bool = True,
     ) -> None:
         self.config, self.index, self.env = config, index, env
+        self.on_start = on_start
         self.stage = config.stages[index]
         self.dir = stage_dir(config.out, self.stage.name)
         self.callbacks = list(callbacks)
@@ -283,8 +305,27 @@ class StageTrainer:
     # ------------------------------------------------------------------------------------------------------
     # the loop
     # ------------------------------------------------------------------------------------------------------
+    def started(self) -> StageStart:
+        """This stage's start (call after `resume`)."""
+        return StageStart(
+            name=self.stage.name,
+            index=self.index,
+            stages=len(self.config.stages),
+            steps=self.stage.steps,
+            start_step=self.step,
+            batch=self.stage.batch,
+            samples=len(self.dataset),
+            init=describe_init(self.config, self.index),
+            parameters=sum(p.numel() for p in self.model.parameters()),
+            trainable=sum(p.numel() for p in self.params),
+            device=self.env.device.type,
+            world_size=self.env.world_size,
+        )
+
     def run(self) -> StageResult:
         self.resume()
+        if self.on_start is not None and self.env.is_main:
+            self.on_start(self.started())
         with (
             StopFlag() as stop,
             TrainProgress(self.stage.name, self.stage.steps, self.step, enabled=self.progress) as bar,
@@ -436,9 +477,12 @@ def train(
     config: RunConfig,
     *,
     callbacks: Sequence[Callback] = (),
+    on_stage_start: StartCallback | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
     """Run every unfinished stage of `config` (resuming the one that was interrupted); see the module doc.
+
+    `callbacks` see every step on every rank; `on_stage_start` sees each stage that trains, once, on rank 0.
 
     Under torchrun every process calls this with the same config. Raises TrainingInterrupted on SIGTERM/SIGINT
     (after saving) and NonFiniteLossError on a NaN/inf loss.
@@ -459,6 +503,7 @@ def train(
                 index,
                 env,
                 callbacks=callbacks,
+                on_start=on_stage_start,
                 progress=config.progress if progress is None else progress,
             )
             results.append(trainer.run())
@@ -483,6 +528,7 @@ def _done_result(config: RunConfig, stage: StageConfig, done: dict[str, Any]) ->
 __all__ = [
     "NonFiniteLossError",
     "StageResult",
+    "StageStart",
     "StageTrainer",
     "StepInfo",
     "TrainResult",
