@@ -59,8 +59,11 @@ def test_each_stage_that_trains_announces_its_start_once(tmp_path):
     assert (one.name, one.index, one.stages, one.steps, one.start_step) == ("one", 0, 3, 2, 0)
     assert (one.samples, one.batch, one.device, one.world_size) == (5, 2, "cpu", 1)
     assert one.init == "fresh weights (seed 3)" and one.parameters == one.trainable == total
-    assert two.init == "stage 'one''s EMA weights" and two.batch == 4
-    assert adapted.init == "stage 'one''s raw weights" and adapted.parameters > total > adapted.trainable > 0
+    assert two.init == "the EMA weights of stage 'one'" and two.batch == 4
+    assert (
+        adapted.init == "the raw weights of stage 'one'"
+        and adapted.parameters > total > adapted.trainable > 0
+    )
 
     announced = []
     train(config, on_stage_start=announced.append)  # a finished run trains nothing, announces nothing

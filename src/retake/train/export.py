@@ -115,7 +115,7 @@ def describe_init(config: RunConfig, index: int) -> str:
         earlier = (
             config.stages[index - 1].name if stage.init == "previous" else stage.init.removeprefix("stage:")
         )
-        where = f"stage {earlier!r}'s {'EMA' if stage.init_weights == 'ema' else 'raw'} weights"
+        where = f"the {'EMA' if stage.init_weights == 'ema' else 'raw'} weights of stage {earlier!r}"
     if not stage.grow:
         return where
     assert path is not None
