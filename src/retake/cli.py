@@ -18,6 +18,9 @@ from rich.markup import escape
 from retake.errors import RetakeError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
+    from retake.eval.probe import ProbeResult
     from retake.train.loop import StageStart
 
 app = typer.Typer(
@@ -385,6 +388,55 @@ def eval_ceiling(
     page = write_report(result, benchmark)
     console.print(summary_table(result.summary))
     console.print(f"wrote {page} and {page.with_name('report.json')}")
+
+
+@eval_app.command("probe")
+def eval_probe(
+    bench: Path = typer.Argument(
+        ..., help="Flatland benchmark folder with add samples (retake eval flatland-set)."
+    ),
+    model: Path = typer.Option(..., "--model", help="A retake pipeline bundle."),
+    attribute: str = typer.Option("shape", help="The word to swap: shape or colour."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Also write the edits and the table as JSON."),
+    seed: int = typer.Option(0, help="Editor seed of the first add sample (then +1 per sample)."),
+    device: str = typer.Option("cpu", help="Device of the bundle's model."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Does the editor draw what the instruction names? Asked against drawn, for every shape or colour."""
+    import json
+
+    from retake.eval.benchmark import load_benchmark
+    from retake.eval.editors import BundleEditConfig, open_editor
+    from retake.eval.probe import probe_adds
+
+    editor = open_editor(bundle=_path_arg(model), config=BundleEditConfig(device=device))
+    result = probe_adds(editor, load_benchmark(_path_arg(bench)), attribute, seed=seed, progress=progress)
+    console.print(_probe_table(result))
+    console.print(
+        f"{attribute} drawn as asked: {sum(e.drawn == e.asked for e in result.edits)} of {len(result.edits)} "
+        f"edits ({result.accuracy:.0%}; an editor deaf to the word: {result.chance:.0%})"
+    )
+    if result.skipped or result.unjudgeable:
+        console.print(
+            f"left out: {len(result.skipped)} samples whose instruction does not name the {attribute}, "
+            f"{len(result.unjudgeable)} edits the oracle cannot read even in the ground truth"
+        )
+    if out is not None:
+        out.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+        console.print(f"wrote {out}")
+
+
+def _probe_table(result: ProbeResult) -> Table:
+    from rich.table import Table
+
+    drawn = [*result.values, *sorted({e.drawn for e in result.edits} - set(result.values))]
+    table = Table(title=f"{result.attribute}: asked (rows) against drawn (columns)")
+    table.add_column("asked")
+    for name in drawn:
+        table.add_column(name, justify="right")
+    for asked, counts in result.confusion().items():
+        table.add_row(asked, *(str(counts.get(name, "")) for name in drawn))
+    return table
 
 
 @eval_app.command("compare")

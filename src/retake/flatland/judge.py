@@ -310,9 +310,33 @@ def _judge_remove(pair: _Pair, edit: Edit, target: str, before: np.ndarray, show
     return _finish(pair, allowed, {target}, None, f"the {edit.target} was removed and nothing else changed")
 
 
+def added_objects(
+    source: np.ndarray, edited: np.ndarray, config: JudgeConfig | None = None
+) -> dict[str, str]:
+    """Each object colour with a new body in `edited` (one the source lacks there, seen in at least the
+    `seen_share` of frames an add needs), mapped to the shape the judge sees in it ("nothing recognisable"
+    for a shapeless blob). source, edited: (F, H, W, 3) uint8 RGB, as for `judge`."""
+    config = config or JudgeConfig()
+    source, edited = _check_videos(source, edited)
+    if edited.shape[0] != source.shape[0]:
+        raise ValueError(f"edited video has {edited.shape[0]} frames, the source {source.shape[0]}")
+    pair = _Pair(source, edited, config)
+    found = {}
+    for colour in vision.COLOUR_NAMES:
+        new = _new_body(pair, colour)
+        if pair.present(new).mean() >= config.seen_share:
+            found[colour] = _shape_vote(pair, 1, new)
+    return found
+
+
+def _new_body(pair: _Pair, colour: str) -> np.ndarray:
+    """(F, H, W) bool: pixels of `colour` in the edited video where the source had no body of it."""
+    return pair.mask(1, colour) & ~pair.before(colour)
+
+
 def _judge_add(pair: _Pair, edit: Edit) -> Verdict:
     colour, shape = str(edit.new_colour), str(edit.new_shape)
-    new = pair.mask(1, colour) & ~pair.before(colour)  # not there before
+    new = _new_body(pair, colour)
     seen = pair.present(new)
     if seen.mean() < pair.config.seen_share:
         return Verdict(False, f"no new {colour} object (seen in {seen.mean():.0%} of the frames)")
