@@ -197,3 +197,18 @@ def test_the_depth_experiment_grows_the_shipped_editor():
         replace(spec, num_layers=shipped.num_layers, num_single_layers=shipped.num_single_layers) == shipped
     )
     assert [p.name for p in stage.data.cache] == [p.name for p in part6.stages[0].data.cache]
+
+
+def test_the_edit_weight_experiment_differs_from_its_control_in_the_weight_alone():
+    """configs/flatland/editor_edit_weight.toml and its control editor_more_steps.toml (README, "Seven thousand
+    more steps" and "Weighting the edited positions") both continue part 6's EMA weights on its data."""
+    configs = Path(__file__).resolve().parents[1] / "configs" / "flatland"
+    weighted, control, part6 = (
+        load_run_config(configs / name)
+        for name in ("editor_edit_weight.toml", "editor_more_steps.toml", "editor_more_data_3.toml")
+    )
+    assert weighted.stages[0].tricks.edit_weight == 2.0 and control.stages[0].tricks.edit_weight == 0.0
+    assert replace(weighted.stages[0], tricks=control.stages[0].tricks) == control.stages[0]
+    assert replace(weighted, out=control.out, stages=control.stages) == control
+    assert control.stages[0].init == str(part6.out / "stages" / "sft" / "transformer-ema")
+    assert control.model == part6.model and control.stages[0].data == part6.stages[0].data
