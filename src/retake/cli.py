@@ -399,6 +399,8 @@ def eval_probe(
     attribute: str = typer.Option("shape", help="The word to swap: shape or colour."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Also write the edits and the table as JSON."),
     seed: int = typer.Option(0, help="Editor seed of the first add sample (then +1 per sample)."),
+    steps: int | None = typer.Option(None, help="Sampling steps (default: the bundle's)."),
+    guidance: float | None = typer.Option(None, help="Text CFG scale (default: the bundle's)."),
     device: str = typer.Option("cpu", help="Device of the bundle's model."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -409,7 +411,8 @@ def eval_probe(
     from retake.eval.editors import BundleEditConfig, open_editor
     from retake.eval.probe import probe_adds
 
-    editor = open_editor(bundle=_path_arg(model), config=BundleEditConfig(device=device))
+    sampler = BundleEditConfig(steps=steps, guidance=guidance, device=device)
+    editor = open_editor(bundle=_path_arg(model), config=sampler)
     result = probe_adds(editor, load_benchmark(_path_arg(bench)), attribute, seed=seed, progress=progress)
     console.print(_probe_table(result))
     console.print(

@@ -114,9 +114,27 @@ def test_a_probe_result_s_table_and_json():
 
 
 def test_the_cli_prints_the_table_and_writes_json(bench, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("retake.eval.editors.open_editor", lambda **_: WordEditor(bench, reads=("colour",)))
+    opened = {}
+    monkeypatch.setattr(
+        "retake.eval.editors.open_editor",
+        lambda **kwargs: opened.update(kwargs) or WordEditor(bench, reads=("colour",)),
+    )
     out = tmp_path / "probe.json"
-    main(["eval", "probe", str(bench.root), "--model", str(tmp_path), "-o", str(out), "--no-progress"])
+    sampler = ["--steps", "7", "--guidance", "4.5"]
+    main(
+        [
+            "eval",
+            "probe",
+            str(bench.root),
+            "--model",
+            str(tmp_path),
+            "-o",
+            str(out),
+            *sampler,
+            "--no-progress",
+        ]
+    )
+    assert (opened["config"].steps, opened["config"].guidance) == (7, 4.5)
     printed = capsys.readouterr().err
     data = json.loads(out.read_text())
     right = sum(e["asked"] == e["drawn"] for e in data["edits"])
