@@ -4,8 +4,9 @@ Each add sample of a Flatland benchmark is edited once per value of the attribut
 object colour), with that word swapped into its own instruction and the same seed, so the edits differ only
 in that word. The oracle judge's eyes (`retake.flatland.judge.added_objects`) then say what was drawn. A
 swapped edit whose ground truth (the sample's scene re-rendered with it) the oracle cannot read either, say a
-blue circle on a slate background, is left out, so a perfect editor scores 1. The result is a confusion table of asked against drawn: an editor that reads the word has a diagonal; one that
-ignores it sits at chance (one over the number of values), whatever its success rate on the benchmark.
+blue circle on a slate background, is left out, so a perfect editor scores 1. The result is a confusion
+table of asked against drawn: an editor that reads the word has a diagonal; one that ignores it sits at
+chance (one over the number of values), whatever its success rate on the benchmark.
 
 This separates "draws the wrong thing" from "draws it badly" (a right shape can still fail the benchmark
 when something else changes), which no success rate does.
