@@ -113,6 +113,12 @@ def test_a_probe_result_s_table_and_json():
         probe_adds(None, None, "size")  # type: ignore[arg-type]
 
 
+def test_a_benchmark_without_adds_is_refused_by_name(bench):
+    removes = dataclasses.replace(bench, samples=tuple(s for s in bench.samples if s.kind != "add"))
+    with pytest.raises(ValueError, match=f"the benchmark at {bench.root} has no add samples"):
+        probe_adds(WordEditor(bench, reads=()), removes, progress=False)
+
+
 def test_the_cli_prints_the_table_and_writes_json(bench, tmp_path, monkeypatch, capsys):
     opened = {}
     monkeypatch.setattr(
