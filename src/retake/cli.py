@@ -416,7 +416,7 @@ def eval_probe(
     result = probe_adds(editor, load_benchmark(_path_arg(bench)), attribute, seed=seed, progress=progress)
     console.print(_probe_table(result))
     console.print(
-        f"{attribute} drawn as asked: {sum(e.drawn == e.asked for e in result.edits)} of {len(result.edits)} "
+        f"{attribute} drawn as asked: {result.right} of {len(result.edits)} "
         f"edits ({result.accuracy:.0%}; an editor deaf to the word: {result.chance:.0%})"
     )
     if result.skipped or result.unjudgeable:

@@ -56,11 +56,14 @@ class ProbeResult:
         return ATTRIBUTES[self.attribute]
 
     @property
+    def right(self) -> int:
+        """Edits that drew the value asked."""
+        return sum(e.drawn == e.asked for e in self.edits)
+
+    @property
     def accuracy(self) -> float:
         """Share of edits that drew the value asked (NaN without edits)."""
-        if not self.edits:
-            return float("nan")
-        return sum(e.drawn == e.asked for e in self.edits) / len(self.edits)
+        return self.right / len(self.edits) if self.edits else float("nan")
 
     @property
     def chance(self) -> float:
@@ -89,8 +92,12 @@ class ProbeResult:
 
 def swap_word(instruction: str, old: str, new: str) -> str | None:
     """`instruction` with the whole word `old` replaced by `new`, or None when `old` is not in it."""
-    swapped, count = re.subn(rf"\b{re.escape(old)}\b", new, instruction)
+    swapped, count = _whole_word(old).subn(new, instruction)
     return swapped if count else None
+
+
+def _whole_word(word: str) -> re.Pattern[str]:
+    return re.compile(rf"\b{re.escape(word)}\b")
 
 
 def probe_adds(
@@ -132,7 +139,7 @@ def _jobs(
     jobs, skipped, unjudgeable = [], [], []
     for index, sample in enumerate(adds):
         own = _value(sample.edit, attribute)
-        if swap_word(sample.instruction, own, own) is None:  # a paraphrase without the word: nothing to swap
+        if not _whole_word(own).search(sample.instruction):  # a paraphrase without the word: nothing to swap
             skipped.append(sample.id)
             continue
         pair = make_pair("add", size=config.size, frames=config.frames, fps=config.fps, seed=sample.seed)
