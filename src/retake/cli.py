@@ -663,9 +663,11 @@ def _stage_start_line(start: StageStart) -> str:
         "all trained" if start.trainable == start.parameters else f"{_millions(start.trainable)} trained"
     )
     device = start.device if start.world_size == 1 else f"{start.world_size} x {start.device}"
+    kinds = f" ({', '.join(start.kinds)} only)" if start.kinds else ""
     return (
         f"stage {start.name} ({start.index + 1} of {start.stages}): {steps} at batch {start.batch} on "
-        f"{start.samples} samples, from {start.init}; {_millions(start.parameters)} parameters, {trained}; {device}"
+        f"{start.samples} samples{kinds}, from {start.init}; {_millions(start.parameters)} parameters, "
+        f"{trained}; {device}"
     )
 
 
@@ -677,7 +679,9 @@ def _millions(count: int) -> str:
 def cache_command(
     dataset: Path = typer.Argument(..., help="Flatland pairs or a `retake curate` output folder."),
     out: Path = typer.Argument(..., help="New cache folder: latents + text embeddings, safetensors shards."),
-    vae: Path = typer.Option(..., help="Diffusers VAE folder (AutoencoderKLHunyuanVideo)."),
+    vae: Path | None = typer.Option(
+        None, help="Diffusers VAE folder (AutoencoderKLHunyuanVideo); needed to encode."
+    ),
     vae_subfolder: str | None = typer.Option(None, help="Subfolder of --vae holding it (e.g. 'vae')."),
     text_encoder: str = typer.Option("minilm", help="'minilm' (bundled) or a text encoder folder."),
     frames: int = typer.Option(17, help="Frames per clip (4k + 1 for the causal VAE)."),
@@ -691,16 +695,30 @@ def cache_command(
         None, help="Torch threads per encoding process (default: all cores for one process, 1 per worker)."
     ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    kinds_only: bool = typer.Option(
+        False,
+        help="OUT is a finished cache of DATASET: record DATASET's edit kinds in its index, encode nothing.",
+    ),
 ) -> None:
     """Encode a dataset once (VAE latents + text embeddings) so training never runs the VAE.
 
     More data later goes to a new cache with the same VAE and text encoder; a stage trains on both with
     `data = { cache = ["old", "new"] }`. An interrupted run resumes when run again with the same arguments:
-    the shards it wrote are kept and encoding picks up after them.
+    the shards it wrote are kept and encoding picks up after them. The index keeps each sample's edit kind,
+    so a stage can train on some kinds only (`data = { cache = ..., kinds = ["add"] }`); --kinds-only adds
+    them to a cache built before caches kept them.
     """
     import torch
 
-    from retake.train.cache import cache_dataset
+    from retake.train.cache import cache_dataset, label_cache
+
+    if kinds_only:
+        counts = label_cache(_path_arg(out), _path_arg(dataset), format)
+        listed = ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
+        console.print(f"recorded the edit kinds of {sum(counts.values())} samples in {out}: {listed}")
+        return
+    if vae is None:
+        raise ValueError("--vae is needed to encode a dataset (only --kinds-only works without it)")
 
     try:
         height, width = (int(v) for v in size.lower().split("x"))

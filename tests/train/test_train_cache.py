@@ -211,6 +211,9 @@ class _RandomLatents:
     def ids(self) -> list[str]:
         return [f"s{i:03d}" for i in range(self.count)]
 
+    def kinds(self) -> list[str | None]:
+        return [None] * self.count
+
     def get(self, index: int):
         if index == self.stop_at:
             raise _Interrupted

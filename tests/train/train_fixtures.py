@@ -47,15 +47,17 @@ def write_random_cache(
     shard_size: int = 3,
     latent: tuple[int, ...] = LATENT,
     start: int = 0,
+    kinds: Sequence[str] | None = None,
 ) -> Path:
-    """A cache of random_sample(start), ..., random_sample(start + n - 1)."""
+    """A cache of random_sample(start), ..., random_sample(start + n - 1); `kinds`: each sample's edit kind."""
     samples = [random_sample(i, latent=latent, nan=i in nan_ids) for i in range(start, start + n)]
     empty = TextEmbedding(
         torch.zeros(1, TEXT_LEN, TEXT_DIM),
         torch.tensor([[True] + [False] * (TEXT_LEN - 1)]),
         torch.zeros(1, POOLED_DIM),
     )
-    write_cache(root, samples, empty, shard_size=shard_size)
+    labels = None if kinds is None else dict(zip((s.id for s in samples), kinds, strict=True))
+    write_cache(root, samples, empty, shard_size=shard_size, kinds=labels)
     return root
 
 
@@ -105,9 +107,11 @@ def mp4_bytes(frames: np.ndarray, folder: Path, name: str) -> bytes:
     return path.read_bytes()
 
 
-def write_flatland_pairs(root: Path, n: int = 3, *, broken: Sequence[int] = ()) -> Path:
+def write_flatland_pairs(
+    root: Path, n: int = 3, *, broken: Sequence[int] = (), kinds: Sequence[str] | None = None
+) -> Path:
     """A Flatland-pairs folder: pairs/<id>.src.mp4, pairs/<id>.tgt.mp4 and manifest.jsonl; `broken` samples
-    get a truncated source mp4."""
+    get a truncated source mp4; `kinds`: each sample's edit kind in the manifest (default: none given)."""
     (root / "pairs").mkdir(parents=True)
     records = []
     for i in range(n):
@@ -122,6 +126,7 @@ def write_flatland_pairs(root: Path, n: int = 3, *, broken: Sequence[int] = ()) 
                 "source": f"pairs/{sid}.src.mp4",
                 "target": f"pairs/{sid}.tgt.mp4",
                 "instruction": f"recolour the square {i}",
+                **({} if kinds is None else {"kind": kinds[i]}),
             }
         )
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))

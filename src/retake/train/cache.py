@@ -1,7 +1,8 @@
 """The latent and text cache: a dataset encoded once, so training never runs (or even loads) the VAE.
 
     OUT/
-      index.json                 format, counts, shapes, which encoders, shard list with ids, skipped samples
+      index.json                 format, counts, shapes, which encoders, shard list with ids (and edit kinds),
+                                 skipped samples
       empty_text.safetensors     the empty prompt's embedding (text dropout, identity samples)
       shard-000000.safetensors   source, target (N, C, F, H, W); tokens (N, L, D); mask (N, L) bool; pooled (N, P)
 
@@ -16,7 +17,7 @@ import bisect
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,8 +195,11 @@ class CacheWriter:
         self._shards.append({"file": name, "count": len(batch), "ids": ids})
         self._pending = []
 
-    def finish(self, empty_text: TextEmbedding) -> CacheSummary:
-        """Write the last shard, the empty prompt and the index; returns the summary."""
+    def finish(
+        self, empty_text: TextEmbedding, kinds: Mapping[str, str | None] | None = None
+    ) -> CacheSummary:
+        """Write the last shard, the empty prompt and the index; returns the summary. `kinds` (sample id ->
+        edit kind) goes into the index beside the ids, so a stage can train on some kinds only."""
         self._flush()
         if not self._shards:
             raise CacheError(
@@ -208,6 +212,8 @@ class CacheWriter:
                 f"{self._shapes['tokens']}"
             )
         _atomic_save(_text_tensors(empty_text, self.dtype), self.root / EMPTY_TEXT_NAME)
+        if kinds is not None:
+            _label_shards(self._shards, kinds, self.root)
         count = sum(s["count"] for s in self._shards)
         self._write_index(count)
         skipped = dict(self._skipped)
@@ -230,9 +236,30 @@ class CacheWriter:
             "skipped_ids": self._skipped_ids,
             **self.info,
         }
-        tmp = self.root / f".{INDEX_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(index, indent=1) + "\n")
-        tmp.replace(self.root / INDEX_NAME)
+        _write_index_file(self.root, index)
+
+
+def _write_index_file(root: Path, index: dict[str, Any]) -> None:
+    tmp = root / f".{INDEX_NAME}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(index, indent=1) + "\n")
+    tmp.replace(root / INDEX_NAME)
+
+
+def _label_shards(shards: list[dict[str, Any]], kinds: Mapping[str, str | None], root: Path) -> None:
+    """Each shard's `kinds` list beside its `ids` (left out when the dataset names no kind at all); CacheError
+    when a cached sample has no entry in `kinds`."""
+    if all(kind is None for kind in kinds.values()):
+        for shard in shards:
+            shard.pop("kinds", None)
+        return
+    missing = [i for shard in shards for i in shard["ids"] if i not in kinds]
+    if missing:
+        raise CacheError(
+            f"{len(missing)} samples of the cache in {root} are not in the dataset (e.g. {missing[0]!r}); "
+            "is it the dataset the cache was built from?"
+        )
+    for shard in shards:
+        shard["kinds"] = [kinds[i] for i in shard["ids"]]
 
 
 def write_cache(
@@ -243,13 +270,14 @@ def write_cache(
     shard_size: int = 256,
     dtype: torch.dtype = torch.float32,
     info: dict[str, Any] | None = None,
+    kinds: Mapping[str, str | None] | None = None,
 ) -> CacheSummary:
     """Write already encoded samples as a cache (what `build_cache` does after encoding). Every sample is
-    written: an unfinished build's shards in `root` are replaced, not resumed."""
+    written: an unfinished build's shards in `root` are replaced, not resumed. `kinds`: sample id -> edit kind."""
     writer = CacheWriter(Path(root), shard_size, dtype, dict(info or {}), resume=False)
     for sample in samples:
         writer.add(sample)
-    return writer.finish(empty_text)
+    return writer.finish(empty_text, kinds)
 
 
 def build_cache(
@@ -273,7 +301,7 @@ def build_cache(
             writer.add(dataset.get(index))
         except SampleError as exc:
             writer.skip(exc.sample_id, exc.reason)
-    return writer.finish(dataset.empty_text())
+    return writer.finish(dataset.empty_text(), dict(zip(dataset.ids(), dataset.kinds(), strict=True)))
 
 
 def read_index(root: str | Path) -> dict[str, Any]:
@@ -318,6 +346,11 @@ class LatentCache:
 
     def ids(self) -> list[str]:
         return list(self._ids)
+
+    def kinds(self) -> list[str | None]:
+        """Each sample's edit kind as recorded when the cache was built (None where the dataset had none, and
+        for every sample of a cache built before caches kept kinds: see `label_cache`)."""
+        return [k for s in self.index["shards"] for k in s.get("kinds", [None] * s["count"])]
 
     def get(self, index: int) -> LatentSample:
         shard = bisect.bisect_right(self._starts, index) - 1
@@ -393,6 +426,9 @@ class LatentCaches:
 
     def ids(self) -> list[str]:
         return list(self._ids)
+
+    def kinds(self) -> list[str | None]:
+        return [k for part in self.parts for k in part.kinds()]
 
     def get(self, index: int) -> LatentSample:
         part = bisect.bisect_right(self._starts, index) - 1
@@ -516,4 +552,18 @@ def cache_dataset(
             writer.add(item)
         else:
             writer.skip(*item)
-    return writer.finish(empty_text)
+    return writer.finish(empty_text, dict(zip(triplets.ids(), triplets.kinds(), strict=True)))
+
+
+def label_cache(root: str | Path, dataset: str | Path, format: str = "auto") -> Counter:
+    """Record the edit kinds of `dataset`'s samples in the index of a cache built from it before caches kept
+    them (no encoding: only the index is rewritten, atomically). Returns how many samples of each kind the
+    cache holds (None: no kind)."""
+    from retake.train.datasets import ClipSpec, open_triplets
+
+    root = Path(root).expanduser()
+    index = read_index(root)
+    triplets = open_triplets(dataset, ClipSpec(1, (1, 1)), format)  # only the manifest is read
+    _label_shards(index["shards"], dict(zip(triplets.ids(), triplets.kinds(), strict=True)), root)
+    _write_index_file(root, index)
+    return Counter(LatentCache(root).kinds())

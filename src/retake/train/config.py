@@ -24,6 +24,7 @@ each names its data, steps, batch, optimiser, InsViE tricks, LoRA and where its 
     tricks = "insvie"                # or a table of TricksConfig fields, or { preset = "insvie", t_shift = 3.0 }
     data = { path = "data/flatland-pairs", frames = 17, size = [64, 64] }
     # or latent caches: data = { cache = "cache/sft" }, or several as one: { cache = ["cache/a", "cache/b"] }
+    # and some edit kinds only: data = { cache = "cache/sft", kinds = ["add", "replace"] }
 
 Any unknown key or ill-typed value raises a ValueError that names it (e.g. `stages[1].optim.lrr`).
 """
@@ -191,6 +192,9 @@ class DataConfig:
     format: str = "auto"  # auto | flatland | curated
     frames: int = 17  # 4k + 1 for the causal VAE
     size: tuple[int, int] = (64, 64)  # (H, W)
+    # Train on these edit kinds only (e.g. ["add", "replace"]); empty: every sample. Needs data that records
+    # kinds: Flatland pairs, or a cache of them (retake.train.subset).
+    kinds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.cache, tuple):  # from Python: one path, or a list of them
@@ -201,6 +205,14 @@ class DataConfig:
         _check(self.format in DATA_FORMATS, f"format must be one of {DATA_FORMATS}, got {self.format!r}")
         _check(self.frames >= 1, f"frames must be >= 1, got {self.frames}")
         _check(min(self.size) >= 1, f"size must be positive (H, W), got {self.size}")
+        if not isinstance(self.kinds, tuple):  # from Python: a list or one kind
+            object.__setattr__(
+                self, "kinds", (self.kinds,) if isinstance(self.kinds, str) else tuple(self.kinds)
+            )
+        _check(
+            all(isinstance(k, str) and k for k in self.kinds) and len(set(self.kinds)) == len(self.kinds),
+            f"kinds must be distinct non-empty names, got {list(self.kinds)}",
+        )
 
 
 @dataclass(frozen=True)

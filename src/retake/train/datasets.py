@@ -1,7 +1,7 @@
 """Training triplets (source clip, target clip, instruction) from the dataset formats retake writes.
 
-One protocol, `TripletDataset` (`len`, `ids`, `load(index) -> Triplet`), keeps the trainer and the cache
-format-free; one adapter per format:
+One protocol, `TripletDataset` (`len`, `ids`, `kinds`, `load(index) -> Triplet`), keeps the trainer and the
+cache format-free; one adapter per format:
 
 - `FlatlandPairs`: `retake.flatland.make_pairs` output (source and target mp4 per sample, manifest.jsonl).
 - `CuratedPairs`: `retake curate` output (manifest.parquet + WebDataset tar shards); clip A is the source,
@@ -63,6 +63,11 @@ class TripletDataset(Protocol):
 
     def ids(self) -> list[str]: ...
 
+    def kinds(self) -> list[str | None]:
+        """Each sample's edit kind ("add", "style", ...), None where the dataset does not say; a stage can
+        train on some kinds only (`data.kinds`)."""
+        ...
+
     def load(self, index: int) -> Triplet: ...
 
 
@@ -109,6 +114,7 @@ class _FlatlandEntry:
     source: Path
     target: Path
     instruction: str
+    kind: str | None
 
 
 class FlatlandPairs:
@@ -126,6 +132,9 @@ class FlatlandPairs:
     def ids(self) -> list[str]:
         return [e.id for e in self.entries]
 
+    def kinds(self) -> list[str | None]:
+        return [e.kind for e in self.entries]
+
     def load(self, index: int) -> Triplet:
         entry = self.entries[index]
         source = read_clip(entry.source, self.spec, entry.id)
@@ -133,7 +142,8 @@ class FlatlandPairs:
         return Triplet(entry.id, source, target, entry.instruction)
 
 
-FLATLAND_MANIFEST = "manifest.jsonl"  # one record per line: id, source, target (relative paths), instruction
+# One record per line: id, source, target (relative paths), instruction; optionally the edit's kind.
+FLATLAND_MANIFEST = "manifest.jsonl"
 
 
 def _flatland_entries(root: Path) -> list[_FlatlandEntry]:
@@ -147,8 +157,13 @@ def _flatland_entries(root: Path) -> list[_FlatlandEntry]:
 def _flatland_entry(root: Path, record: dict, manifest: Path) -> _FlatlandEntry:
     try:
         sample_id = str(record["id"])
+        kind = record.get("kind")
         return _FlatlandEntry(
-            sample_id, root / record["source"], root / record["target"], str(record["instruction"])
+            sample_id,
+            root / record["source"],
+            root / record["target"],
+            str(record["instruction"]),
+            None if kind is None else str(kind),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{manifest}: a sample lacks {exc} (need id, source, target, instruction)") from None
@@ -196,6 +211,9 @@ class CuratedPairs:
 
     def ids(self) -> list[str]:
         return [e.id for e in self.entries]
+
+    def kinds(self) -> list[str | None]:
+        return [None] * len(self.entries)  # an unpaired clip pair is no edit of a named kind
 
     def load(self, index: int) -> Triplet:
         entry = self.entries[index]
@@ -256,17 +274,31 @@ def open_triplets(root: str | Path, spec: ClipSpec, format: str = "auto") -> Tri
 class InMemoryTriplets:
     """Triplets already in memory (tests, notebooks); a None entry stands for a broken sample."""
 
-    def __init__(self, triplets: Sequence[Triplet | None], ids: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        triplets: Sequence[Triplet | None],
+        ids: Sequence[str] | None = None,
+        kinds: Sequence[str | None] | None = None,
+    ) -> None:
         self.triplets = list(triplets)
         self._ids = (
             list(ids) if ids is not None else [t.id if t else f"broken-{i}" for i, t in enumerate(triplets)]
         )
+        self._kinds = list(kinds) if kinds is not None else [None] * len(self.triplets)
+        if len(self._ids) != len(self.triplets) or len(self._kinds) != len(self.triplets):
+            raise ValueError(
+                f"{len(self.triplets)} triplets need as many ids and kinds, got {len(self._ids)} and "
+                f"{len(self._kinds)}"
+            )
 
     def __len__(self) -> int:
         return len(self.triplets)
 
     def ids(self) -> list[str]:
         return list(self._ids)
+
+    def kinds(self) -> list[str | None]:
+        return list(self._kinds)
 
     def load(self, index: int) -> Triplet:
         triplet = self.triplets[index]

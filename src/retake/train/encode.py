@@ -48,6 +48,10 @@ class LatentDataset(Protocol):
 
     def ids(self) -> list[str]: ...
 
+    def kinds(self) -> list[str | None]:
+        """Each sample's edit kind, None where unknown (see `TripletDataset.kinds`)."""
+        ...
+
     def get(self, index: int) -> LatentSample: ...
 
     def empty_text(self) -> TextEmbedding: ...
@@ -74,6 +78,9 @@ class EncodingDataset:
 
     def ids(self) -> list[str]:
         return self.triplets.ids()
+
+    def kinds(self) -> list[str | None]:
+        return self.triplets.kinds()
 
     def get(self, index: int) -> LatentSample:
         triplet = self.triplets.load(index)

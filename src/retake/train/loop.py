@@ -72,6 +72,7 @@ from retake.train.lora import apply_lora
 from retake.train.muon import muon_adamw
 from retake.train.signals import StopFlag
 from retake.train.step import collate, compute_loss, make_inputs, sample_generator
+from retake.train.subset import KindSubset, select_kinds
 
 SCHEDULER_NAMES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
 
@@ -106,12 +107,13 @@ class StageStart:
     steps: int
     start_step: int  # 0, or the step of the checkpoint it resumes from
     batch: int  # global
-    samples: int  # in the stage's data
+    samples: int  # in the stage's data (of `kinds`, when it names some)
     init: str  # where the weights start, in words (`describe_init`)
     parameters: int
     trainable: int  # LoRA adapters only, under LoRA
     device: str
     world_size: int
+    kinds: tuple[str, ...] = ()  # the edit kinds the stage trains on; empty: every sample
 
 
 @dataclass(frozen=True)
@@ -147,10 +149,11 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def open_stage_data(config: RunConfig, stage: StageConfig, device: torch.device) -> LatentDataset:
     """The stage's LatentDataset: the caches when `data.cache` is set (no VAE, no text encoder), else the
-    dataset folder encoded on the fly (needs `vae`)."""
+    dataset folder encoded on the fly (needs `vae`); narrowed to `data.kinds` when it names some."""
     data = stage.data
+    where = f"stage {stage.name!r}'s data"
     if data.cache:
-        return open_caches(data.cache)
+        return select_kinds(open_caches(data.cache), data.kinds, where)
     assert data.path is not None
     if config.vae is None:
         raise ValueError(
@@ -159,13 +162,16 @@ def open_stage_data(config: RunConfig, stage: StageConfig, device: torch.device)
     triplets = open_triplets(data.path, ClipSpec(data.frames, data.size), data.format)
     vae = VideoVAE.from_pretrained(config.vae, subfolder=config.vae_subfolder, device=device)
     check_clip_size(vae, data.frames, data.size)
-    return EncodingDataset(triplets, vae, load_text_encoder(config.text_encoder, device=device))
+    encoded = EncodingDataset(triplets, vae, load_text_encoder(config.text_encoder, device=device))
+    return select_kinds(encoded, data.kinds, where)
 
 
 def check_data_fits(dataset: LatentDataset, model: nn.Module, stage: str) -> None:
     """The model's latent channels and text widths must be the data's (a clear error instead of a matmul one)."""
     spec = model.spec
     empty = dataset.empty_text()
+    if isinstance(dataset, KindSubset):
+        dataset = dataset.dataset
     have = {"text_embed_dim": empty.tokens.shape[-1], "pooled_projection_dim": empty.pooled.shape[-1]}
     if isinstance(dataset, LatentCache | LatentCaches):
         have["in_channels"] = dataset.latent_shape[0]
@@ -189,6 +195,7 @@ def _scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig) -> Any:
 
 # Stage settings that are tables of defaults: a checkpoint written before a setting existed holds the default
 _TABLES = {"optim": OptimConfig, "tricks": TricksConfig, "lora": LoraSettings}
+_DATA_ADDED = {"kinds": []}  # data settings added since checkpoints were first written, at their defaults
 
 
 def _resume_check(saved: dict[str, Any], stage: StageConfig, path: Path) -> None:
@@ -198,6 +205,8 @@ def _resume_check(saved: dict[str, Any], stage: StageConfig, path: Path) -> None
     for key, table in _TABLES.items():
         if isinstance(then.get(key), dict):  # settings added since the checkpoint was written: their defaults
             then[key] = {**config_to_dict(table()), **then[key]}
+    if isinstance(then.get("data"), dict):
+        then["data"] = {**_DATA_ADDED, **then["data"]}
     differ = sorted(k for k in now if k != "steps" and now[k] != then.get(k))
     if differ:
         raise ResumeError(
@@ -320,6 +329,7 @@ class StageTrainer:
             trainable=sum(p.numel() for p in self.params),
             device=self.env.device.type,
             world_size=self.env.world_size,
+            kinds=self.stage.data.kinds,
         )
 
     def run(self) -> StageResult:

@@ -1,0 +1,58 @@
+"""A stage's data narrowed to some edit kinds (`data.kinds`): e.g. a curriculum stage on adds and replaces.
+
+The kinds come from the data itself: a Flatland pairs manifest, or the index of a cache built from one
+(`retake cache` records them; `retake cache --kinds-only` adds them to a cache built before it did).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from retake.model.text import TextEmbedding
+from retake.train.encode import LatentDataset, LatentSample
+
+
+class KindSubset:
+    """The samples of `dataset` whose edit kind is one of `kinds`, in the dataset's order; a LatentDataset."""
+
+    def __init__(self, dataset: LatentDataset, kinds: Sequence[str], where: str = "the data") -> None:
+        if not kinds:
+            raise ValueError("KindSubset needs at least one kind")
+        self.dataset = dataset
+        self.kinds_kept = tuple(kinds)
+        have = dataset.kinds()
+        self.counts = Counter(have)  # every kind of the whole dataset (None: unknown)
+        if set(self.counts) == {None}:
+            raise ValueError(
+                f"{where} records no edit kinds, so data.kinds {list(kinds)} cannot select any; for a cache built "
+                "before caches kept them, add them with `retake cache DATASET CACHE --kinds-only`"
+            )
+        absent = [k for k in kinds if k not in self.counts]
+        if absent:
+            known = sorted(k for k in self.counts if k is not None)
+            raise ValueError(f"{where} holds no samples of kind {absent} (data.kinds); it has {known}")
+        self.indices = [i for i, kind in enumerate(have) if kind in self.kinds_kept]
+        all_ids = dataset.ids()
+        self._ids = [all_ids[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    def kinds(self) -> list[str | None]:
+        every = self.dataset.kinds()
+        return [every[i] for i in self.indices]
+
+    def get(self, index: int) -> LatentSample:
+        return self.dataset.get(self.indices[index])
+
+    def empty_text(self) -> TextEmbedding:
+        return self.dataset.empty_text()
+
+
+def select_kinds(dataset: LatentDataset, kinds: Sequence[str], where: str = "the data") -> LatentDataset:
+    """`dataset` itself when `kinds` is empty (every kind), else its `KindSubset`."""
+    return KindSubset(dataset, kinds, where) if kinds else dataset
