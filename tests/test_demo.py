@@ -212,3 +212,19 @@ def test_the_edit_weight_experiment_differs_from_its_control_in_the_weight_alone
     assert replace(weighted, out=control.out, stages=control.stages) == control
     assert control.stages[0].init == str(part6.out / "stages" / "sft" / "transformer-ema")
     assert control.model == part6.model and control.stages[0].data == part6.stages[0].data
+
+
+def test_the_shape_curricula_are_the_edit_weight_experiment_on_adds_and_replaces():
+    """configs/flatland/editor_shapes.toml (and _w8, at edit_weight 8) train what editor_edit_weight.toml trains,
+    on the two edit kinds whose instruction names a shape."""
+    configs = Path(__file__).resolve().parents[1] / "configs" / "flatland"
+    shapes, shapes_w8, weighted = (
+        load_run_config(configs / name)
+        for name in ("editor_shapes.toml", "editor_shapes_w8.toml", "editor_edit_weight.toml")
+    )
+    assert shapes.stages[0].data.kinds == ("add", "replace")
+    assert replace(shapes.stages[0].data, kinds=()) == weighted.stages[0].data
+    assert replace(shapes.stages[0], data=weighted.stages[0].data) == weighted.stages[0]
+    assert replace(shapes, out=weighted.out, stages=weighted.stages) == weighted
+    assert shapes_w8.stages[0].tricks.edit_weight == 8.0 and shapes.out != shapes_w8.out
+    assert replace(shapes_w8.stages[0], tricks=shapes.stages[0].tricks) == shapes.stages[0]
