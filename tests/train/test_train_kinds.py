@@ -51,6 +51,8 @@ def test_a_cache_without_kinds_gets_them_from_its_dataset_without_encoding(tmp_p
     assert LatentCache(tmp_path / "cache").kinds() == [None] * 4
     shards = sorted(p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("shard-*"))
 
+    with pytest.raises(ValueError, match="names no edit kinds"):
+        label_cache(tmp_path / "cache", pairs)
     manifest = pairs / "manifest.jsonl"
     records = [json.loads(line) for line in manifest.read_text().splitlines()]
     manifest.write_text(

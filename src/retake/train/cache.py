@@ -564,6 +564,11 @@ def label_cache(root: str | Path, dataset: str | Path, format: str = "auto") -> 
     root = Path(root).expanduser()
     index = read_index(root)
     triplets = open_triplets(dataset, ClipSpec(1, (1, 1)), format)  # only the manifest is read
-    _label_shards(index["shards"], dict(zip(triplets.ids(), triplets.kinds(), strict=True)), root)
+    kinds = dict(zip(triplets.ids(), triplets.kinds(), strict=True))
+    if all(kind is None for kind in kinds.values()):
+        raise ValueError(
+            f"{dataset} names no edit kinds (its manifest has no 'kind'), so there are none to record"
+        )
+    _label_shards(index["shards"], kinds, root)
     _write_index_file(root, index)
     return Counter(LatentCache(root).kinds())
