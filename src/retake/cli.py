@@ -397,6 +397,11 @@ def eval_probe(
     ),
     model: Path = typer.Option(..., "--model", help="A retake pipeline bundle."),
     attribute: str = typer.Option("shape", help="The word to swap: shape or colour."),
+    path: str = typer.Option(
+        "both",
+        help="Where the swapped word reaches the model: both text inputs, or the text 'tokens' or 'pooled' "
+        "vector only (the other gets the sample's own instruction).",
+    ),
     out: Path | None = typer.Option(None, "-o", "--out", help="Also write the edits and the table as JSON."),
     seed: int = typer.Option(0, help="Editor seed of the first add sample (then +1 per sample)."),
     steps: int | None = typer.Option(None, help="Sampling steps (default: the bundle's)."),
@@ -413,10 +418,16 @@ def eval_probe(
 
     sampler = BundleEditConfig(steps=steps, guidance=guidance, device=device)
     editor = open_editor(bundle=_path_arg(model), config=sampler)
-    result = probe_adds(editor, load_benchmark(_path_arg(bench)), attribute, seed=seed, progress=progress)
+    benchmark = load_benchmark(_path_arg(bench))
+    result = probe_adds(editor, benchmark, attribute, seed=seed, path=path, progress=progress)
     console.print(_probe_table(result))
+    through = {
+        "both": "",
+        "tokens": " (the word in the text tokens only)",
+        "pooled": " (the word in the pooled vector only)",
+    }
     console.print(
-        f"{attribute} drawn as asked: {result.right} of {len(result.edits)} "
+        f"{attribute} drawn as asked{through.get(path, '')}: {result.right} of {len(result.edits)} "
         f"edits ({result.accuracy:.0%}; an editor deaf to the word: {result.chance:.0%})"
     )
     if result.skipped or result.unjudgeable:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from retake.cli import main
 from retake.eval.benchmark import BenchmarkConfig, build_flatland_benchmark
@@ -16,6 +18,7 @@ from retake.flatland.judge import added_objects
 from retake.flatland.pairs import make_pair
 from retake.flatland.palette import OBJECT_COLOURS, SHAPES
 from retake.flatland.render import render
+from retake.model.text import TextEmbedding
 from retake.video import Video
 
 
@@ -39,21 +42,82 @@ class WordEditor:
 
     def edit(self, source: Video, instruction: str, *, seed: int, sample_id: str) -> Video:
         self.calls.append((instruction, seed))
+        return self.draw(sample_id, instruction, instruction, source.fps)
+
+    def draw(self, sample_id: str, shape_text: str, colour_text: str, fps: float) -> Video:
+        """The sample's add with the shape named in `shape_text` and the colour named in `colour_text`."""
         sample = self.samples[sample_id]
         pair = make_pair(
             "add", size=self.config.size, frames=self.config.frames, fps=self.config.fps, seed=sample.seed
         )
-        words = instruction.split()
         edit = sample.edit
         if "shape" in self.reads:
-            edit = dataclasses.replace(edit, new_shape=next(w for w in words if w in SHAPES))
+            edit = dataclasses.replace(edit, new_shape=next(w for w in shape_text.split() if w in SHAPES))
         if "colour" in self.reads:
-            edit = dataclasses.replace(edit, new_colour=next(w for w in words if w in OBJECT_COLOURS))
+            colour = next(w for w in colour_text.split() if w in OBJECT_COLOURS)
+            edit = dataclasses.replace(edit, new_colour=colour)
         frames = render(apply_edit(pair.scene, edit), self.config.frames, (self.config.size,) * 2).frames
-        return Video(frames, fps=source.fps)
+        return Video(frames, fps=fps)
 
     def describe(self):
         return {"type": "words", "reads": list(self.reads)}
+
+
+class CharEncoder:
+    """A text encoder whose tokens and pooled vector both spell the prompt (one character code per value), so
+    an editor can read the prompt back from either."""
+
+    dim, pooled_dim, length = 1, 64, 64
+
+    def encode(self, prompts):
+        codes = torch.zeros(len(prompts), self.length)
+        for row, prompt in enumerate(prompts):
+            codes[row, : len(prompt)] = torch.tensor([float(ord(c)) for c in prompt])
+        return TextEmbedding(codes[:, :, None].clone(), codes > 0, codes.clone())
+
+
+def _spelled(row: torch.Tensor) -> str:
+    return "".join(chr(int(c)) for c in row.flatten() if c > 0)
+
+
+class PathEditor(WordEditor):
+    """A bundle-like editor (`pipeline.text_encoder`) that reads the colour from the text tokens and the shape
+    from the pooled vector of its prompt's embedding."""
+
+    def __init__(self, benchmark) -> None:
+        super().__init__(benchmark, reads=("shape", "colour"))
+        self.pipeline = SimpleNamespace(text_encoder=CharEncoder())
+        self.negatives: list[str] = []
+
+    def edit(self, source: Video, instruction: str, *, seed: int, sample_id: str) -> Video:
+        text = self.pipeline.text_encoder.encode([instruction, ""])  # with the CFG branch's empty prompt
+        self.negatives.append(_spelled(text.tokens[1]) + _spelled(text.pooled[1]))
+        return self.draw(sample_id, _spelled(text.pooled[0]), _spelled(text.tokens[0]), source.fps)
+
+
+def test_a_word_sent_through_one_text_path_reaches_only_what_reads_that_path(bench):
+    editor = PathEditor(bench)
+    encoder = editor.pipeline.text_encoder
+    accuracy = {
+        (path, attribute): probe_adds(editor, bench, attribute, path=path, progress=False).accuracy
+        for path in ("both", "tokens", "pooled")
+        for attribute in ("shape", "colour")
+    }
+    assert accuracy[("both", "shape")] == accuracy[("both", "colour")] == 1.0
+    assert accuracy[("tokens", "colour")] == accuracy[("pooled", "shape")] == 1.0  # the path it is read from
+    assert accuracy[("tokens", "shape")] < 0.5 and accuracy[("pooled", "colour")] < 0.5  # the other: deaf
+    result = probe_adds(editor, bench, "shape", path="tokens", progress=False)
+    own = {s.id: s.edit.new_shape for s in bench.samples if s.kind == "add"}
+    assert all(e.drawn == own[e.sample] for e in result.edits) and result.to_json()["path"] == "tokens"
+    assert set(editor.negatives) == {""}  # the empty prompt always passed through whole
+    assert editor.pipeline.text_encoder is encoder  # the pipeline's own encoder is back
+
+
+def test_one_text_path_needs_an_editor_with_a_text_encoder(bench):
+    with pytest.raises(ValueError, match=r"needs an editor that encodes its prompts.*WordEditor"):
+        probe_adds(WordEditor(bench, reads=()), bench, path="tokens", progress=False)
+    with pytest.raises(ValueError, match="path must be one of"):
+        probe_adds(PathEditor(bench), bench, path="words", progress=False)
 
 
 def test_an_editor_that_reads_both_words_draws_every_value_asked(bench):
@@ -150,3 +214,13 @@ def test_the_cli_prints_the_table_and_writes_json(bench, tmp_path, monkeypatch, 
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "probe", str(bench.root), "--model", str(tmp_path), "--attribute", "size"])
     assert exit_info.value.code == 2 and "attribute must be one of" in capsys.readouterr().err
+
+
+def test_the_cli_sends_the_word_through_the_path_asked(bench, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("retake.eval.editors.open_editor", lambda **kwargs: PathEditor(bench))
+    out = tmp_path / "probe.json"
+    args = ["eval", "probe", str(bench.root), "--model", str(tmp_path), "--attribute", "colour"]
+    main([*args, "--path", "pooled", "-o", str(out), "--no-progress"])
+    data = json.loads(out.read_text())
+    assert data["path"] == "pooled" and data["accuracy"] < 0.5  # the colour is read from the tokens
+    assert "colour drawn as asked (the word in the pooled vector only): " in capsys.readouterr().err

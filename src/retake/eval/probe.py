@@ -9,7 +9,8 @@ table of asked against drawn: an editor that reads the word has a diagonal; one 
 chance (one over the number of values), whatever its success rate on the benchmark.
 
 This separates "draws the wrong thing" from "draws it badly" (a right shape can still fail the benchmark
-when something else changes), which no success rate does.
+when something else changes), which no success rate does. With `path` "tokens" or "pooled" the swapped word
+reaches the model through that text input only (`retake.eval.text_path`), which says where it is read.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rich.progress import track
 
 from retake.eval.benchmark import Benchmark, BenchmarkConfig, BenchmarkSample
 from retake.eval.editors import Editor
+from retake.eval.text_path import PATHS, route_text
 from retake.flatland.edits import Edit, apply_edit
 from retake.flatland.judge import added_objects
 from retake.flatland.pairs import make_pair
@@ -50,6 +52,7 @@ class ProbeResult:
     edits: tuple[ProbeEdit, ...]
     skipped: tuple[str, ...]  # add samples whose instruction does not name their value of the attribute
     unjudgeable: tuple[tuple[str, str], ...] = ()  # (sample, value): even the true edit reads otherwise
+    path: str = "both"  # the text input(s) the swapped word went through (retake.eval.text_path)
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -81,6 +84,7 @@ class ProbeResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "attribute": self.attribute,
+            "path": self.path,
             "accuracy": self.accuracy,
             "chance": self.chance,
             "confusion": self.confusion(),
@@ -106,29 +110,37 @@ def probe_adds(
     attribute: str = "shape",
     *,
     seed: int = 0,
+    path: str = "both",
     progress: bool = True,
 ) -> ProbeResult:
     """Edit every add sample of `benchmark` once per value of `attribute` ("shape" or "colour") and record
     what each edit drew. Sample i uses editor seed `seed + i` for all its values. Benchmark samples are
-    re-rendered from their seeds to check each swapped edit can be judged at all."""
+    re-rendered from their seeds to check each swapped edit can be judged at all. `path` "tokens" or
+    "pooled" sends the swapped instruction through that text input only, the sample's own through the other
+    (needs a bundle editor)."""
     if attribute not in ATTRIBUTES:
         raise ValueError(f"attribute must be one of {sorted(ATTRIBUTES)}, got {attribute!r}")
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     adds = [s for s in benchmark.samples if s.kind == "add"]
     if not adds:
         raise ValueError(f"the benchmark at {benchmark.root} has no add samples to probe")
     jobs, skipped, unjudgeable = _jobs(benchmark.config, adds, attribute)
     edits: list[ProbeEdit] = []
     read: tuple[str, Video] | None = None  # a sample's jobs come in a row: read its source once
-    for index, sample, value, instruction in track(
-        jobs, description=f"probing {attribute}", disable=not progress
-    ):
-        if read is None or read[0] != sample.id:
-            read = (sample.id, sample.source())
-        source = read[1]
-        edited = editor.edit(source, instruction, seed=seed + index, sample_id=sample.id)
-        drawn = _drawn(added_objects(source.frames, edited.frames), sample.edit, attribute, value)
-        edits.append(ProbeEdit(sample.id, value, drawn, instruction))
-    return ProbeResult(attribute, tuple(edits), tuple(skipped), tuple(unjudgeable))
+    with route_text(editor, path) as router:
+        for index, sample, value, instruction in track(
+            jobs, description=f"probing {attribute}", disable=not progress
+        ):
+            if read is None or read[0] != sample.id:
+                read = (sample.id, sample.source())
+            source = read[1]
+            if router is not None:
+                router.own = sample.instruction
+            edited = editor.edit(source, instruction, seed=seed + index, sample_id=sample.id)
+            drawn = _drawn(added_objects(source.frames, edited.frames), sample.edit, attribute, value)
+            edits.append(ProbeEdit(sample.id, value, drawn, instruction))
+    return ProbeResult(attribute, tuple(edits), tuple(skipped), tuple(unjudgeable), path)
 
 
 def _jobs(
