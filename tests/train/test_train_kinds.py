@@ -149,3 +149,15 @@ data = {{ cache = "{cache}", kinds = ["add", "replace"] }}
     )
     main(["train", str(tmp_path / "run.toml")])
     assert "on 4 samples (add, replace only), from fresh weights" in capsys.readouterr().err
+
+
+def test_a_stage_that_encodes_on_the_fly_narrows_its_pairs_to_the_kinds(tmp_path, vae_dir):
+    import torch
+
+    from retake.train.loop import open_stage_data
+
+    pairs = write_flatland_pairs(tmp_path / "pairs", 4, kinds=KINDS[:4])
+    data = {"path": str(pairs), "frames": CLIP[0], "size": list(CLIP[1:]), "kinds": ["add", "remove"]}
+    config = run_config(tmp_path / "run", [stage("s", pairs, data=data)], vae=str(vae_dir))
+    dataset = open_stage_data(config, config.stages[0], torch.device("cpu"))
+    assert dataset.ids() == ["pair000", "pair002", "pair003"] and dataset.get(2).id == "pair003"
