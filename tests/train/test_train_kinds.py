@@ -161,3 +161,8 @@ def test_a_stage_that_encodes_on_the_fly_narrows_its_pairs_to_the_kinds(tmp_path
     config = run_config(tmp_path / "run", [stage("s", pairs, data=data)], vae=str(vae_dir))
     dataset = open_stage_data(config, config.stages[0], torch.device("cpu"))
     assert dataset.ids() == ["pair000", "pair002", "pair003"] and dataset.get(2).id == "pair003"
+
+    styles = {**data, "kinds": ["recolour"]}  # refused before the VAE, which is not there, is loaded
+    config = run_config(tmp_path / "run", [stage("s", pairs, data=styles)], vae=str(tmp_path / "no-vae"))
+    with pytest.raises(ValueError, match=r"stage 's'.s data holds no samples of kind \['recolour'\]"):
+        open_stage_data(config, config.stages[0], torch.device("cpu"))

@@ -72,7 +72,7 @@ from retake.train.lora import apply_lora
 from retake.train.muon import muon_adamw
 from retake.train.signals import StopFlag
 from retake.train.step import collate, compute_loss, make_inputs, sample_generator
-from retake.train.subset import KindSubset, select_kinds
+from retake.train.subset import KindSubset, kept_indices, select_kinds
 
 SCHEDULER_NAMES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
 
@@ -160,6 +160,8 @@ def open_stage_data(config: RunConfig, stage: StageConfig, device: torch.device)
             f"stage {stage.name!r} reads videos (data.path) and needs `vae = DIR`; or set data.cache"
         )
     triplets = open_triplets(data.path, ClipSpec(data.frames, data.size), data.format)
+    if data.kinds:
+        kept_indices(triplets.kinds(), data.kinds, where)  # a bad kind fails before the encoders load
     vae = VideoVAE.from_pretrained(config.vae, subfolder=config.vae_subfolder, device=device)
     check_clip_size(vae, data.frames, data.size)
     encoded = EncodingDataset(triplets, vae, load_text_encoder(config.text_encoder, device=device))

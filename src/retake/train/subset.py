@@ -21,18 +21,7 @@ class KindSubset:
             raise ValueError("KindSubset needs at least one kind")
         self.dataset = dataset
         self.kinds_kept = tuple(kinds)
-        have = dataset.kinds()
-        self.counts = Counter(have)  # every kind of the whole dataset (None: unknown)
-        if set(self.counts) == {None}:
-            raise ValueError(
-                f"{where} records no edit kinds, so data.kinds {list(kinds)} cannot select any; for a cache built "
-                "before caches kept them, add them with `retake cache DATASET CACHE --kinds-only`"
-            )
-        absent = [k for k in kinds if k not in self.counts]
-        if absent:
-            known = sorted(k for k in self.counts if k is not None)
-            raise ValueError(f"{where} holds no samples of kind {absent} (data.kinds); it has {known}")
-        self.indices = [i for i, kind in enumerate(have) if kind in self.kinds_kept]
+        self.indices = kept_indices(dataset.kinds(), kinds, where)
         all_ids = dataset.ids()
         self._ids = [all_ids[i] for i in self.indices]
 
@@ -51,6 +40,22 @@ class KindSubset:
 
     def empty_text(self) -> TextEmbedding:
         return self.dataset.empty_text()
+
+
+def kept_indices(have: Sequence[str | None], kinds: Sequence[str], where: str = "the data") -> list[int]:
+    """The positions in `have` (each sample's kind, None: unknown) whose kind is one of `kinds`; ValueError when
+    the data records no kinds or lacks one of `kinds`."""
+    counts = Counter(have)
+    if set(counts) <= {None}:
+        raise ValueError(
+            f"{where} records no edit kinds, so data.kinds {list(kinds)} cannot select any; for a cache built "
+            "before caches kept them, add them with `retake cache DATASET CACHE --kinds-only`"
+        )
+    absent = [k for k in kinds if k not in counts]
+    if absent:
+        known = sorted(k for k in counts if k is not None)
+        raise ValueError(f"{where} holds no samples of kind {absent} (data.kinds); it has {known}")
+    return [i for i, kind in enumerate(have) if kind in kinds]
 
 
 def select_kinds(dataset: LatentDataset, kinds: Sequence[str], where: str = "the data") -> LatentDataset:
