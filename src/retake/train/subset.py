@@ -20,7 +20,6 @@ class KindSubset:
         if not kinds:
             raise ValueError("KindSubset needs at least one kind")
         self.dataset = dataset
-        self.kinds_kept = tuple(kinds)
         self.indices = kept_indices(dataset.kinds(), kinds, where)
         all_ids = dataset.ids()
         self._ids = [all_ids[i] for i in self.indices]
