@@ -228,3 +228,15 @@ def test_the_shape_curricula_are_the_edit_weight_experiment_on_adds_and_replaces
     assert replace(shapes, out=weighted.out, stages=weighted.stages) == weighted
     assert shapes_w8.stages[0].tricks.edit_weight == 8.0 and shapes.out != shapes_w8.out
     assert replace(shapes_w8.stages[0], tricks=shapes.stages[0].tricks) == shapes.stages[0]
+
+
+def test_the_finer_patch_experiment_is_the_edit_weight_experiment_at_1x1_patches():
+    """configs/flatland/editor_patch1.toml trains what editor_edit_weight.toml trains, resized to 1x1-latent
+    patches, for 3000 steps."""
+    configs = Path(__file__).resolve().parents[1] / "configs" / "flatland"
+    fine, weighted = (load_run_config(configs / n) for n in ("editor_patch1.toml", "editor_edit_weight.toml"))
+    assert fine.model.transformer().patch_size == 1 and weighted.model.transformer().patch_size == 2
+    assert fine.stages[0].repatch and fine.stages[0].steps == 3000
+    assert replace(fine.stages[0], repatch=False, steps=weighted.stages[0].steps) == weighted.stages[0]
+    assert dict(fine.model.overrides) == {**dict(weighted.model.overrides), "patch_size": 1}
+    assert replace(fine, out=weighted.out, model=weighted.model, stages=weighted.stages) == weighted

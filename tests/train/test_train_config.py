@@ -161,6 +161,11 @@ def test_init_paths_resolve_against_the_config_file(tmp_path):
             ('init = "previous"', 'init = "previous"\ngrow = true\nlora = { rank = 4 }'),
             r"stage 'instruct': grow with lora would train nothing in the grown blocks",
         ),
+        (("lora = { rank = 16 }", "repatch = true"), r"stage 'pretrain': repatch needs trained init weights"),
+        (
+            ('init = "previous"', 'init = "previous"\nrepatch = true\nlora = { rank = 4 }'),
+            r"stage 'instruct': repatch with lora would freeze the resampled patch embedding",
+        ),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, edit, message):

@@ -81,12 +81,14 @@ def test_a_checkpoint_from_before_a_new_setting_resumes_when_the_setting_keeps_i
     train(straight)
     with pytest.raises(TrainingInterrupted):
         train(split, callbacks=[_stop_at(3)])
-    # rewrite the checkpoint as if written before `optimizer`, `muon_lr` and `data.kinds` existed; resume it
+    # rewrite the checkpoint as if written before `optimizer`, `muon_lr`, `data.kinds` and `repatch` existed;
+    # resume it
     state = split.out / "stages/s/checkpoints/step-00000003/state.json"
     saved = json.loads(state.read_text())
     for key in ("optimizer", "muon_lr"):
         del saved["stage_config"]["optim"][key]
     del saved["stage_config"]["data"]["kinds"]
+    del saved["stage_config"]["repatch"]
     state.write_text(json.dumps(saved))
     muon = stage("s", cache, steps=6, batch=2, optim={"optimizer": "muon"})  # not the old run's optimiser
     with pytest.raises(ResumeError, match=r"different stage settings \(optim\)"):

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from train_fixtures import run_config, stage, write_random_cache
 
 from retake.model import InContextTransformer, build_transformer
+from retake.model.patch import resize_patches
 from retake.train.distributed import setup
 from retake.train.ema import EMA
 from retake.train.export import initial_model
@@ -146,6 +147,31 @@ def test_a_stage_grows_a_trained_model_deeper_and_trains_it(tmp_path):
     )
     with pytest.raises(ValueError, match=r"num_layers=1 \(run: 0; grow only adds blocks\)"):
         train(shrink)
+
+
+def test_a_stage_resizes_a_trained_models_patches_and_trains_it(tmp_path):
+    coarse = build_transformer("tiny", seed=2, conditioning="channel")  # 1x2x2 patches
+    coarse.save_pretrained(tmp_path / "coarse")
+    cache = write_random_cache(tmp_path / "cache", 4)
+    fine = {"conditioning": "channel", "patch_size": 1}
+    refused = run_config(tmp_path / "run", [stage("s", cache, init=str(tmp_path / "coarse"))], model=fine)
+    with pytest.raises(ValueError, match=r"patch_size=2 \(run: 1\), set repatch = true"):
+        train(refused)
+
+    config = run_config(
+        tmp_path / "run",
+        [stage("s", cache, steps=2, init=str(tmp_path / "coarse"), repatch=True)],
+        model=fine,
+    )
+    start = initial_model(config, 0)
+    expected = resize_patches(coarse, patch_size=1, patch_size_t=1).state_dict()
+    assert all(torch.equal(start.state_dict()[k], v) for k, v in expected.items())
+    starts = []
+    result = train(config, on_stage_start=starts.append)
+    assert starts[0].init == f"{tmp_path / 'coarse'}, patches resized from 1x2x2 to 1x1x1 latents"
+    trained = InContextTransformer.from_pretrained(result.stages[0].transformer)
+    assert trained.config.patch_size == 1 and trained.proj_out.out_features == 4  # one latent per token
+    assert not torch.equal(trained.x_embedder.proj.weight, start.x_embedder.proj.weight)
 
 
 def test_lora_trains_only_adapters_and_saves_a_merged_plain_model(tmp_path):

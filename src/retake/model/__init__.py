@@ -21,6 +21,7 @@ _EXPORTS = {
     "get_preset": "retake.model.presets",
     "build_transformer": "retake.model.presets",
     "grow_depth": "retake.model.grow",
+    "resize_patches": "retake.model.patch",
     "load_t2v_into_channel": "retake.model.checkpoints",
     "convert_icve_checkpoint": "retake.model.convert",
 }

@@ -19,6 +19,7 @@ each names its data, steps, batch, optimiser, InsViE tricks, LoRA and where its 
     init = "previous"                # "fresh", "previous", "stage:<name>", "t2v:<dir>" or a model directory
     init_weights = "raw"             # or "ema": an earlier stage's EMA weights
     grow = false                     # true: [model] may be deeper than the init; new blocks start silent
+    repatch = false                  # true: [model] may have other patch sizes than the init; resampled
     steps = 500
     batch = 8
     tricks = "insvie"                # or a table of TricksConfig fields, or { preset = "insvie", t_shift = 3.0 }
@@ -230,6 +231,9 @@ class StageConfig:
     # Start deeper than the init weights: blocks the run's [model] has beyond theirs are appended with zero
     # output gates, so training starts from exactly the init model's function (retake.model.grow).
     grow: bool = False
+    # Start with other patch sizes than the init weights: the patch embedding and output layer are resampled to
+    # the run's [model] patch (retake.model.patch); every block's weights carry over.
+    repatch: bool = False
     guidance: float = 1.0  # embedded guidance fed while training (distilled-guidance models only)
     optim: OptimConfig = OptimConfig()
     tricks: TricksConfig = TricksConfig()
@@ -248,15 +252,25 @@ class StageConfig:
             f"stage {self.name!r}: optimizer 'muon' does not train LoRA adapters; use 'adamw' with lora",
         )
         if self.grow:
-            _check(
-                self.init != "fresh" and not self.init.startswith("t2v:"),
-                f"stage {self.name!r}: grow needs trained init weights of the same kind, got init {self.init!r}",
-            )
+            self._check_reshapes("grow")
             _check(
                 not self.lora.enabled,
                 f"stage {self.name!r}: grow with lora would train nothing in the grown blocks (their zero "
                 "gates are not LoRA targets); train them fully",
             )
+        if self.repatch:
+            self._check_reshapes("repatch")
+            _check(
+                not self.lora.enabled,
+                f"stage {self.name!r}: repatch with lora would freeze the resampled patch embedding and output "
+                "layer (they are not LoRA targets); train them fully",
+            )
+
+    def _check_reshapes(self, option: str) -> None:
+        _check(
+            self.init != "fresh" and not self.init.startswith("t2v:"),
+            f"stage {self.name!r}: {option} needs trained init weights of the same kind, got init {self.init!r}",
+        )
 
     def micro_batch(self, world_size: int) -> int:
         """Samples per rank per micro-batch; ValueError when the global batch does not split evenly."""

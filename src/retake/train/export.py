@@ -24,6 +24,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 from retake.model.checkpoints import load_t2v_into_channel
 from retake.model.config import TransformerConfig
 from retake.model.grow import grow_depth
+from retake.model.patch import resize_patches
 from retake.model.presets import build_transformer
 from retake.model.transformer import InContextTransformer
 from retake.train.config import LoraSettings, RunConfig
@@ -90,10 +91,12 @@ def initial_model(config: RunConfig, index: int) -> InContextTransformer:
         load_t2v_into_channel(model, path)
         return model
     model = InContextTransformer.from_pretrained(path, local_files_only=True)
-    grow = config.stages[index].grow
-    _check_compatible(model.spec, spec, path, grow=grow)
-    if grow:
+    stage = config.stages[index]
+    _check_compatible(model.spec, spec, path, grow=stage.grow, repatch=stage.repatch)
+    if stage.grow:
         model = grow_depth(model, spec.num_layers, spec.num_single_layers, seed=config.seed)
+    if stage.repatch:
+        model = resize_patches(model, spec.patch_size, spec.patch_size_t)
     if model.spec.attention != spec.attention:
         model.set_attention_mode(spec.attention)  # same weights; e.g. fine-tune a full model into one-way
     if model.spec.prior != spec.prior:
@@ -103,7 +106,8 @@ def initial_model(config: RunConfig, index: int) -> InContextTransformer:
 
 def describe_init(config: RunConfig, index: int) -> str:
     """Where stage `index` starts, in words: fresh weights, an earlier stage's weights or a folder, and with
-    `grow` the depths it grows from and to. Call it after `initial_model` succeeded (it reads the init's config)."""
+    `grow` / `repatch` the depths and patches it changes. Call it after `initial_model` succeeded (it reads the
+    init's config)."""
     stage = config.stages[index]
     kind, path = init_source(config, index)
     if kind == "fresh":
@@ -116,27 +120,44 @@ def describe_init(config: RunConfig, index: int) -> str:
             config.stages[index - 1].name if stage.init == "previous" else stage.init.removeprefix("stage:")
         )
         where = f"the {'EMA' if stage.init_weights == 'ema' else 'raw'} weights of stage {earlier!r}"
-    if not stage.grow:
+    if not (stage.grow or stage.repatch):
         return where
     assert path is not None
     old = json.loads((path / "config.json").read_text())
     new = config.model.transformer()
-    before = (old["num_layers"], old["num_single_layers"])
-    after = (new.num_layers, new.num_single_layers)
+    if stage.grow:
+        where += _describe_change("grow", "grown from", "blocks", *_depths(old, new))
+    if stage.repatch:
+        where += _describe_change("repatch", "patches resized from", "latents", *_patches(old, new))
+    return where
+
+
+def _depths(old: dict[str, Any], new: TransformerConfig) -> tuple[str, str]:
+    return f"{old['num_layers']} + {old['num_single_layers']}", f"{new.num_layers} + {new.num_single_layers}"
+
+
+def _patches(old: dict[str, Any], new: TransformerConfig) -> tuple[str, str]:
+    before = f"{old['patch_size_t']}x{old['patch_size']}x{old['patch_size']}"
+    return before, f"{new.patch_size_t}x{new.patch_size}x{new.patch_size}"
+
+
+def _describe_change(option: str, verb: str, unit: str, before: str, after: str) -> str:
     if before == after:
-        return f"{where} (grow: already {after[0]} + {after[1]} blocks)"
-    return f"{where}, grown from {before[0]} + {before[1]} to {after[0]} + {after[1]} blocks"
+        return f" ({option}: already {after} {unit})"
+    return f", {verb} {before} to {after} {unit}"
 
 
 _DEPTHS = ("num_layers", "num_single_layers")
+_PATCHES = ("patch_size", "patch_size_t")
 
 
 def _check_compatible(
-    loaded: TransformerConfig, wanted: TransformerConfig, path: Path, *, grow: bool
+    loaded: TransformerConfig, wanted: TransformerConfig, path: Path, *, grow: bool, repatch: bool
 ) -> None:
     """ValueError naming each field where the init weights differ from the run's [model] in a way no
-    init can bridge; attention and prior switch in place, and with `grow` the depths may increase."""
-    free = ("attention", "prior") + (_DEPTHS if grow else ())
+    init can bridge; attention and prior switch in place, with `grow` the depths may increase and with
+    `repatch` the patch sizes may change."""
+    free = ("attention", "prior") + (_DEPTHS if grow else ()) + (_PATCHES if repatch else ())
     differ = [
         f"{f.name}={getattr(loaded, f.name)!r} (run: {getattr(wanted, f.name)!r})"
         for f in fields(TransformerConfig)
@@ -150,6 +171,8 @@ def _check_compatible(
         ]
     elif any(getattr(loaded, name) < getattr(wanted, name) for name in _DEPTHS):
         differ.append("set grow = true in the stage to start the deeper model from these weights")
+    if not repatch and any(getattr(loaded, name) != getattr(wanted, name) for name in _PATCHES):
+        differ.append("set repatch = true in the stage to resize these weights' patches")
     if differ:
         raise ValueError(f"init weights {path} do not match the run's [model]: {', '.join(differ)}")
 

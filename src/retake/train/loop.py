@@ -198,12 +198,13 @@ def _scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig) -> Any:
 # Stage settings that are tables of defaults: a checkpoint written before a setting existed holds the default
 _TABLES = {"optim": OptimConfig, "tricks": TricksConfig, "lora": LoraSettings}
 _DATA_ADDED = {"kinds": []}  # data settings added since checkpoints were first written, at their defaults
+_STAGE_ADDED = {"repatch": False}  # the same for stage settings
 
 
 def _resume_check(saved: dict[str, Any], stage: StageConfig, path: Path) -> None:
     """Everything but `steps` must match the checkpoint's stage config (else the continuation is not exact)."""
     now = config_to_dict(stage)
-    then = dict(saved.get("stage_config", {}))
+    then = {**_STAGE_ADDED, **saved.get("stage_config", {})}
     for key, table in _TABLES.items():
         if isinstance(then.get(key), dict):  # settings added since the checkpoint was written: their defaults
             then[key] = {**config_to_dict(table()), **then[key]}
