@@ -120,6 +120,23 @@ def test_existing_bundle_needs_overwrite(tmp_path, hunyuan_checkout, icve_transf
     assert read_bundle_spec(out).defaults == EditConfig.insvie()
 
 
+def test_overwrite_replaces_a_bundle_but_never_a_file_or_a_folder_of_other_things(
+    tmp_path, hunyuan_checkout, icve_transformer_dir
+):
+    parts = {"transformer": icve_transformer_dir, "vae": hunyuan_checkout, "text_encoder": hunyuan_checkout}
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    with pytest.raises(FileExistsError, match="is a file, not a bundle folder"):
+        assemble_bundle(precious, **parts, overwrite=True)
+    assert precious.read_text() == "keep me"
+    folder = tmp_path / "photos"
+    (folder / "album").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=r"no retake_pipeline\.json"):
+        assemble_bundle(folder, **parts, overwrite=True)
+    assert (folder / "album").is_dir()
+    assert not list(tmp_path.glob(".*partial"))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # CLI
 # ----------------------------------------------------------------------------------------------------------
