@@ -198,3 +198,26 @@ def test_a_source_prior_model_starts_sampling_at_the_source_latents_plus_the_sam
     assert (
         starts["noise"] - source
     ).abs().mean() > 0.1  # the noise prior's start knows nothing of the source
+
+
+def test_float16_keeps_the_vae_in_float32_so_an_edit_is_not_black():
+    """The shipped Flatland VAE's activations pass float16's 65504: decoded in float16 they are NaN, which
+    would be written as black frames. So the VAE refuses such output, and a float16 pipeline keeps it in float32."""
+    from retake.demo import CLIPS, EDITOR
+    from retake.model.vae import VAEError, VideoVAE
+    from retake.video import read
+
+    half_vae = VideoVAE.from_pretrained(EDITOR / "vae", dtype=torch.float16, tiling=None)
+    with pytest.raises(VAEError, match=r"NaN or inf values in torch\.float16.*bfloat16 or float32"):
+        half_vae.decode(torch.randn(1, 16, 2, 8, 8, generator=torch.Generator().manual_seed(0)))
+
+    clip = read(CLIPS / "recolour.source.mp4")
+    edits = {}
+    for dtype in ("float16", "float32"):
+        pipe = EditPipeline.from_pretrained(EDITOR, dtype=dtype)
+        assert pipe.vae.dtype == torch.float32 and pipe.dtype == getattr(torch, dtype)
+        edits[dtype] = pipe.edit(clip, "make it red", steps=2, frames=5, seed=0, progress=False).frames
+    error = (edits["float16"].astype(np.float64) - edits["float32"]) ** 2
+    assert (
+        edits["float16"].max() > 0 and 10 * np.log10(255**2 / error.mean()) > 30
+    )  # the float32 edit, closely

@@ -14,6 +14,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from retake.errors import RetakeError
+
+
+class VAEError(RetakeError):
+    """The VAE produced values that cannot be a video or a latent (NaN, inf)."""
+
 
 @dataclass(frozen=True)
 class TilingConfig:
@@ -149,7 +155,7 @@ class VideoVAE:
         self.latent_shape(*x.shape[2:])
         posterior = self.vae.encode(x.to(device=self.device, dtype=self.dtype)).latent_dist
         z = posterior.sample(generator=generator) if sample else posterior.mode()
-        return (z - self.shift_factor) * self.scaling_factor
+        return (self._finite(z, "encoded") - self.shift_factor) * self.scaling_factor
 
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
@@ -159,7 +165,16 @@ class VideoVAE:
                 f"latents must be (B, {self.latent_channels}, F, H, W), got {tuple(latents.shape)}"
             )
         z = latents.to(device=self.device, dtype=self.dtype) / self.scaling_factor + self.shift_factor
-        return self.vae.decode(z).sample.float().clamp(-1.0, 1.0)
+        return self._finite(self.vae.decode(z).sample, "decoded").float().clamp(-1.0, 1.0)
+
+    def _finite(self, x: Tensor, what: str) -> Tensor:
+        """`x`, or a VAEError: NaN or inf frames would otherwise be written as black video."""
+        if not bool(torch.isfinite(x).all()):
+            raise VAEError(
+                f"the VAE {what} NaN or inf values in {self.dtype} (float16 activations overflow past 65504); "
+                "load it in bfloat16 or float32"
+            )
+        return x
 
     def decode_to_uint8(self, latents: Tensor) -> Tensor:
         """Latents -> uint8 video (B, F, H, W, 3), ready for `retake.video` writers."""

@@ -116,12 +116,16 @@ class EditPipeline:
         dtype: torch.dtype | str = torch.float32,
         vae_tiling: TilingConfig | None = TilingConfig(),
     ) -> EditPipeline:
-        """Load a bundle directory (see `retake.sample.bundle`) onto `device` in `dtype` (fp32 by default)."""
+        """Load a bundle directory (see `retake.sample.bundle`) onto `device` in `dtype` (fp32 by default; with
+        float16 the VAE stays in float32)."""
         root = Path(path).expanduser()
         spec = read_bundle_spec(root)
         dtype = resolve_dtype(dtype)
         transformer = InContextTransformer.from_pretrained(root / spec.transformer, torch_dtype=dtype)
-        vae = VideoVAE.from_pretrained(root / spec.vae, device=device, dtype=dtype, tiling=vae_tiling)
+        # float16 tops out at 65504, which VAE activations pass (the shipped Flatland VAE's reach 68000 and
+        # decode to NaN); bfloat16 has float32's range. diffusers upcasts SD VAEs likewise (force_upcast).
+        vae_dtype = torch.float32 if dtype == torch.float16 else dtype
+        vae = VideoVAE.from_pretrained(root / spec.vae, device=device, dtype=vae_dtype, tiling=vae_tiling)
         text_source = spec.text_encoder_source(root)
         text_encoder = load_text_encoder(text_source, device=device, dtype=dtype)
         return cls(transformer.to(device), vae, text_encoder, spec.defaults, text_encoder_source=text_source)
