@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from retake.device import check_device
 from retake.errors import RetakeError
 
 
@@ -101,6 +102,7 @@ class VideoVAE:
         """Load from a local diffusers directory (e.g. a HunyuanVideo checkout with subfolder="vae")."""
         from diffusers import AutoencoderKLHunyuanVideo
 
+        device = check_device(device)
         folder = Path(path).expanduser() / (subfolder or "")
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"no VAE config.json in {folder}")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from retake.device import check_device
 from retake.flow import TIMESTEP_SCALE, Branch, Step, denoise, flow_start, sigma_schedule, to_timestep
 from retake.model.config import AttentionMode, Prior
 from retake.model.text import TextEmbedding, TextEncoder, load_text_encoder
@@ -118,6 +119,7 @@ class EditPipeline:
     ) -> EditPipeline:
         """Load a bundle directory (see `retake.sample.bundle`) onto `device` in `dtype` (fp32 by default; with
         float16 the VAE stays in float32)."""
+        device = check_device(device)
         root = Path(path).expanduser()
         spec = read_bundle_spec(root)
         dtype = resolve_dtype(dtype)
