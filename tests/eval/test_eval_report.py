@@ -15,8 +15,15 @@ from PIL import Image
 from retake.cli import main
 from retake.eval.benchmark import BenchmarkConfig, build_flatland_benchmark
 from retake.eval.editors import FolderEditor
-from retake.eval.report import ReportConfig, compare, load_report, metric_info, write_report
-from retake.eval.runner import RESULTS_FILE, read_rows, run_benchmark
+from retake.eval.report import (
+    ReportConfig,
+    compare,
+    load_report,
+    metric_info,
+    summary_table,
+    write_report,
+)
+from retake.eval.runner import RESULTS_FILE, aggregate, read_rows, run_benchmark
 from retake.flatland.edits import EDIT_KINDS
 
 SIZE, FRAMES = 64, 9
@@ -132,6 +139,50 @@ def test_compare_shows_both_runs_and_the_differences(perfect, null):
     assert "different benchmarks" in compare(load_report(perfect), report)
     same = compare(perfect, perfect)
     assert "perfect (A)" in same and "perfect (B)" in same and "None: both runs" in same
+
+
+def _without_kind(report: dict, kind: str) -> dict:
+    """The report of the same run on a benchmark without `kind`."""
+    rows = [row for row in report["samples"] if row["kind"] != kind]
+    kinds = [k for k in report["summary"]["per_kind"] if k != kind]
+    return report | {"samples": rows, "summary": aggregate(rows, kinds)}
+
+
+def _row(page: str, label: str) -> str:
+    """The cells of the comparison table's row labelled `label`."""
+    return page.split(f"<td class=l>{label}</td>", 1)[1].split("</tr>", 1)[0]
+
+
+def test_compare_covers_the_kinds_of_both_reports(perfect, null):
+    a, b = load_report(perfect), _without_kind(load_report(null), "remove")
+    page = compare(a, b)
+    assert "only A has edit kinds remove" in page  # said, not silently dropped
+    # success: A, B (a dash), Δ (a dash); then per metric A, a dash, a dash
+    assert _row(page, "remove (not in B)").startswith("<td>100.0% [21%, 100%]</td><td>–</td><td>–</td>")
+    for kind in (*[k for k in EDIT_KINDS if k != "remove"], "overall"):
+        assert f"<td class=l>{kind}</td>" in page
+    page = compare(b, a)  # the other way round: the kinds of B are not dropped either
+    assert "only B has edit kinds remove" in page
+    assert _row(page, "remove (not in A)").startswith("<td>–</td><td>100.0% [21%, 100%]</td><td>–</td>")
+
+
+def _table_rows(summary: dict) -> dict[str, list[str]]:
+    """summary_table's rows as text, by kind."""
+    table = summary_table(summary)
+    cells = [[str(cell) for cell in column.cells] for column in table.columns]
+    return {row[0]: list(row[1:]) for row in zip(*cells, strict=True)}
+
+
+def test_the_terminal_table_shows_kinds_without_scores_and_errors():
+    rows = [
+        {"kind": "add", "success": True, "metrics": {"psnr": 30.0, "ssim": 0.9}},
+        {"kind": "remove", "success": False, "metrics": {}, "error": "the edit has 13 frames, the source 16"},
+    ]
+    table = _table_rows(aggregate(rows, ["add", "remove", "style"]))  # style: not run (--limit)
+    assert table["add"] == ["1", "0", "100.0%", "21%-100%", "30.00", "0.900"]
+    assert table["remove"] == ["1", "1", "0.0%", "0%-79%", "–", "–"]  # every sample errored: no metrics
+    assert table["style"] == ["0", "0", "–", "–", "–", "–"]
+    assert table["overall"][:2] == ["2", "1"]
 
 
 def test_the_eval_commands(tmp_path, capsys):

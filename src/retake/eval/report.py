@@ -18,6 +18,7 @@ import html
 import io
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,18 +209,27 @@ def _groups(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return summary["per_kind"] | {"overall": summary["overall"]}
 
 
+def _group_names(summaries: Iterable[dict[str, Any]]) -> list[str]:
+    """The kinds of every summary, in the order they first appear, then "overall": runs on benchmarks of
+    other kinds still share one table and one plot."""
+    kinds = dict.fromkeys(kind for summary in summaries for kind in summary["per_kind"])
+    return [*kinds, "overall"]
+
+
 def _success_figure(summaries: dict[str, dict[str, Any]]) -> Figure:
     """Success rate per kind with Wilson intervals; one bar per run (label -> summary) in each group."""
     figure = Figure(figsize=(7, 3.2))  # no layout engine: it costs more than the drawing
     figure.subplots_adjust(left=0.09, right=0.98, top=0.95, bottom=0.1)
     axes = figure.subplots()
-    kinds = list(_groups(next(iter(summaries.values()))))
+    kinds = _group_names(summaries.values())
     width = 0.8 / len(summaries)
     for offset, (label, summary) in enumerate(summaries.items()):
         groups = _groups(summary)
-        rates = np.array([_none_to_nan(groups[k]["success"]["rate"]) for k in kinds])
-        lows = np.array([_none_to_nan(groups[k]["success"]["low"]) for k in kinds])
-        highs = np.array([_none_to_nan(groups[k]["success"]["high"]) for k in kinds])
+        missing = {"rate": None, "low": None, "high": None}  # a kind this run lacks: no bar, its slot kept
+        success = [groups[k]["success"] if k in groups else missing for k in kinds]
+        rates = np.array([_none_to_nan(s["rate"]) for s in success])
+        lows = np.array([_none_to_nan(s["low"]) for s in success])
+        highs = np.array([_none_to_nan(s["high"]) for s in success])
         x = np.arange(len(kinds)) + (offset - (len(summaries) - 1) / 2) * width
         axes.bar(x, rates, width, yerr=[rates - lows, highs - rates], capsize=3, label=label or None)
     axes.set_xticks(np.arange(len(kinds)), kinds)
@@ -449,6 +459,13 @@ def _comparability_warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     warnings = []
     if a["benchmark"]["fingerprint"] != b["benchmark"]["fingerprint"]:
         warnings.append("the runs are on different benchmarks: their numbers are not comparable")
+    kinds = [set(r["summary"]["per_kind"]) for r in (a, b)]
+    for run, only in (("A", kinds[0] - kinds[1]), ("B", kinds[1] - kinds[0])):
+        if only:
+            warnings.append(
+                f"only {run} has edit kinds {', '.join(sorted(only))}: the other run's cells for them are "
+                "dashes, and the overall rows cover different kinds"
+            )
     judges = [
         None if r["judge"] is None else (r["judge"]["model"], r["judge"]["prompt_hash"]) for r in (a, b)
     ]
@@ -481,18 +498,23 @@ def _delta_cell(value_a: float | None, value_b: float | None, higher_is_better: 
     return f'<td class="{"better" if better else "worse"}">{text}</td>'
 
 
+# The group of a kind a run's benchmark does not have: its cells show a dash, as for a kind without samples.
+_ABSENT: dict[str, Any] = {"success": {"rate": None}, "metrics": {}}
+
+
 def _comparison_table(a: dict[str, Any], b: dict[str, Any], columns: list[str]) -> str:
     groups_a, groups_b = _groups(a["summary"]), _groups(b["summary"])
     header = "".join(f'<th colspan="3">{html.escape(c)} {_arrow(c)}</th>' for c in columns)
     head = f'<tr><th class=l rowspan="2">kind</th><th colspan="3">success ↑</th>{header}</tr>'
     head += "<tr>" + "<th>A</th><th>B</th><th>Δ</th>" * (1 + len(columns)) + "</tr>"
     rows = []
-    for kind in groups_a:
-        ga, gb = groups_a[kind], groups_b.get(kind)
-        if gb is None:
-            continue
+    for kind in _group_names([a["summary"], b["summary"]]):
+        ga, gb = groups_a.get(kind, _ABSENT), groups_b.get(kind, _ABSENT)
+        label = (
+            kind + ("" if kind in groups_a else " (not in A)") + ("" if kind in groups_b else " (not in B)")
+        )
         cells = [
-            f"<td class=l>{html.escape(kind)}</td>",
+            f"<td class=l>{html.escape(label)}</td>",
             f"<td>{_rate(ga['success'])}</td>",
             f"<td>{_rate(gb['success'])}</td>",
         ]
@@ -542,11 +564,13 @@ def summary_table(summary: dict[str, Any], columns: tuple[str, ...] = ReportConf
     """The summary per kind as a rich table, for the terminal."""
     shown = [c for c in columns if c in summary["overall"]["metrics"]]
     confidence = summary["overall"]["success"]["confidence"]
-    table = Table("kind", "n", "success", f"{confidence:.0%} CI", *[f"{c} {_arrow(c)}" for c in shown])
+    header = ["kind", "n", "errors", "success", f"{confidence:.0%} CI", *[f"{c} {_arrow(c)}" for c in shown]]
+    table = Table(*header)
     for kind, group in _groups(summary).items():
         success = group["success"]
         rate = "–" if success["rate"] is None else f"{success['rate']:.1%}"
         interval = "–" if success["low"] is None else f"{success['low']:.0%}-{success['high']:.0%}"
-        means = [_number(group["metrics"][c].get("mean"), c) for c in shown]
-        table.add_row(kind, str(group["n"]), rate, interval, *means)
+        # A kind whose samples all errored, or were not run (--limit), has no metrics at all: a dash.
+        means = [_number(group["metrics"].get(c, {}).get("mean"), c) for c in shown]
+        table.add_row(kind, str(group["n"]), str(group["errors"]), rate, interval, *means)
     return table
