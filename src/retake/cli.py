@@ -76,7 +76,9 @@ def flatland_footage(
 
 @flatland_app.command("pairs")
 def flatland_pairs(
-    out: Path = typer.Argument(..., help="Output folder for the pairs and manifest.jsonl."),
+    out: Path = typer.Argument(
+        ..., help="Output folder for the pairs and manifest.jsonl; a stopped run there is resumed."
+    ),
     n: int = typer.Option(100, "--n", help="Number of pairs."),
     size: str = typer.Option("64", help="Frame size: N (square) or HxW, e.g. 48x96."),
     frames: int = typer.Option(17, help="Frames per clip."),
@@ -84,6 +86,9 @@ def flatland_pairs(
     kinds: str = typer.Option("", help="Comma-separated edit kinds (default: all, balanced)."),
     seed: int = typer.Option(0, help="Seed; the same seed gives byte-identical files."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    overwrite: bool = typer.Option(
+        False, help="Replace pairs OUT holds that were made with other settings (same settings: resumed)."
+    ),
 ) -> None:
     """Paired edits (source, target, masks, instruction): add, remove, replace, recolour, background, style."""
     from retake.flatland import make_pairs
@@ -99,6 +104,7 @@ def flatland_pairs(
         kinds=chosen,
         seed=seed,
         progress=progress,
+        overwrite=overwrite,
     )
     console.print(f"wrote {n} pairs to {out} (manifest: {manifest.name})")
 
@@ -355,6 +361,8 @@ def eval_run(
         page = write_report(result, benchmark, config=report_config)
         console.print(summary_table(result.summary))
         console.print(f"wrote {page} and {page.with_name('report.json')}")
+        if (note := result.check_errors()) is not None:  # raises when every sample errored
+            console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
         return
     pooled = run_seeds(
         benchmark, editor, _path_arg(out), seeds, RunConfig(limit=limit), judge=vlm_judge, progress=progress
@@ -365,6 +373,8 @@ def eval_run(
         console.print(f"seed {seed}: {overall['success']['count']} / {overall['n']} edits succeed")
     console.print(summary_table(pooled.summary))
     console.print(f"wrote a report per seed in {out}/seed-<s>/ and the pooled summary in {out}/seeds.json")
+    if (note := pooled.check_errors()) is not None:  # raises when every sample errored
+        console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
 
 
 @eval_app.command("ceiling")
@@ -388,6 +398,8 @@ def eval_ceiling(
     page = write_report(result, benchmark)
     console.print(summary_table(result.summary))
     console.print(f"wrote {page} and {page.with_name('report.json')}")
+    if (note := result.check_errors()) is not None:  # raises when every sample errored
+        console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
 
 
 @eval_app.command("probe")

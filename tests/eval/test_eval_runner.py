@@ -27,10 +27,12 @@ from retake.eval.runner import (
     RESULTS_FILE,
     RUN_FILE,
     SEEDS_FILE,
+    NoUsableEditError,
     RunConfig,
     RunMismatchError,
     ShortEditError,
     aggregate,
+    check_errors,
     conform,
     run_benchmark,
     run_seeds,
@@ -38,7 +40,7 @@ from retake.eval.runner import (
     wilson_interval,
 )
 from retake.flatland.edits import EDIT_KINDS
-from retake.video import Video, read
+from retake.video import Video, read, write
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +231,66 @@ def test_a_python_editor_whose_edits_are_unusable_fails_those_samples(bench, tmp
     assert "the edit has 7 frames, the source 9" in result.rows[0]["reason"]
 
 
+def test_errored_samples_are_reported_and_a_run_of_nothing_but_errors_is_refused():
+    ok = {"id": "add-000", "kind": "add", "success": True, "metrics": {}}
+    short = {
+        "id": "remove-000",
+        "kind": "remove",
+        "success": False,
+        "metrics": {},
+        "error": "13 frames, not 16",
+    }
+    assert check_errors([ok], "run/samples.jsonl") is None
+    note = check_errors([ok, short, short | {"id": "style-000"}], "run/samples.jsonl")
+    assert note == (
+        "2 of 3 samples errored and count as failures; the first, remove-000: 13 frames, not 16; "
+        "every error is in run/samples.jsonl"
+    )
+    with pytest.raises(NoUsableEditError, match=r"every sample errored \(1 of 1\); the first, remove-000"):
+        check_errors([short], "run/samples.jsonl")
+
+
+def _short_videos(bench, folder: Path) -> Path:
+    """Every sample's edit two frames short, as a 4k+1-frame editor hands back on a 4k-frame benchmark."""
+    folder.mkdir()
+    for sample in bench.samples:
+        source = sample.source()
+        write(Video(source.frames[:-2], source.fps), folder / f"{sample.id}.mp4")
+    return folder
+
+
+def test_eval_run_shows_errored_samples_and_fails_when_all_errored(bench, tmp_path, capsys, monkeypatch):
+    from retake.cli import console, main
+
+    monkeypatch.setattr(console, "_width", 200)  # the terminal table's rows on one line each, as $COLUMNS
+    videos = _short_videos(bench, tmp_path / "short")
+    args = ["eval", "run", str(bench.root), "--videos", str(videos), "--no-progress", "--limit", "2"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "-o", str(tmp_path / "none")])
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert (
+        "error: every sample errored (2 of 2); the first, add-000: the edit has 7 frames, the source 9" in err
+    )
+    assert f"every error is in {tmp_path / 'none' / RESULTS_FILE}" in err
+    assert "│ replace │ 0 │ 0 │ – │ – │" in err  # the table came first, kinds --limit left out as dashes
+    assert (tmp_path / "none" / "report.json").is_file()
+
+    with pytest.raises(SystemExit) as exit_info:  # several seeds: each seed's folder holds its errors
+        main([*args[:-2], "--limit", "1", "--seed", "0", "--seed", "1", "-o", str(tmp_path / "seeds")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_info.value.code == 2 and "every sample errored (2 of 2); the first, add-000" in err
+    assert f"every error is in {tmp_path / 'seeds'}/seed-<s>/{RESULTS_FILE}" in err
+
+    shutil.copy(bench.samples[0].target_path, videos / "add-000.mp4")  # one usable edit: a warning
+    main([*args, "-o", str(tmp_path / "some")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert "│ remove │ 1 │ 1 │ 0.0% │" in err
+    assert (
+        "warning: 1 of 2 samples errored and count as failures; the first, remove-000: the edit has 7" in err
+    )
+
+
 class SeedThresholdEditor:
     """A sampling editor in miniature: edits perfectly under a seed below `below`, returns the source otherwise."""
 
@@ -406,9 +468,11 @@ def test_ceiling_is_the_ground_truth_through_the_vae(bench, tmp_path):
     assert ceiling.describe() == {"type": "vae-ceiling", "name": "vae", "path": str(FLATLAND_VAE_DIR)}
 
 
-def test_ceiling_command_writes_a_report(bench, tmp_path, capsys):
-    from retake.cli import main
+def test_ceiling_command_writes_a_report(bench, tmp_path, capsys, monkeypatch):
+    from retake.cli import console, main
     from retake.train.autoencoder import FLATLAND_VAE_DIR
+
+    monkeypatch.setattr(console, "_width", 200)  # the terminal table's rows on one line each, as $COLUMNS
 
     args = [
         "eval",
@@ -417,12 +481,14 @@ def test_ceiling_command_writes_a_report(bench, tmp_path, capsys):
         "--vae",
         str(FLATLAND_VAE_DIR),
         "--limit",
-        "6",
+        "2",
         "--no-progress",
     ]
     main([*args, "-o", str(tmp_path / "c")])
     report = json.loads((tmp_path / "c" / "report.json").read_text())
-    assert report["editor"]["type"] == "vae-ceiling" and "overall" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert report["editor"]["type"] == "vae-ceiling" and "│ overall │ 2 │ 0 │" in err
+    assert "│ style │ 0 │ 0 │ – │ – │ – │" in err  # a kind --limit left out: dashes, not a crash
     with pytest.raises(SystemExit) as exit_info:  # a folder without a VAE: one line, exit code 2
         main(
             [

@@ -48,6 +48,10 @@ class RunMismatchError(RetakeError):
     """The run directory holds a run of another benchmark, editor, judge or configuration."""
 
 
+class NoUsableEditError(RetakeError):
+    """Every sample a run scored errored (no usable edit): its numbers say nothing about the editor."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = 0  # the editor's seed for sample i (benchmark order) is seed + i
@@ -77,6 +81,10 @@ class RunResult:
 
     def edit_path(self, sample_id: str) -> Path:
         return self.out_dir / EDITS_DIR / f"{sample_id}.mp4"
+
+    def check_errors(self) -> str | None:
+        """`check_errors` of this run's samples."""
+        return check_errors(self.rows, str(self.out_dir / RESULTS_FILE))
 
 
 def run_benchmark(
@@ -123,6 +131,11 @@ class SeedsResult:
     out_dir: Path
     runs: dict[int, RunResult]  # editor seed -> its run, in OUT/seed-<seed>/
     summary: dict[str, Any]  # `aggregate` of every run's samples together: n = samples x seeds
+
+    def check_errors(self) -> str | None:
+        """`check_errors` of every seed's samples together."""
+        rows = [row for run in self.runs.values() for row in run.rows]
+        return check_errors(rows, f"{self.out_dir}/seed-<s>/{RESULTS_FILE}")
 
 
 def seed_dir(out_dir: str | os.PathLike[str], seed: int) -> Path:
@@ -225,6 +238,19 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         temp.write_text("".join(json.dumps(r) + "\n" for r in rows))
         os.replace(temp, path)
     return rows
+
+
+def check_errors(rows: Sequence[dict[str, Any]], where: str) -> str | None:
+    """None when no scored sample errored; a warning with the first error when some did. Raises
+    NoUsableEditError when all did: a 0% success rate then measures the setup (e.g. a frame count the
+    editor cannot produce), not the editor, and must not pass for a result. `where` lists every error."""
+    failed = [row for row in rows if "error" in row]
+    if not failed:
+        return None
+    first = f"the first, {failed[0]['id']}: {failed[0]['error']}; every error is in {where}"
+    if len(failed) == len(rows):
+        raise NoUsableEditError(f"every sample errored ({len(rows)} of {len(rows)}); {first}")
+    return f"{len(failed)} of {len(rows)} samples errored and count as failures; {first}"
 
 
 class ShortEditError(ValueError):
