@@ -120,6 +120,9 @@ def test_broken_or_foreign_folders_are_refused(bench, tmp_path):
         ({"kinds": ("add", "add")}, "without repeats"),
         ({"frames": 1}, "frames >= 2"),
         ({"crf": 60}, "crf in 0..51"),
+        ({"size": 61}, "even sides .* got 61x61"),  # H.264 would pad the videos to 62, not the masks
+        ({"fps": float("inf")}, "fps > 0 and finite; got 64, 17, inf"),
+        ({"fps": float("nan")}, "fps > 0 and finite; got 64, 17, nan"),
     ],
 )
 def test_bad_configs_name_the_bad_value(options, problem):

@@ -53,3 +53,37 @@ def test_main_prints_user_errors_as_one_line(tmp_path: Path, capsys: pytest.Capt
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "unknown edit kind 'melt'" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (
+            ["pairs", "--size", "61x97"],
+            "video size must have even sides (H.264 stores 4:2:0 chroma), got 61x97",
+        ),
+        (["footage", "--size", "61"], "got 61x61 (HxW)"),
+        (["footage", "--seconds", "inf"], "seconds must be a finite number > 0, got inf"),
+        (["footage", "--fps", "nan"], "fps must be a finite number > 0, got nan"),
+    ],
+)
+def test_bad_sizes_and_rates_are_one_line_errors(tmp_path: Path, capsys, args, problem) -> None:
+    command, *options = args
+    with pytest.raises(SystemExit) as exit_info:
+        main(["flatland", command, str(tmp_path / "out"), "--no-progress", *options])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and problem in " ".join(err.split()) and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_pairs_command_refuses_other_pairs_unless_overwrite(tmp_path: Path, capsys) -> None:
+    args = ["flatland", "pairs", str(tmp_path), "--n", "2", "--size", "32", "--frames", "5", "--no-progress"]
+    main([*args, "--kinds", "remove"])
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--kinds", "remove", "--seed", "1"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_info.value.code == 2 and "seed 0 there, 1 now; pass --overwrite" in err
+    main([*args, "--kinds", "style", "--seed", "1", "--overwrite"])
+    records = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["style", "style"]
+    assert all(json.loads((tmp_path / f"pair_0000{i}.json").read_text())["kind"] == "style" for i in (0, 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -91,3 +92,25 @@ def test_sidecar_round_trip_and_byte_identical_files(tmp_path: Path) -> None:
     assert [o.id for o in truth.frames[-1].objects] == [o.id for o in fresh.frames[-1].objects]
     with pytest.raises(FileNotFoundError):
         FootageTruth.load(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"seconds": math.inf}, "seconds must be a finite number > 0, got inf"),
+        ({"seconds": math.nan}, "seconds must be a finite number > 0, got nan"),
+        ({"fps": math.inf}, "fps must be a finite number > 0, got inf"),
+        ({"seconds": 0}, "seconds must be a finite number > 0, got 0"),
+        ({"size": (61, 96)}, r"even sides .* got 61x96"),  # the writer would pad the video, not the truth
+    ],
+)
+def test_bad_footage_settings_are_refused_before_anything_is_written(
+    tmp_path: Path, options, problem
+) -> None:
+    settings = {"videos": 1, "seconds": 1.0, "fps": 8.0, "size": 32} | options
+    with pytest.raises(ValueError, match=problem):
+        make_footage(tmp_path / "out", progress=False, **settings)
+    assert not (tmp_path / "out").exists()
+    if "size" not in options:  # in memory, an odd size is fine: nothing pads it
+        with pytest.raises(ValueError, match=problem):
+            footage_video(settings["seconds"], fps=settings["fps"], seed=0)

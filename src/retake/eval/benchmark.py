@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,6 +33,7 @@ from safetensors.numpy import load_file, save_file
 
 from retake.errors import RetakeError
 from retake.flatland.edits import EDIT_KINDS, Edit
+from retake.flatland.io import video_size
 from retake.flatland.judge import judge as oracle_judge
 from retake.flatland.pairs import PairSample, make_pair
 from retake.flatland.palette import check_name
@@ -71,10 +73,11 @@ class BenchmarkConfig:
             raise ValueError(f"kinds must be a non-empty list without repeats, got {self.kinds!r}")
         for kind in self.kinds:
             check_name(kind, EDIT_KINDS, "edit kind")
-        if self.size < 16 or self.frames < 2 or self.fps <= 0:
+        if self.size < 16 or self.frames < 2 or not 0 < self.fps < math.inf:
             raise ValueError(
-                f"need size >= 16, frames >= 2, fps > 0; got {self.size}, {self.frames}, {self.fps}"
+                f"need size >= 16, frames >= 2, fps > 0 and finite; got {self.size}, {self.frames}, {self.fps}"
             )
+        video_size(self.size)  # even: the masks must match the videos, which H.264 pads to even sides
         if not 0 <= self.crf <= 51 or self.mask_margin < 0:
             raise ValueError(f"need crf in 0..51 and mask_margin >= 0, got {self.crf} and {self.mask_margin}")
 

@@ -50,6 +50,8 @@ def make_footage(
     """
     if videos < 1:
         raise ValueError(f"videos must be >= 1, got {videos}")
+    _check_timing(seconds, fps)
+    io.video_size(size)  # before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -71,8 +73,7 @@ def footage_video(
 ) -> tuple[np.ndarray, FootageTruth]:
     """(frames (F, H, W, 3) uint8, ground truth) of one footage video, in memory."""
     config = config or FootageConfig()
-    if seconds <= 0 or fps <= 0:
-        raise ValueError(f"seconds and fps must be > 0, got seconds={seconds} fps={fps}")
+    _check_timing(seconds, fps)
     hw = as_size(size)
     rng = np.random.default_rng(seed)
     spans = plan_scenes(rng, max(1, round(seconds * fps)), fps, config)
@@ -99,6 +100,11 @@ def footage_video(
         seed=seed,
     )
     return np.concatenate(chunks), truth
+
+
+def _check_timing(seconds: float, fps: float) -> None:
+    io.check_positive("seconds", seconds)
+    io.check_positive("fps", fps)
 
 
 def plan_scenes(

@@ -6,17 +6,37 @@ Everything written here is a pure function of its input, so the same seed gives 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from retake import video
+from retake.flatland.render import as_size
 
 
 def derive_seed(seed: int, index: int) -> int:
     """An independent 32-bit seed for item `index` of a run seeded with `seed`."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def video_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    """`as_size` of frames bound for a video file. H.264 with 4:2:0 chroma needs even sides and the writer
+    pads an odd one, so the file would be a pixel larger than the masks and sidecars written beside it:
+    refused up front, naming the size."""
+    height, width = as_size(size)
+    if height % 2 or width % 2:
+        raise ValueError(
+            f"video size must have even sides (H.264 stores 4:2:0 chroma), got {height}x{width} (HxW)"
+        )
+    return height, width
+
+
+def check_positive(name: str, value: float) -> None:
+    """ValueError naming `name` unless `value` is a finite number > 0 (inf and nan overflow frame counts)."""
+    if not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
 
 
 def write_video(frames: np.ndarray, fps: float, path: Path) -> Path:

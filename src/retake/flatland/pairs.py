@@ -9,6 +9,7 @@ a seed always gives the same sample.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,12 @@ from retake.flatland.scene import Scene
 _MIN_VISIBLE = 0.75  # the edited object must show at least this share of its area in every frame
 _MAX_DRAWS = 200
 _WEIGHT_EPS = 1.0 / 1024  # weights below this cannot change a pixel's 8-bit value
+PAIRS_FORMAT = "retake.flatland.pairs/1"
+RUN_FILE = "run.json"
+# What make_pairs writes (a killed video write leaves .<name>.partial.mp4): all `overwrite` may delete.
+_OWN_FILE = re.compile(
+    r"\.?pair_\d{5,}(_source|_target|_mask)?(\.partial)?\.(mp4|png|json)|manifest\.jsonl|run\.json"
+)
 
 
 @dataclass
@@ -50,8 +57,9 @@ def make_pair(
     """One paired sample of edit `kind` (None: a random kind), fully determined by `seed`."""
     if kind is not None:
         check_name(kind, EDIT_KINDS, "edit kind")
-    if frames < 1 or fps <= 0:
-        raise ValueError(f"frames must be >= 1 and fps > 0, got frames={frames} fps={fps}")
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    io.check_positive("fps", fps)
     hw = as_size(size)
     rng = np.random.default_rng(seed)
     kind = kind or pick(rng, EDIT_KINDS)
@@ -78,29 +86,100 @@ def make_pairs(
     kinds: list[str] | tuple[str, ...] | None = None,
     seed: int = 0,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Write `n` pairs to `out_dir` and return the path of its manifest.jsonl.
 
     Per sample: pair_00000_source.mp4, pair_00000_target.mp4, pair_00000_mask.png (the masks of all frames
     side by side) and pair_00000.json (id, edit, instruction, scene, file names relative to `out_dir`); the
-    manifest holds the same records, one JSON object per line. Kinds cycle through `kinds` (default: all) so they stay balanced;
-    sample i is determined by (seed, i) alone.
+    manifest holds the same records, one JSON object per line, and run.json the settings. Kinds cycle
+    through `kinds` (default: all) so they stay balanced; sample i is determined by (seed, i) alone.
+
+    `out_dir` must be empty or absent, or hold pairs made with the same settings: a stopped run continues
+    there, keeping the pairs it wrote. Pairs made with other settings are refused unless `overwrite`, which
+    deletes them first (see `_claim`).
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    if n < 1 or frames < 1:
+        raise ValueError(f"n and frames must be >= 1, got n={n} frames={frames}")
+    io.check_positive("fps", fps)
     kinds = tuple(kinds or EDIT_KINDS)
     for kind in kinds:
         check_name(kind, EDIT_KINDS, "edit kind")
+    height, width = io.video_size(size)
+    settings = {"n": n, "size": [height, width], "frames": frames, "fps": float(fps), "kinds": list(kinds)}
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _claim(out, settings | {"seed": seed}, overwrite=overwrite)
     records = []
     for i in track(range(n), description="pairs", disable=not progress):
-        sample_seed = io.derive_seed(seed, i)
-        sample = make_pair(kinds[i % len(kinds)], size=size, frames=frames, fps=fps, seed=sample_seed)
-        records.append(write_pair(sample, out, f"pair_{i:05d}", seed=sample_seed))
+        name, sample_seed = f"pair_{i:05d}", io.derive_seed(seed, i)
+        record = _written(out, name)
+        if record is None:
+            sample = make_pair(kinds[i % len(kinds)], size=size, frames=frames, fps=fps, seed=sample_seed)
+            record = write_pair(sample, out, name, seed=sample_seed)
+        records.append(record)
     manifest = out / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
     return manifest
+
+
+def _claim(out: Path, settings: dict, *, overwrite: bool) -> None:
+    """Make `out` the folder of a pairs run with `settings` (recorded in run.json).
+
+    A folder of the same settings is kept: its pairs are the ones this run would write. One of other (or
+    unrecorded) settings is refused, since new pairs would silently replace some files and leave stale
+    others; with `overwrite` its pairs are deleted first. Overwrite deletes only files make_pairs writes,
+    so a folder holding anything else is refused even then: a mistyped path never loses other work."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder; choose a new folder for the pairs")
+    record = {"format": PAIRS_FORMAT, "settings": settings}
+    entries = sorted(out.iterdir()) if out.is_dir() else []
+    if entries:
+        others = [p.name for p in entries if not _OWN_FILE.fullmatch(p.name)]
+        if others:
+            raise FileExistsError(
+                f"{out} holds files that are not Flatland pairs ({', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}); choose a new folder for the pairs"
+            )
+        old = _read_json(out / RUN_FILE)
+        if old == record and not overwrite:
+            for leftover in out.glob(".*partial*"):  # half-written videos of a killed run: redone
+                leftover.unlink()
+            return
+        if not overwrite:
+            raise FileExistsError(
+                f"{out} holds pairs made with {_difference(old, settings)}; pass --overwrite "
+                "(overwrite=True) to replace them, or choose a new folder"
+            )
+        for path in entries:
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    io.write_json(record, out / RUN_FILE)
+
+
+def _difference(old: dict | None, settings: dict) -> str:
+    """How the recorded settings of a pairs folder differ from `settings`, for the refusal message."""
+    if old is None or old.get("format") != PAIRS_FORMAT:
+        return "unrecorded settings (no readable run.json)"
+    before = old.get("settings") or {}
+    changed = [f"{k} {before.get(k)!r} there, {v!r} now" for k, v in settings.items() if before.get(k) != v]
+    return "other settings: " + "; ".join(changed)
+
+
+def _written(out: Path, name: str) -> dict | None:
+    """The record of pair `name` if a resumed run wrote it completely (its JSON is written last), else None."""
+    record = _read_json(out / f"{name}.json")
+    if record is None or not all((out / str(record.get(k))).is_file() for k in ("source", "target", "mask")):
+        return None
+    return record
+
+
+def _read_json(path: Path) -> dict | None:
+    """A JSON file's content; None when it is missing or was cut short by a killed run."""
+    try:
+        content = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return content if isinstance(content, dict) else None
 
 
 def write_pair(sample: PairSample, out_dir: Path, name: str, *, seed: int | None = None) -> dict:
