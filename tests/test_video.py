@@ -22,8 +22,10 @@ from retake.video import (
     NoFramesError,
     NotMediaError,
     NoVideoStreamError,
+    UnwritableOutputError,
     Video,
     VideoError,
+    check_output,
     probe,
     read,
     resize_cover_crop,
@@ -404,6 +406,32 @@ def test_write_rejects_bad_arguments(tmp_path: Path) -> None:
         write(clip, tmp_path / "x.mp4", preset="turbo")
     with pytest.raises(ValueError, match="no frames"):
         write(Video(np.zeros((0, 8, 8, 3), np.uint8), fps=10), tmp_path / "x.mp4")
+
+
+def test_check_output_says_why_a_video_cannot_be_written_there_before_any_work(tmp_path: Path) -> None:
+    fine = tmp_path / "new" / "deeper" / "edit.MP4"
+    assert check_output(fine) == fine and not (tmp_path / "new").exists()  # checks, creates nothing
+    assert check_output(tmp_path / "preview.gif").suffix == ".gif"
+    (tmp_path / "taken.mp4").mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    for path, reason in [
+        (tmp_path / "edit.avi", "must end in .mp4 or .gif, not '.avi'"),
+        (tmp_path / "edit", "not 'no extension'"),
+        (tmp_path / "taken.mp4", "is a folder; give a file name such as"),
+        (tmp_path / "notes.txt" / "edit.mp4", "notes.txt is a file"),
+    ]:
+        with pytest.raises(UnwritableOutputError, match=reason) as caught:
+            check_output(path)
+        assert caught.value.path == path
+
+
+@pytest.mark.parametrize("name", ["taken.mp4", "taken.gif"])
+def test_a_refused_write_names_the_output_and_leaves_no_partial_file(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).mkdir()  # the final rename cannot replace a folder
+    writer = write_gif if name.endswith(".gif") else write
+    with pytest.raises(UnwritableOutputError, match=f"{name}: cannot write it"):
+        writer(Video(moving_pattern(2, 8, 8), fps=10), tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 def test_write_gif(tmp_path: Path) -> None:

@@ -502,7 +502,9 @@ def edit_command(
 ) -> None:
     """Edit a video as an instruction says, with a pipeline bundle."""
     from retake.sample import EditPipeline, edit_file, parse_size
+    from retake.video import check_output
 
+    check_output(_path_arg(out))  # before the model loads
     pipeline = EditPipeline.from_pretrained(_path_arg(model), device=device, dtype=dtype)
     sampler = dict(steps=steps, guidance=cfg, video_guidance=video_cfg, seed=seed, progress=progress)
     size_hw = parse_size(size) if size is not None else None

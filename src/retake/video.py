@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -97,6 +98,11 @@ class NoVideoStreamError(VideoError):
 
 class NoFramesError(VideoError):
     """A video stream from which not a single frame decodes."""
+
+
+class UnwritableOutputError(VideoError):
+    """A video cannot be written where asked: a wrong extension, a folder there, or no way to create or write
+    its folder. `check_output` raises it before the work that would produce the video."""
 
 
 class CorruptStreamError(VideoError):
@@ -834,6 +840,28 @@ ENCODER_THREADS = 1
 X264_OPTIONS = {"mbtree": "0"}
 
 
+def check_output(path: str | os.PathLike[str], suffixes: tuple[str, ...] = (".mp4", ".gif")) -> Path:
+    """`path` if a video can be written there (`write` for .mp4, `write_gif` for .gif), else an
+    UnwritableOutputError saying why. Call it before a long computation whose result goes there."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise UnwritableOutputError(
+            path, f"the output must end in {' or '.join(suffixes)}, not {path.suffix or 'no extension'!r}"
+        )
+    if path.is_dir():
+        raise UnwritableOutputError(
+            path, f"is a folder; give a file name such as {path / ('edit' + suffixes[0])}"
+        )
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists must be writable
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UnwritableOutputError(path, f"cannot make its folder: {folder} is a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UnwritableOutputError(path, f"cannot write into {folder} (permission denied)")
+    return path
+
+
 def write(
     video: Video,
     path: str | os.PathLike[str],
@@ -860,14 +888,26 @@ def write(
         raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}; got {preset!r}")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.stem}.partial.mp4")
-    try:
+    with _writing(path, temp):
         _encode_mp4(video, temp, crf=crf, preset=preset, threads=threads)
         os.replace(temp, path)  # readers never see a half-written file
-    finally:
-        temp.unlink(missing_ok=True)
     return path
+
+
+@contextmanager
+def _writing(path: Path, temp: Path) -> Iterator[None]:
+    """Make `path`'s folder and run the block that writes `temp` and moves it to `path`; an OS refusal
+    (permissions, a folder at `path`, a full disk) becomes an UnwritableOutputError naming `path`, and
+    `temp` never outlives the block."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as exc:
+        raise UnwritableOutputError(path, f"cannot write it: {exc.strerror or exc}") from exc
+    finally:
+        with suppress(OSError):  # its folder could not be made or read: there is nothing to clean
+            temp.unlink(missing_ok=True)
 
 
 def _encode_mp4(video: Video, path: Path, *, crf: int, preset: str, threads: int) -> None:
@@ -943,13 +983,10 @@ def write_gif(video: Video, path: str | os.PathLike[str], *, max_size: int | Non
     centis = [round((i + 1) * 100 * stride / video.fps) for i in range(len(frames))]
     delays_ms = [10 * (b - a) for a, b in zip([0, *centis[:-1]], centis, strict=True)]
     images = [Image.fromarray(frame) for frame in frames]
-    path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.stem}.partial.gif")
-    try:
+    with _writing(path, temp):
         images[0].save(
             temp, format="GIF", save_all=True, append_images=images[1:], duration=delays_ms, loop=0
         )
         os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
     return path

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from retake.cli import app, main
+from retake.demo import CLIPS
 from retake.model.text import TEXT_SPEC_FILE, HunyuanTextEncoder
 from retake.sample.bundle import (
     PIPELINE_FILE,
@@ -183,3 +184,15 @@ def test_cli_edit_writes_the_edited_mp4(tmp_path, bundle_dir, shared_videos, cli
     written = read(out).frames.astype(int)
     # H.264 4:2:0 loses much of a random model's colour noise, but the file is clearly the seed-3 edit.
     assert np.abs(written - same.frames).mean() < 0.5 * np.abs(written - other.frames).mean()
+
+
+def test_cli_edit_refuses_an_output_it_cannot_write_before_loading_the_model(tmp_path, capsys):
+    (tmp_path / "taken.mp4").mkdir()
+    source = str(CLIPS / "recolour.source.mp4")
+    for out, reason in [("taken.mp4", "is a folder"), ("edit.avi", "must end in .mp4 or .gif")]:
+        with pytest.raises(
+            SystemExit
+        ) as stop:  # a missing bundle would fail later: the output is checked first
+            main(["edit", source, "recolour", "-o", str(tmp_path / out), "--model", str(tmp_path / "none")])
+        assert stop.value.code == 2 and reason in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.mp4"]

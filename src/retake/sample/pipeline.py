@@ -41,7 +41,7 @@ from retake.sample.bundle import (
 )
 from retake.sample.config import EditConfig
 from retake.sample.grid import ModelGrid
-from retake.video import Video, read, resize_cover_crop, write, write_gif
+from retake.video import Video, check_output, read, resize_cover_crop, write, write_gif
 
 # branch -> (which prompt, whether the source is seen)
 BRANCH_INPUTS: dict[str, tuple[str, bool]] = {
@@ -326,9 +326,9 @@ def edit_file(
 
     Only the frames the edit can use are decoded, resized straight to the model's grid as they are read.
     """
+    dst = check_output(dst)  # before the edit, which may take minutes
     fitted = pipeline.grid.fit_size(size if size is not None else pipeline.defaults.size)
     wanted = frames if frames is not None and frames >= 1 else pipeline.defaults.frames  # edit() rejects < 1
     video = read(src, size=fitted, max_frames=wanted)
     result = pipeline.edit(video, instruction, frames=frames, size=fitted, **options)
-    dst = Path(dst)
     return write_gif(result, dst) if dst.suffix.lower() == ".gif" else write(result, dst)
