@@ -35,6 +35,7 @@ from torch import Tensor
 from retake.model.checkpoints import CheckpointError, check_state_dict
 from retake.model.config import Conditioning, TransformerConfig
 from retake.model.presets import build_transformer, get_preset
+from retake.model.weights import check_safetensors
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
@@ -311,6 +312,7 @@ def convert_icve_checkpoint(
         base_spec = replace(base_spec, attention=attention)
     if base_spec.conditioning is Conditioning.CHANNEL:
         raise ValueError("convert into a 'sequence' model, then widen it with load_t2v_into_channel")
+    check_safetensors(src)  # a cut-short file: a message naming it, not the reader's bare header error
     with safe_open(src, framework="pt") as reader:
         names = list(reader.keys())
         prefix = wrapper_prefix(names, load_key)

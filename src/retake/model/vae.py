@@ -16,6 +16,7 @@ from torch import Tensor
 
 from retake.device import check_device
 from retake.errors import RetakeError
+from retake.model.weights import check_model_folder
 
 
 class VAEError(RetakeError):
@@ -106,6 +107,7 @@ class VideoVAE:
         folder = Path(path).expanduser() / (subfolder or "")
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"no VAE config.json in {folder}")
+        check_model_folder(folder, "AutoencoderKLHunyuanVideo")
         vae = AutoencoderKLHunyuanVideo.from_pretrained(
             Path(path).expanduser(), subfolder=subfolder, torch_dtype=dtype, local_files_only=True
         )

@@ -28,6 +28,7 @@ from typing import Any
 from retake.errors import RetakeError
 from retake.model.config import Conditioning, TransformerConfig
 from retake.model.text import TEXT_SPEC_FILE, HunyuanTextConfig, minilm_dir, write_text_spec
+from retake.model.weights import check_model_folder
 from retake.sample.config import EditConfig
 
 FORMAT = "retake-pipeline"
@@ -290,6 +291,8 @@ def assemble_bundle(
     check_parts_fit(
         transformer_config(transformer_dir), vae_latent_channels(vae_dir), *text_encoder_dims(text_encoder)
     )
+    check_model_folder(transformer_dir, "InContextTransformer")  # weights present and whole, not at edit time
+    check_model_folder(vae_dir, VAE_CLASS)
     with staged_directory(out, overwrite=overwrite) as staging:
         _place(transformer_dir, staging / TRANSFORMER_DIR, link=link)
         _place(vae_dir, staging / VAE_DIR, link=link)

@@ -28,6 +28,7 @@ from retake.model.config import AttentionMode, Prior
 from retake.model.text import TextEmbedding, TextEncoder, load_text_encoder
 from retake.model.transformer import InContextTransformer
 from retake.model.vae import TilingConfig, VideoVAE
+from retake.model.weights import check_model_folder
 from retake.sample.bundle import (
     MINILM,
     TRANSFORMER_DIR,
@@ -123,6 +124,7 @@ class EditPipeline:
         root = Path(path).expanduser()
         spec = read_bundle_spec(root)
         dtype = resolve_dtype(dtype)
+        check_model_folder(root / spec.transformer, "InContextTransformer")
         transformer = InContextTransformer.from_pretrained(root / spec.transformer, torch_dtype=dtype)
         # float16 tops out at 65504, which VAE activations pass (the shipped Flatland VAE's reach 68000 and
         # decode to NaN); bfloat16 has float32's range. diffusers upcasts SD VAEs likewise (force_upcast).

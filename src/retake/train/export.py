@@ -27,6 +27,7 @@ from retake.model.grow import grow_depth
 from retake.model.patch import resize_patches
 from retake.model.presets import build_transformer
 from retake.model.transformer import InContextTransformer
+from retake.model.weights import check_model_folder
 from retake.train.config import LoraSettings, RunConfig
 from retake.train.distributed import DistEnv, barrier
 from retake.train.ema import EMA
@@ -90,6 +91,7 @@ def initial_model(config: RunConfig, index: int) -> InContextTransformer:
         model = build_transformer(spec, seed=config.seed)
         load_t2v_into_channel(model, path)
         return model
+    check_model_folder(path, "InContextTransformer")
     model = InContextTransformer.from_pretrained(path, local_files_only=True)
     stage = config.stages[index]
     _check_compatible(model.spec, spec, path, grow=stage.grow, repatch=stage.repatch)
