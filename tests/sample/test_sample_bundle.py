@@ -196,3 +196,10 @@ def test_cli_edit_refuses_an_output_it_cannot_write_before_loading_the_model(tmp
             main(["edit", source, "recolour", "-o", str(tmp_path / out), "--model", str(tmp_path / "none")])
         assert stop.value.code == 2 and reason in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.mp4"]
+
+
+def test_a_missing_bundle_is_called_missing(tmp_path):
+    with pytest.raises(BundleError, match=r"bundle .*nowhere not found"):
+        read_bundle_spec(tmp_path / "nowhere")
+    with pytest.raises(BundleError, match="is not a retake pipeline bundle"):
+        read_bundle_spec(tmp_path)

@@ -80,6 +80,8 @@ def test_frames_default_to_the_source_length_and_size_rounds_down(tiny_defaults,
         ({"steps": 0}, "steps must be >= 1, got 0"),
         ({"guidance": -1.0}, "got -1.0"),
         ({"instruction": "   "}, "instruction must be a non-empty string, got '   '"),
+        ({"seed": 2**32}, "seed must be in 0..4294967295, got 4294967296"),  # would repeat seed 0's noise
+        ({"seed": -1}, "seed must be in 0..4294967295, got -1"),
     ],
 )
 def test_impossible_requests_raise_a_value_error_naming_the_value(loaded, clip, kwargs, match):

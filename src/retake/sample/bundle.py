@@ -73,6 +73,8 @@ class BundleSpec:
 def read_bundle_spec(root: str | Path) -> BundleSpec:
     """Parse `root/retake_pipeline.json`; BundleError if it is missing, malformed or from a newer retake."""
     path = Path(root).expanduser() / PIPELINE_FILE
+    if not Path(root).expanduser().exists():
+        raise BundleError(f"bundle {Path(root)} not found")
     if not path.is_file():
         raise BundleError(f"{Path(root)} is not a retake pipeline bundle: no {PIPELINE_FILE}")
     try:

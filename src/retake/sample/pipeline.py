@@ -250,6 +250,8 @@ class EditPipeline:
     def prepare_latents(self, source: Tensor, seed: int) -> Tensor:
         """Step 4a: the start point at t = 1, fp32 (the Euler integration runs in fp32 whatever the model
         dtype): seeded noise shaped like the source latents, plus those latents for a source-prior model."""
+        if not 0 <= seed < 2**32:  # torch's CPU generator seeds from the low 32 bits: 2**32 would repeat 0
+            raise ValueError(f"seed must be in 0..{2**32 - 1}, got {seed}")
         generator = torch.Generator("cpu").manual_seed(seed)  # CPU noise: identical on every device
         noise = torch.randn(tuple(source.shape), generator=generator, dtype=torch.float32).to(self.device)
         anchor = source.float() if self.transformer.spec.prior is Prior.SOURCE else None
