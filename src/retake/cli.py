@@ -172,7 +172,7 @@ def curate_command(
 
     from retake.data.recipes import get_recipe
     from retake.data.runner import curate
-    from retake.data.summary import headline, stats_table
+    from retake.data.summary import check_something_made, headline, stats_table
 
     config = get_recipe(recipe)
     overrides = {"writer": writer, "shard_size": shard_size, "seed": seed}
@@ -184,6 +184,7 @@ def curate_command(
     console.print(headline(result.stats, result.seconds))
     console.print(stats_table(result.stats))
     console.print(f"wrote {result.manifest} ({result.shards} shards, {result.shards_skipped} already done)")
+    check_something_made(result.stats.get("pairs_ok", 0), result.stats, result.manifest)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -235,6 +236,7 @@ def synth_command(
     from retake.data.summary import stats_table
     from retake.synth.recipes import get_recipe, with_overrides
     from retake.synth.runner import synthesize
+    from retake.data.summary import check_something_made
     from retake.synth.stats import headline
 
     def numbers(text: str | None) -> list[float] | None:
@@ -272,6 +274,7 @@ def synth_command(
     console.print(headline(result.stats, result.seconds))
     console.print(stats_table(result.stats))
     console.print(f"wrote {result.manifest} ({result.shards} shards, {result.shards_skipped} already done)")
+    check_something_made(result.stats.get("triplets_ok", 0), result.stats, result.manifest)
 
 
 # ----------------------------------------------------------------------------------------------------------

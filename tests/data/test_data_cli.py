@@ -52,3 +52,16 @@ def test_curate_command_reports_user_errors_in_one_line(
     with pytest.raises(SystemExit):
         main(["curate", str(tmp_path), str(tmp_path / "out"), "--recipe", "nope"])
     assert "unknown recipe 'nope'" in capsys.readouterr().err
+
+
+def test_a_curate_run_whose_every_input_failed_exits_with_the_first_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.mp4").write_text("not a video")
+    with pytest.raises(SystemExit) as exited:
+        main(["curate", str(tmp_path / "in"), str(tmp_path / "out"), "--workers", "1", "--no-progress"])
+    assert exited.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "nothing was made: 1 failed; the first, broken.mp4: probe not_media" in err
+    assert (tmp_path / "out" / "manifest.parquet").is_file()  # the run's record is kept for inspection

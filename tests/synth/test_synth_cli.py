@@ -99,3 +99,28 @@ def test_recipes_round_trip_and_validate() -> None:
         SourceConfig(clip_frames=8)
     with pytest.raises(ValueError, match="unknown synth recipe"):
         config_from_dict({"recipe": "curate"})
+
+
+def test_a_synth_run_that_made_nothing_because_inputs_failed_exits_with_the_first_failure(
+    flatland_sources: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = sorted(flatland_sources.glob("*.mp4"))[0]
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    args = [
+        "--editor",
+        "diffusers",
+        "--edits",
+        str(empty),
+        "--instruction",
+        "make it red",
+        "--selection",
+        "none",
+    ]
+    args += ["--propagator", "flow"]
+    with pytest.raises(SystemExit) as exited:  # it would fail the same way on every rerun: not a success
+        main(["synth", str(source), str(tmp_path / "out"), *args, "--frames", "5", "--no-progress"])
+    assert exited.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "nothing was made: 1 failed; the first," in err and "model_index.json" in err
+    assert "manifest.parquet" in err

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from rich.table import Table
+
+from retake.data.records import STATUS_ERROR
+from retake.errors import RetakeError
 
 _UNIT_ORDER = {"video": 0, "scene": 1, "pair": 2}
 
@@ -42,3 +47,25 @@ def stats_table(stats: dict[str, Any]) -> Table:
             f"{spend.get('completion_tokens', 0)} tokens, cost {spend.get('cost', 0):.4f}"
         )
     return table
+
+
+class NothingMadeError(RetakeError):
+    """A run that made nothing because its inputs failed (not because a filter dropped them all)."""
+
+
+def check_something_made(made: int, stats: dict[str, Any], manifest: Path) -> None:
+    """NothingMadeError when a run made nothing and something failed, naming the first failure.
+
+    A run whose inputs were all dropped by a filter made nothing for a reason the table gives; one whose
+    inputs failed (missing weights, a broken model path) would fail the same way on every rerun, so it must
+    not exit as a success with the cause only in the manifest."""
+    failed = sum(int(v) for k, v in stats.items() if k.endswith("_error") and isinstance(v, int))
+    if made or not failed:
+        return
+    rows = pq.read_table(manifest, columns=["source_video", "status", "stage", "reason", "detail"]).to_pylist()
+    first = next(r for r in rows if r["status"] == STATUS_ERROR)
+    where = f"{first['source_video']}: {first['stage']} {first['reason']}"
+    raise NothingMadeError(
+        f"nothing was made: {failed} failed; the first, {where}: {first['detail'] or 'no detail'}; "
+        f"every row is in {manifest}"
+    )
