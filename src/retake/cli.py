@@ -233,10 +233,9 @@ def synth_command(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Make paired (source, edited, instruction) training triplets: InsViE's pipeline or ICVE's SFT pairs."""
-    from retake.data.summary import stats_table
+    from retake.data.summary import check_something_made, stats_table
     from retake.synth.recipes import get_recipe, with_overrides
     from retake.synth.runner import synthesize
-    from retake.data.summary import check_something_made
     from retake.synth.stats import headline
 
     def numbers(text: str | None) -> list[float] | None:

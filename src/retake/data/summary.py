@@ -62,7 +62,9 @@ def check_something_made(made: int, stats: dict[str, Any], manifest: Path) -> No
     failed = sum(int(v) for k, v in stats.items() if k.endswith("_error") and isinstance(v, int))
     if made or not failed:
         return
-    rows = pq.read_table(manifest, columns=["source_video", "status", "stage", "reason", "detail"]).to_pylist()
+    rows = pq.read_table(
+        manifest, columns=["source_video", "status", "stage", "reason", "detail"]
+    ).to_pylist()
     first = next(r for r in rows if r["status"] == STATUS_ERROR)
     where = f"{first['source_video']}: {first['stage']} {first['reason']}"
     raise NothingMadeError(
