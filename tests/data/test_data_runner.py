@@ -175,3 +175,12 @@ def test_ray_gives_the_same_dataset(inputs, reference: Path, tmp_path: Path) -> 
     pytest.importorskip("ray")
     curate(inputs[0], tmp_path / "ray", CONFIG, executor="ray", workers=2, progress=False)
     _same_dataset(tmp_path / "ray", reference)
+
+
+def test_an_input_list_skips_blank_lines_and_comments(tmp_path: Path) -> None:
+    from retake.data.runner import list_inputs
+
+    (tmp_path / "a.mp4").write_bytes(b"")
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("# kept by hand\n\na.mp4\n  # the b clips are broken\n/abs/b.mp4\n")
+    assert list_inputs(listing) == [(Path("/abs/b.mp4"), "/abs/b.mp4"), (tmp_path / "a.mp4", "a.mp4")]

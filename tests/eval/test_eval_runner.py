@@ -194,8 +194,10 @@ def test_missing_videos_in_a_folder_are_all_named_before_anything_runs(bench, mi
     assert not (tmp_path / "run" / RESULTS_FILE).exists() or not (tmp_path / "run" / RESULTS_FILE).read_text()
     with pytest.raises(FileNotFoundError, match="nowhere"):
         FolderEditor(tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match=r"exactly one of a bundle \(--model\) .* got both$"):
         open_editor(bundle=tmp_path, videos=folder)
+    with pytest.raises(ValueError, match=r"got neither$"):
+        open_editor()
 
 
 def test_edits_are_conformed_to_the_source_or_fail_when_frames_are_missing():

@@ -63,7 +63,7 @@ def list_inputs(
 ) -> list[tuple[Path, str]]:
     """(path, source) of every input, sorted by source. `input_path` is a folder (searched recursively for
     files with `extensions`, videos by default; source = path relative to it), a .txt/.lst file of paths (one
-    per line, relative to the list's folder; source = the line), or a single file (source = its name)."""
+    per line, relative to the list's folder; source = the line; "#" starts a comment line), or a single file (source = its name)."""
     root = Path(input_path).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"input not found: {root}")
@@ -71,8 +71,10 @@ def list_inputs(
         found = [p for p in root.rglob("*") if p.suffix.lower() in extensions and p.is_file()]
         inputs = [(p, p.relative_to(root).as_posix()) for p in found]
     elif root.suffix.lower() in LIST_EXTENSIONS:
+        # Blank lines and "#" comments are skipped: lists are often kept by hand.
         lines = [ln.strip() for ln in root.read_text().splitlines()]
-        inputs = [((root.parent / ln) if not Path(ln).is_absolute() else Path(ln), ln) for ln in lines if ln]
+        lines = [ln for ln in lines if ln and not ln.startswith("#")]
+        inputs = [((root.parent / ln) if not Path(ln).is_absolute() else Path(ln), ln) for ln in lines]
     else:
         inputs = [(root, root.name)]
     if not inputs:

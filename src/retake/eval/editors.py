@@ -201,6 +201,7 @@ def open_editor(
         return FolderEditor(videos, expected)
     if bundle is not None and videos is None:
         return BundleEditor.from_pretrained(bundle, config)
+    given = "both" if bundle is not None else "neither"
     raise ValueError(
-        f"give exactly one of a bundle or a folder of edited videos, got {bundle!r} and {videos!r}"
+        f"give exactly one of a bundle (--model) or a folder of edited videos (--videos), got {given}"
     )
