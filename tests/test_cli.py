@@ -68,3 +68,28 @@ def test_usage_errors_exit_2_without_traceback(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "Missing argument" in err and "Traceback" not in err
+
+
+def test_no_progress_also_hides_the_model_libraries_loading_bars(tmp_path, capfd):
+    from retake.demo import CLIPS, EDITOR
+
+    source = str(CLIPS / "recolour.source.mp4")
+    out = tmp_path / "e.mp4"
+    main(
+        [
+            "edit",
+            source,
+            "make it red",
+            "-o",
+            str(out),
+            "--model",
+            str(EDITOR),
+            "--steps",
+            "1",
+            "--frames",
+            "5",
+            "--no-progress",
+        ]
+    )
+    captured = capfd.readouterr()
+    assert out.is_file() and "Loading weights" not in captured.err + captured.out

@@ -795,6 +795,14 @@ def demo_command(
 USER_ERRORS = (RetakeError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
 
 
+def _hide_library_bars() -> None:
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
 def _path_arg(p: Path) -> Path:
     return Path(p).expanduser()
 
@@ -802,6 +810,8 @@ def _path_arg(p: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     args = sys.argv[1:] if argv is None else argv
+    if "--no-progress" in args:  # every command's flag: also quiet the model libraries' loading bars
+        _hide_library_bars()
     try:
         app(args=args, standalone_mode=False)
     except USER_ERRORS as exc:
