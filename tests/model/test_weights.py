@@ -78,3 +78,5 @@ def test_convert_names_a_cut_short_checkpoint(tmp_path):
     checkpoint.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")  # a header that ends early
     with pytest.raises(WeightsError, match=r"icve\.safetensors is not a readable safetensors file"):
         convert_icve_checkpoint(checkpoint, tmp_path / "out")
+    with pytest.raises(ValueError, match=r"is a folder; give the checkpoint's \.safetensors file"):
+        convert_icve_checkpoint(tmp_path, tmp_path / "out")

@@ -301,6 +301,8 @@ def convert_icve_checkpoint(
     most one shard. Returns the config written.
     """
     src, out_dir = Path(src), Path(out_dir)
+    if src.is_dir():
+        raise ValueError(f"{src} is a folder; give the checkpoint's .safetensors file")
     if not src.is_file():
         raise FileNotFoundError(f"checkpoint not found: {src}")
     if src.suffix != ".safetensors":
