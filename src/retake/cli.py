@@ -50,13 +50,19 @@ app.add_typer(flatland_app, name="flatland")
 
 @flatland_app.command("footage")
 def flatland_footage(
-    out: Path = typer.Argument(..., help="Output folder for footage_0000.mp4 + footage_0000.json, ..."),
+    out: Path = typer.Argument(
+        ...,
+        help="Output folder for footage_0000.mp4 + footage_0000.json, ...; a stopped run there is resumed.",
+    ),
     videos: int = typer.Option(4, help="Number of videos."),
     seconds: float = typer.Option(30.0, help="Length of each video in seconds."),
     size: str = typer.Option("64", help="Frame size: N (square) or HxW, e.g. 48x96."),
     fps: float = typer.Option(24.0, help="Frame rate."),
     seed: int = typer.Option(0, help="Seed; the same seed gives byte-identical files."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    overwrite: bool = typer.Option(
+        False, help="Replace footage OUT holds that was made with other settings (same settings: resumed)."
+    ),
 ) -> None:
     """Raw footage: scenes joined by hard cuts, objects that enter, leave, stop and change colour."""
     from retake.flatland import make_footage
@@ -70,6 +76,7 @@ def flatland_footage(
         fps=fps,
         seed=seed,
         progress=progress,
+        overwrite=overwrite,
     )
     console.print(f"wrote {len(paths)} videos with ground-truth sidecars to {out}")
 

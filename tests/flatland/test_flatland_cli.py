@@ -23,6 +23,7 @@ def test_footage_command(tmp_path: Path) -> None:
         "footage_0000.mp4",
         "footage_0001.json",
         "footage_0001.mp4",
+        "run.json",  # the settings: a rerun with others is refused
     ]
     truth = FootageTruth.load(tmp_path / "footage_0001.json")
     assert truth.size == (48, 64) and truth.num_frames == 24 and truth.fps == 12

@@ -94,6 +94,24 @@ def test_sidecar_round_trip_and_byte_identical_files(tmp_path: Path) -> None:
         FootageTruth.load(tmp_path / "missing.json")
 
 
+def test_footage_of_other_settings_is_refused_unless_overwritten_and_a_rerun_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "footage"
+    settings = {"seconds": 1, "size": 32, "fps": 8, "progress": False}
+    make_footage(out, videos=2, seed=0, **settings)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "footage_0001.json").unlink()  # a run killed before video 1's sidecar
+    make_footage(out, videos=2, seed=0, **settings)  # the same settings: continued, video 1 redone
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(FileExistsError, match="videos 2 there, 1 now; pass --overwrite"):
+        make_footage(out, videos=1, seed=0, **settings)  # would leave a stale footage_0001 to be curated
+    make_footage(out, videos=1, seed=3, overwrite=True, **settings)
+    assert sorted(p.name for p in out.iterdir()) == ["footage_0000.json", "footage_0000.mp4", "run.json"]
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"does not write \(notes\.txt\)"):
+        make_footage(out, videos=1, seed=4, overwrite=True, **settings)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize(
     ("options", "problem"),
     [

@@ -111,7 +111,7 @@ def test_a_stopped_run_resumes_and_other_files_are_never_deleted(tmp_path: Path,
     make_pairs(out, **settings)  # the same settings: pairs 0 and 2 are kept, pair 1 is redone
     assert made == ["pair_00001"] and _files(out) == complete
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match=r"holds files that are not Flatland pairs \(notes\.txt\)"):
+    with pytest.raises(FileExistsError, match=r"holds files this command does not write \(notes\.txt\)"):
         make_pairs(out, **settings | {"seed": 3}, overwrite=True)  # a mistyped path loses nothing
     assert (out / "notes.txt").read_text() == "mine" and _files(out)["pair_00000.json"]
     (tmp_path / "file").write_text("")

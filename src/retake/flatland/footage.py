@@ -7,6 +7,8 @@ and per-frame states let tests measure each stage exactly.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +22,10 @@ from retake.flatland.palette import SIZES
 from retake.flatland.render import as_size, render_states
 from retake.flatland.scene import Background, Event, FrameState, Scene, SceneObject
 from retake.flatland.truth import FootageTruth, FrameTruth, ObjectTruth, SceneSpan
+
+FOOTAGE_FORMAT = "retake.flatland.footage/1"
+# What make_footage writes (a killed video write leaves .<name>.partial.mp4): all `overwrite` may delete.
+_OWN_FILE = re.compile(r"\.?footage_\d{4,}(\.partial)?\.(mp4|json)")
 
 
 @dataclass(frozen=True)
@@ -43,22 +49,31 @@ def make_footage(
     seed: int = 0,
     progress: bool = True,
     config: FootageConfig | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write footage_0000.mp4 + footage_0000.json, ... to `out_dir`; returns the mp4 paths.
 
-    Video i is determined by (seed, i) alone, so the same arguments give byte-identical files.
+    Video i is determined by (seed, i) alone, so the same arguments give byte-identical files. `out_dir` must
+    be empty or absent, or hold footage made with the same settings (a stopped run continues there); footage
+    of other settings is refused unless `overwrite`, which deletes it first (see `io.claim_folder`): stale
+    videos of an earlier run would otherwise sit beside the new ones and be curated with them.
     """
     if videos < 1:
         raise ValueError(f"videos must be >= 1, got {videos}")
     _check_timing(seconds, fps)
-    io.video_size(size)  # before anything is written
+    height, width = io.video_size(size)  # before anything is written
+    config = config or FootageConfig()
+    settings = {"videos": videos, "seconds": float(seconds), "size": [height, width], "fps": float(fps)}
+    settings |= {"seed": seed, "config": dataclasses.asdict(config)}
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    io.claim_folder(out, FOOTAGE_FORMAT, settings, _OWN_FILE, overwrite=overwrite)
     paths = []
     for i in track(range(videos), description="footage", disable=not progress):
-        frames, truth = footage_video(seconds, size, fps, seed=io.derive_seed(seed, i), config=config)
-        path = io.write_video(frames, truth.fps, out / f"footage_{i:04d}.mp4")
-        truth.save(out / f"footage_{i:04d}.json")
+        path, sidecar = out / f"footage_{i:04d}.mp4", out / f"footage_{i:04d}.json"
+        if not (path.is_file() and io.read_json(sidecar)):  # the sidecar is written last
+            frames, truth = footage_video(seconds, size, fps, seed=io.derive_seed(seed, i), config=config)
+            io.write_video(frames, truth.fps, path)
+            truth.save(sidecar)
         paths.append(path)
     return paths
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -37,6 +38,64 @@ def check_positive(name: str, value: float) -> None:
     """ValueError naming `name` unless `value` is a finite number > 0 (inf and nan overflow frame counts)."""
     if not 0 < value < math.inf:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
+
+
+RUN_FILE = "run.json"  # the settings a generated folder was made with
+
+
+def claim_folder(out: Path, kind: str, settings: dict, own: re.Pattern[str], *, overwrite: bool) -> None:
+    """Make `out` the folder of a `kind` run (e.g. "retake.flatland.pairs/1") with `settings`, recorded in
+    run.json; `own` matches the names of every file such a run writes.
+
+    A folder of the same kind and settings is kept: its files are the ones this run would write, so a stopped
+    run continues there. One of other (or unrecorded) settings is refused, since new files would silently
+    replace some and leave stale others beside them; with `overwrite` its files are deleted first. Overwrite
+    deletes only files `own` matches, so a folder holding anything else is refused even then: a mistyped
+    path never loses other work."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder; choose a new folder")
+    settings = json.loads(json.dumps(settings))  # tuples as lists: as run.json reads back
+    record = {"format": kind, "settings": settings}
+    entries = sorted(out.iterdir()) if out.is_dir() else []
+    if entries:
+        others = [p.name for p in entries if not own.fullmatch(p.name) and p.name != RUN_FILE]
+        if others:
+            raise FileExistsError(
+                f"{out} holds files this command does not write ({', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}); choose a new folder"
+            )
+        old = read_json(out / RUN_FILE)
+        if old == record and not overwrite:
+            for leftover in out.glob(".*partial*"):  # half-written videos of a killed run: redone
+                leftover.unlink()
+            return
+        if not overwrite:
+            raise FileExistsError(
+                f"{out} holds files made with {_difference(old, kind, settings)}; pass --overwrite "
+                "(overwrite=True) to replace them, or choose a new folder"
+            )
+        for path in entries:
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(record, out / RUN_FILE)
+
+
+def _difference(old: dict | None, kind: str, settings: dict) -> str:
+    """How the recorded settings of a folder differ from `settings`, for the refusal message."""
+    if old is None or old.get("format") != kind:
+        return "unrecorded settings (no readable run.json)"
+    before = old.get("settings") or {}
+    changed = [f"{k} {before.get(k)!r} there, {v!r} now" for k, v in settings.items() if before.get(k) != v]
+    return "other settings: " + "; ".join(changed)
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON object file's content; None when it is missing, cut short by a killed run, or not an object."""
+    try:
+        content = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return content if isinstance(content, dict) else None
 
 
 def write_video(frames: np.ndarray, fps: float, path: Path) -> Path:

@@ -29,7 +29,6 @@ _MIN_VISIBLE = 0.75  # the edited object must show at least this share of its ar
 _MAX_DRAWS = 200
 _WEIGHT_EPS = 1.0 / 1024  # weights below this cannot change a pixel's 8-bit value
 PAIRS_FORMAT = "retake.flatland.pairs/1"
-RUN_FILE = "run.json"
 # What make_pairs writes (a killed video write leaves .<name>.partial.mp4): all `overwrite` may delete.
 _OWN_FILE = re.compile(
     r"\.?pair_\d{5,}(_source|_target|_mask)?(\.partial)?\.(mp4|png|json)|manifest\.jsonl|run\.json"
@@ -97,7 +96,7 @@ def make_pairs(
 
     `out_dir` must be empty or absent, or hold pairs made with the same settings: a stopped run continues
     there, keeping the pairs it wrote. Pairs made with other settings are refused unless `overwrite`, which
-    deletes them first (see `_claim`).
+    deletes them first (see `io.claim_folder`).
     """
     if n < 1 or frames < 1:
         raise ValueError(f"n and frames must be >= 1, got n={n} frames={frames}")
@@ -108,7 +107,7 @@ def make_pairs(
     height, width = io.video_size(size)
     settings = {"n": n, "size": [height, width], "frames": frames, "fps": float(fps), "kinds": list(kinds)}
     out = Path(out_dir)
-    _claim(out, settings | {"seed": seed}, overwrite=overwrite)
+    io.claim_folder(out, PAIRS_FORMAT, settings | {"seed": seed}, _OWN_FILE, overwrite=overwrite)
     records = []
     for i in track(range(n), description="pairs", disable=not progress):
         name, sample_seed = f"pair_{i:05d}", io.derive_seed(seed, i)
@@ -122,64 +121,12 @@ def make_pairs(
     return manifest
 
 
-def _claim(out: Path, settings: dict, *, overwrite: bool) -> None:
-    """Make `out` the folder of a pairs run with `settings` (recorded in run.json).
-
-    A folder of the same settings is kept: its pairs are the ones this run would write. One of other (or
-    unrecorded) settings is refused, since new pairs would silently replace some files and leave stale
-    others; with `overwrite` its pairs are deleted first. Overwrite deletes only files make_pairs writes,
-    so a folder holding anything else is refused even then: a mistyped path never loses other work."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder; choose a new folder for the pairs")
-    record = {"format": PAIRS_FORMAT, "settings": settings}
-    entries = sorted(out.iterdir()) if out.is_dir() else []
-    if entries:
-        others = [p.name for p in entries if not _OWN_FILE.fullmatch(p.name)]
-        if others:
-            raise FileExistsError(
-                f"{out} holds files that are not Flatland pairs ({', '.join(others[:3])}"
-                f"{', ...' if len(others) > 3 else ''}); choose a new folder for the pairs"
-            )
-        old = _read_json(out / RUN_FILE)
-        if old == record and not overwrite:
-            for leftover in out.glob(".*partial*"):  # half-written videos of a killed run: redone
-                leftover.unlink()
-            return
-        if not overwrite:
-            raise FileExistsError(
-                f"{out} holds pairs made with {_difference(old, settings)}; pass --overwrite "
-                "(overwrite=True) to replace them, or choose a new folder"
-            )
-        for path in entries:
-            path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    io.write_json(record, out / RUN_FILE)
-
-
-def _difference(old: dict | None, settings: dict) -> str:
-    """How the recorded settings of a pairs folder differ from `settings`, for the refusal message."""
-    if old is None or old.get("format") != PAIRS_FORMAT:
-        return "unrecorded settings (no readable run.json)"
-    before = old.get("settings") or {}
-    changed = [f"{k} {before.get(k)!r} there, {v!r} now" for k, v in settings.items() if before.get(k) != v]
-    return "other settings: " + "; ".join(changed)
-
-
 def _written(out: Path, name: str) -> dict | None:
     """The record of pair `name` if a resumed run wrote it completely (its JSON is written last), else None."""
-    record = _read_json(out / f"{name}.json")
+    record = io.read_json(out / f"{name}.json")
     if record is None or not all((out / str(record.get(k))).is_file() for k in ("source", "target", "mask")):
         return None
     return record
-
-
-def _read_json(path: Path) -> dict | None:
-    """A JSON file's content; None when it is missing or was cut short by a killed run."""
-    try:
-        content = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return content if isinstance(content, dict) else None
 
 
 def write_pair(sample: PairSample, out_dir: Path, name: str, *, seed: int | None = None) -> dict:
