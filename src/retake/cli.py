@@ -504,7 +504,9 @@ def edit_command(
     frames: int | None = typer.Option(
         None, help="Frames to edit, rounded down to 4k+1 (default: the bundle's, capped to the source)."
     ),
-    size: str | None = typer.Option(None, help="Output HEIGHTxWIDTH, e.g. 480x768 (default: the bundle's)."),
+    size: str | None = typer.Option(
+        None, help="Output HEIGHTxWIDTH or N (square), e.g. 480x768 (default: the bundle's)."
+    ),
     device: str = typer.Option("cpu", help="torch device, e.g. cpu or cuda:0."),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
     progress: bool = typer.Option(True, help="Show a progress bar."),

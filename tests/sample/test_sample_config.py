@@ -99,5 +99,6 @@ def test_size_rounds_down_to_the_grid():
 def test_parse_size():
     assert parse_size("480x768") == (480, 768)
     assert parse_size(" 32 X 48 ") == (32, 48)
-    with pytest.raises(ValueError, match="'480'"):
-        parse_size("480")
+    assert parse_size("64") == (64, 64)  # square, as `retake flatland ... --size 64`
+    with pytest.raises(ValueError, match="'480x'"):
+        parse_size("480x")

@@ -68,8 +68,8 @@ class ModelGrid:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """ "480x768" (height x width) -> (480, 768)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX*]\s*(\d+)\s*", text)
+    """ "480x768" (height x width) -> (480, 768); "64" -> (64, 64), as the flatland commands take it."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX*]\s*(\d+)\s*)?", text)
     if match is None:
-        raise ValueError(f"size must look like HEIGHTxWIDTH (e.g. 480x768), got {text!r}")
-    return int(match[1]), int(match[2])
+        raise ValueError(f"size must look like HEIGHTxWIDTH or N (e.g. 480x768 or 64), got {text!r}")
+    return int(match[1]), int(match[2] or match[1])
