@@ -515,7 +515,12 @@ def edit_command(
     from retake.sample import EditPipeline, edit_file, parse_size
     from retake.video import check_output
 
-    check_output(_path_arg(out))  # before the model loads
+    # What can be checked without the model is checked before it loads (seconds to minutes).
+    check_output(_path_arg(out))
+    if not _path_arg(src).is_file():
+        raise FileNotFoundError(f"source video not found: {_path_arg(src)}")
+    if not instruction.strip():
+        raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
     pipeline = EditPipeline.from_pretrained(_path_arg(model), device=device, dtype=dtype)
     sampler = dict(steps=steps, guidance=cfg, video_guidance=video_cfg, seed=seed, progress=progress)
     size_hw = parse_size(size) if size is not None else None

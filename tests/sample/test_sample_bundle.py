@@ -186,14 +186,19 @@ def test_cli_edit_writes_the_edited_mp4(tmp_path, bundle_dir, shared_videos, cli
     assert np.abs(written - same.frames).mean() < 0.5 * np.abs(written - other.frames).mean()
 
 
-def test_cli_edit_refuses_an_output_it_cannot_write_before_loading_the_model(tmp_path, capsys):
+def test_cli_edit_refuses_bad_inputs_and_outputs_before_loading_the_model(tmp_path, capsys):
     (tmp_path / "taken.mp4").mkdir()
     source = str(CLIPS / "recolour.source.mp4")
-    for out, reason in [("taken.mp4", "is a folder"), ("edit.avi", "must end in .mp4 or .gif")]:
-        with pytest.raises(
-            SystemExit
-        ) as stop:  # a missing bundle would fail later: the output is checked first
-            main(["edit", source, "recolour", "-o", str(tmp_path / out), "--model", str(tmp_path / "none")])
+    cases = [
+        (source, "recolour", "taken.mp4", "is a folder"),
+        (source, "recolour", "edit.avi", "must end in .mp4 or .gif"),
+        (str(tmp_path / "missing.mp4"), "recolour", "edit.mp4", "source video not found"),
+        (source, "  ", "edit.mp4", "instruction must be a non-empty string"),
+    ]
+    for src, instruction, out, reason in cases:
+        # The bundle does not exist either: these are checked before it loads.
+        with pytest.raises(SystemExit) as stop:
+            main(["edit", src, instruction, "-o", str(tmp_path / out), "--model", str(tmp_path / "none")])
         assert stop.value.code == 2 and reason in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.mp4"]
 
