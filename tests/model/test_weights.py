@@ -80,3 +80,17 @@ def test_convert_names_a_cut_short_checkpoint(tmp_path):
         convert_icve_checkpoint(checkpoint, tmp_path / "out")
     with pytest.raises(ValueError, match=r"is a folder; give the checkpoint's \.safetensors file"):
         convert_icve_checkpoint(tmp_path, tmp_path / "out")
+
+
+def test_convert_overwrites_a_model_folder_but_never_a_file_or_other_things(tmp_path):
+    checkpoint = tmp_path / "icve.safetensors"
+    checkpoint.write_bytes(b"")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    with pytest.raises(FileExistsError, match="is a file; choose a folder"):
+        convert_icve_checkpoint(checkpoint, notes, overwrite=True)
+    photos = tmp_path / "photos"
+    (photos / "album").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="holds other things"):
+        convert_icve_checkpoint(checkpoint, photos, overwrite=True)
+    assert notes.read_text() == "keep" and (photos / "album").is_dir()

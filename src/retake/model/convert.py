@@ -307,8 +307,7 @@ def convert_icve_checkpoint(
         raise FileNotFoundError(f"checkpoint not found: {src}")
     if src.suffix != ".safetensors":
         raise ValueError(f"only .safetensors checkpoints are read (no pickles), got {src.name}")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite=True / --overwrite)")
+    _check_replaceable(out_dir, overwrite=overwrite)
     base_spec = get_preset(base) if isinstance(base, str) else base
     if attention is not None:
         base_spec = replace(base_spec, attention=attention)
@@ -326,6 +325,21 @@ def convert_icve_checkpoint(
         _check_original_keys(rules, shapes)
         _write_directory(reader, prefix, rules, spec, out_dir, max_shard_bytes, progress)
     return spec
+
+
+def _check_replaceable(out_dir: Path, *, overwrite: bool) -> None:
+    """FileExistsError unless `out_dir` is free: missing, empty, or with `overwrite` a saved model folder.
+    Overwrite deletes the folder, so it must never take a file or a folder of other things."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} is a file; choose a folder for the converted model")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite=True / --overwrite)")
+    if not (out_dir / "config.json").is_file():
+        raise FileExistsError(
+            f"{out_dir} holds other things (no config.json); overwrite replaces only a converted model folder"
+        )
 
 
 def _write_directory(
