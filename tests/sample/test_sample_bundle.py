@@ -41,6 +41,7 @@ def test_spec_round_trip_and_refusals(tmp_path):
     (tmp_path / PIPELINE_FILE).write_text(json.dumps({**data, "defaults": {"steps": 0}}))
     with pytest.raises(BundleError, match="steps must be >= 1, got 0"):
         read_bundle_spec(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
     with pytest.raises(BundleError, match=f"no {PIPELINE_FILE}"):
         read_bundle_spec(tmp_path / "elsewhere")
 
