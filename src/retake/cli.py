@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from retake import files
 from retake.errors import RetakeError
 
 if TYPE_CHECKING:
@@ -431,7 +432,6 @@ def eval_probe(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Does the editor draw what the instruction names? Asked against drawn, for every shape or colour."""
-    import json
 
     from retake.eval.benchmark import load_benchmark
     from retake.eval.editors import BundleEditConfig, open_editor
@@ -457,7 +457,7 @@ def eval_probe(
             f"{len(result.unjudgeable)} edits the oracle cannot read even in the ground truth"
         )
     if out is not None:
-        out.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+        files.write_json(out, result.to_json())
         console.print(f"wrote {out}")
 
 

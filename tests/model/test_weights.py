@@ -87,10 +87,10 @@ def test_convert_overwrites_a_model_folder_but_never_a_file_or_other_things(tmp_
     checkpoint.write_bytes(b"")
     notes = tmp_path / "notes.txt"
     notes.write_text("keep")
-    with pytest.raises(FileExistsError, match="is a file; choose a folder"):
+    with pytest.raises(FileExistsError, match="is a file, not a converted model folder"):
         convert_icve_checkpoint(checkpoint, notes, overwrite=True)
     photos = tmp_path / "photos"
     (photos / "album").mkdir(parents=True)
-    with pytest.raises(FileExistsError, match="holds other things"):
+    with pytest.raises(FileExistsError, match="other things in it"):
         convert_icve_checkpoint(checkpoint, photos, overwrite=True)
     assert notes.read_text() == "keep" and (photos / "album").is_dir()

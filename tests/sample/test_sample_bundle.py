@@ -110,7 +110,7 @@ def test_mismatched_parts_are_refused_before_anything_is_written(
         ValueError, match="holds a 'InContextTransformer', expected a AutoencoderKLHunyuanVideo"
     ):
         assemble_bundle(tmp_path / "c", transformer=icve_transformer_dir, vae=icve_transformer_dir)
-    assert not list(tmp_path.glob("[abc]*")) and not list(tmp_path.glob(".*partial"))
+    assert not list(tmp_path.glob("[abc]*")) and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_existing_bundle_needs_overwrite(tmp_path, hunyuan_checkout, icve_transformer_dir):
@@ -128,7 +128,7 @@ def test_overwrite_replaces_a_bundle_but_never_a_file_or_a_folder_of_other_thing
     parts = {"transformer": icve_transformer_dir, "vae": hunyuan_checkout, "text_encoder": hunyuan_checkout}
     precious = tmp_path / "notes.txt"
     precious.write_text("keep me")
-    with pytest.raises(FileExistsError, match="is a file, not a bundle folder"):
+    with pytest.raises(FileExistsError, match="is a file, not a bundle"):
         assemble_bundle(precious, **parts, overwrite=True)
     assert precious.read_text() == "keep me"
     folder = tmp_path / "photos"
@@ -136,7 +136,7 @@ def test_overwrite_replaces_a_bundle_but_never_a_file_or_a_folder_of_other_thing
     with pytest.raises(FileExistsError, match=r"no retake_pipeline\.json"):
         assemble_bundle(folder, **parts, overwrite=True)
     assert (folder / "album").is_dir()
-    assert not list(tmp_path.glob(".*partial"))
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -248,7 +248,7 @@ def process_shard(task: ShardTask) -> ShardSummary:
         sink.abort()
         raise
     totals = work.totals(rows)
-    shards.atomic_write_json(shards.stats_path(out, task.shard), totals)
+    shards.write_json(shards.stats_path(out, task.shard), totals)
     shards.write_rows(sorted(rows, key=family.row_order), part, schema=family.schema)
     return ShardSummary(task.shard, len(task.inputs), totals[family.ok_key], totals)
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from pyarrow.dataset import dataset
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -179,7 +178,7 @@ def _claim_out(out: Path, config: Any, inputs: list[tuple[Path, str]]) -> None:
             )
     else:
         out.mkdir(parents=True, exist_ok=True)
-        shards.atomic_write_json(run_file, run)
+        shards.write_json(run_file, run)
     for folder in (out / "shards", out / "parts"):
         for stale in folder.glob(".*.tmp") if folder.is_dir() else ():
             stale.unlink(missing_ok=True)  # the leftovers of a killed run; their shards are redone
@@ -216,10 +215,8 @@ def merge(out: Path, shard_names: list[str], family: ShardFamily = CURATION) -> 
     # A dataset scan reads the (many, small) parts with several threads instead of one file at a time.
     table = dataset(parts, schema=family.schema, format="parquet").to_table()
     table = shards.sort_manifest(table, family.sort_keys)
-    tmp = out / ".manifest.parquet.tmp"
-    pq.write_table(table, tmp)
-    tmp.replace(out / "manifest.parquet")
+    shards.write_table(table, out / "manifest.parquet")
     stats = merge_stats(shards.read_json(shards.stats_path(out, s)) for s in shard_names)
     stats["shards"] = len(shard_names)
-    shards.atomic_write_json(out / "stats.json", stats)
+    shards.write_json(out / "stats.json", stats)
     return stats

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from retake.data.records import Meta, Pair, Sample, StageError
+from retake.files import replacing, temp_sibling
+from retake.files import write_json as write_json_file
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -84,29 +85,21 @@ def stats_path(out: Path, shard: str) -> Path:
     return out / "parts" / f"{shard}.stats.json"
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_json(path: Path, data: Any) -> None:
+    """A run's JSON (run.json, stats), atomically, keys sorted so that reruns diff cleanly."""
+    write_json_file(path, data, sort_keys=True)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write a Parquet table atomically."""
+    with replacing(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def write_rows(rows: list[dict[str, Any]], path: Path, schema: pa.Schema = MANIFEST_SCHEMA) -> None:
     """Write manifest rows as Parquet, atomically (`schema`: the curation manifest's unless a pipeline family
     brings its own)."""
-    table = pa.Table.from_pylist(rows, schema=schema)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    write_table(pa.Table.from_pylist(rows, schema=schema), path)
 
 
 def sort_manifest(table: pa.Table, keys: list[tuple[str, str]] = SORT_KEYS) -> pa.Table:
@@ -127,7 +120,7 @@ class TarSink:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tmp = _tmp(path)
+        self.tmp = temp_sibling(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Held open across add() calls; closed by commit() or abort().
         self._tar = tarfile.open(self.tmp, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from retake.errors import RetakeError
+from retake.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -347,11 +348,8 @@ class VLMClient:
         path = self._cache_path(key)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {"text": answer.text, "usage": answer.usage.__dict__, "cost": answer.cost, "model": self.model}
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(path)  # atomic: a reader never sees half an entry
+        write_json(path, data, indent=None)  # atomic: a reader never sees half an entry
 
 
 class _Retryable(Exception):

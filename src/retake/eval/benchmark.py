@@ -31,6 +31,7 @@ import numpy as np
 from rich.progress import track
 from safetensors.numpy import load_file, save_file
 
+from retake import files
 from retake.errors import RetakeError
 from retake.flatland.edits import EDIT_KINDS, Edit
 from retake.flatland.io import video_size
@@ -208,12 +209,12 @@ def build_flatland_benchmark(
                 log.flush()
             samples.append(sample)
             redrawn += draws
-    _write_json_lines(root / INSTRUCTIONS, [_task(s) for s in samples])
+    files.write_json_lines(root / INSTRUCTIONS, [_task(s) for s in samples])
     (root / "README.md").write_text(_readme(config, len(samples)))
     manifest = {"format": FORMAT, "config": config.to_json(), "samples": [s.to_json() for s in samples]}
     manifest["fingerprint"] = _fingerprint(manifest)
     manifest["redrawn"] = redrawn
-    _write_atomic(root / MANIFEST, json.dumps(manifest, indent=1))
+    files.write_json(root / MANIFEST, manifest)
     (root / PROGRESS).unlink()
     (root / PENDING).unlink()
     return load_benchmark(root)
@@ -244,7 +245,7 @@ def _claim(root: Path, config: BenchmarkConfig) -> dict[tuple[str, int], dict[st
             if all(p.is_file() for p in sample_files(root, row["id"]))
         }
     root.mkdir(parents=True, exist_ok=True)
-    _write_atomic(pending, json.dumps(config.to_json()))
+    files.write_json(pending, config.to_json())
     (root / PROGRESS).write_text("")
     return {}
 
@@ -325,17 +326,6 @@ def _listing(items: list[str], limit: int = 10) -> str:
     """The first `limit` items and how many more, for error messages."""
     shown = ", ".join(items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def _write_json_lines(path: Path, rows: list[dict[str, Any]]) -> None:
-    _write_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.partial")
-    temp.write_text(text)
-    os.replace(temp, path)
 
 
 def _readme(config: BenchmarkConfig, count: int) -> str:

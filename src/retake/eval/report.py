@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure  # the object API renders with Agg and leaves pyplot's state alone
 from rich.table import Table
 
-from retake import __version__
+from retake import __version__, files
 from retake.eval.benchmark import Benchmark
 from retake.eval.metrics import METRICS
 from retake.eval.runner import SEEDS_FILE, RunResult, seed_dir
@@ -90,8 +90,8 @@ def write_report(
         "plots": _write_plots(report["summary"], out / "plots"),
         "gifs": _write_gifs(result, benchmark, out / "gifs", config),
     }
-    (out / REPORT_JSON).write_text(json.dumps(report, indent=1, allow_nan=False))
-    (out / REPORT_HTML).write_text(render_html(report, config))
+    files.write_json(out / REPORT_JSON, report, allow_nan=False)
+    files.write_text(out / REPORT_HTML, render_html(report, config))
     return out / REPORT_HTML
 
 

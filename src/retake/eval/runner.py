@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 
+from retake import files
 from retake.errors import RetakeError
 from retake.eval.benchmark import Benchmark, BenchmarkSample
 from retake.eval.editors import Editor
@@ -191,9 +192,7 @@ def run_seeds(
         },
         "summary": summary,
     }
-    temp = out_dir / f".{SEEDS_FILE}.partial"
-    temp.write_text(json.dumps(record, indent=1, allow_nan=False))
-    os.replace(temp, out_dir / SEEDS_FILE)
+    files.write_json(out_dir / SEEDS_FILE, record, allow_nan=False)
     return SeedsResult(out_dir, runs, summary)
 
 
@@ -210,10 +209,7 @@ def _start(out_dir: Path, header: dict[str, Any]) -> None:
         return
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty and holds no {RUN_FILE}; use a new output folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{RUN_FILE}.partial")
-    temp.write_text(json.dumps(header, indent=1))
-    os.replace(temp, path)
+    files.write_json(path, header)
 
 
 def _comparable(value: Any) -> Any:
@@ -234,9 +230,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             broken = True
     if broken:
-        temp = path.with_name(f".{path.name}.partial")
-        temp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(temp, path)
+        files.write_json_lines(path, rows)
     return rows
 
 

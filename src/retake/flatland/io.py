@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from retake import video
+from retake import files, video
 from retake.flatland.render import as_size
 
 
@@ -109,7 +109,7 @@ def read_video(path: Path) -> np.ndarray:
 
 
 def write_json(data: dict, path: Path) -> Path:
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    files.write_json(path, data)
     return path
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
+from retake import files
 from retake.flatland import io, shapes
 from retake.flatland.describe import describe_edit
 from retake.flatland.edits import EDIT_KINDS, Edit, apply_edit, find_target, sample_edit
@@ -117,7 +118,7 @@ def make_pairs(
             record = write_pair(sample, out, name, seed=sample_seed)
         records.append(record)
     manifest = out / "manifest.jsonl"
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+    files.write_json_lines(manifest, records)
     return manifest
 
 

@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from retake import files
 from retake.flatland.scene import CameraState, Scene
 
 FORMAT = "retake.flatland.footage/1"
@@ -95,7 +96,7 @@ class FootageTruth:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_json(), separators=(",", ":")) + "\n")
+        files.write_text(path, json.dumps(self.to_json(), separators=(",", ":")) + "\n")
         return path
 
     @classmethod

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from retake.files import check_replaceable_folder, staged_folder
 from retake.model.checkpoints import CheckpointError, check_state_dict
 from retake.model.config import Conditioning, TransformerConfig
 from retake.model.presets import build_transformer, get_preset
@@ -49,6 +48,7 @@ WRAPPER_PREFIXES = (
     "_orig_mod.",
 )
 SIBLING_WRAPPERS = ("module", "ema")  # DeepSpeed checkpoints may hold both; `load_key` picks one
+_WHAT = "converted model folder"  # what `--overwrite` may replace
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,7 @@ def convert_icve_checkpoint(
         raise FileNotFoundError(f"checkpoint not found: {src}")
     if src.suffix != ".safetensors":
         raise ValueError(f"only .safetensors checkpoints are read (no pickles), got {src.name}")
-    _check_replaceable(out_dir, overwrite=overwrite)
+    check_replaceable_folder(out_dir, marker="config.json", what=_WHAT, overwrite=overwrite)
     base_spec = get_preset(base) if isinstance(base, str) else base
     if attention is not None:
         base_spec = replace(base_spec, attention=attention)
@@ -327,21 +327,6 @@ def convert_icve_checkpoint(
     return spec
 
 
-def _check_replaceable(out_dir: Path, *, overwrite: bool) -> None:
-    """FileExistsError unless `out_dir` is free: missing, empty, or with `overwrite` a saved model folder.
-    Overwrite deletes the folder, so it must never take a file or a folder of other things."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir} is a file; choose a folder for the converted model")
-    if not out_dir.exists() or not any(out_dir.iterdir()):
-        return
-    if not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite=True / --overwrite)")
-    if not (out_dir / "config.json").is_file():
-        raise FileExistsError(
-            f"{out_dir} holds other things (no config.json); overwrite replaces only a converted model folder"
-        )
-
-
 def _write_directory(
     reader,
     prefix: str,
@@ -351,10 +336,9 @@ def _write_directory(
     shard_bytes: int,
     progress: bool,
 ) -> None:
-    """Write into a temporary sibling directory and rename it into place, so a crash leaves no half output."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    """Write into a temporary sibling directory and rename it into place, so a crash leaves no half output.
+    `out_dir` was checked by the caller: it is free, or a converted model folder to replace."""
+    with staged_folder(out_dir, marker="config.json", what=_WHAT, overwrite=True) as tmp:
         model = build_transformer(spec, device="meta")
         model.save_config(tmp)
         shapes = {k: v.shape for k, v in model.state_dict().items()}
@@ -363,12 +347,6 @@ def _write_directory(
         )
         shards = _write_shards(reader, prefix, rules, shapes, tmp, shard_bytes, progress)
         _name_shards(tmp, shards)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _write_shards(

@@ -16,16 +16,14 @@ are loaded to assemble or validate a bundle.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from retake.errors import RetakeError
+from retake.files import staged_folder
 from retake.model.config import Conditioning, TransformerConfig
 from retake.model.text import TEXT_SPEC_FILE, HunyuanTextConfig, minilm_dir, write_text_spec
 from retake.model.weights import check_model_folder
@@ -205,42 +203,10 @@ def text_encoder_dims(source: str | Path) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------------
 # writing
 # ----------------------------------------------------------------------------------------------------------
-@contextmanager
-def staged_directory(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling of `out` to fill; it becomes `out` only when the block succeeds, so a failed
-    or interrupted write never leaves a half bundle behind."""
-    out = Path(out).expanduser()
-    _check_replaceable(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
-    try:
-        yield staging
-        if out.is_symlink():
-            out.unlink()  # a link to a bundle: replace the link, not what it points to
-        elif out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-
-
-def _check_replaceable(out: Path, *, overwrite: bool) -> None:
-    """FileExistsError unless `out` is free: missing, an empty folder, or with `overwrite` a bundle. Overwrite
-    replaces bundles only, so a mistyped path never deletes a file or a folder of other things."""
-    if not out.exists() and not out.is_symlink():
-        return
-    if out.is_dir() and not any(out.iterdir()):
-        return
-    if not out.is_dir():
-        raise FileExistsError(f"{out} is a file, not a bundle folder; choose another path")
-    if not (out / PIPELINE_FILE).is_file():
-        raise FileExistsError(
-            f"{out} is a folder with other things in it (no {PIPELINE_FILE}); overwrite replaces only a bundle"
-        )
-    if not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty (pass overwrite to replace it)")
+def staged_directory(out: str | Path, *, overwrite: bool = False) -> AbstractContextManager[Path]:
+    """A temporary sibling of `out` to fill; it becomes `out` only when the block succeeds, so a failed or
+    interrupted write never leaves a half bundle behind. Overwrite replaces only a bundle (`files.staged_folder`)."""
+    return staged_folder(out, marker=PIPELINE_FILE, what="bundle", overwrite=overwrite)
 
 
 def _place(src: Path, dst: Path, *, link: bool) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
+from retake import files
 from retake.flatland import io as flatland_io
 from retake.flatland import shapes
 from retake.flatland.edits import EDIT_KINDS, Edit, apply_edit
@@ -78,7 +79,7 @@ def write_sources(
             "fps": pair.fps,
             "edits": [{"edit": pair.edit.to_json(), "instruction": pair.instruction}],
         }
-        sidecar_path(path).write_text(json.dumps(record, indent=1) + "\n")
+        files.write_json(sidecar_path(path), record)
         paths.append(path)
     return paths
 

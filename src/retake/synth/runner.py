@@ -50,9 +50,7 @@ def rebalance_dataset(out: Path, config: IcveSftConfig) -> dict[str, Any]:
     table = pq.read_table(out / "manifest.parquet")
     rows = [r for r in table.to_pylist() if r["stage"] != REBALANCE_STAGE]  # as the shards wrote them
     balanced = rebalance(rows, config.pairs, config.seed)
-    tmp = out / ".manifest.parquet.tmp"
-    pq.write_table(pa.Table.from_pylist(balanced, schema=SYNTH_SCHEMA), tmp)
-    tmp.replace(out / "manifest.parquet")
+    shards.write_table(pa.Table.from_pylist(balanced, schema=SYNTH_SCHEMA), out / "manifest.parquet")
     stats = shards.read_json(out / "stats.json")
     over = sum(r["stage"] == REBALANCE_STAGE for r in balanced)
     ok = [r for r in balanced if r["status"] == STATUS_OK]
@@ -65,5 +63,5 @@ def rebalance_dataset(out: Path, config: IcveSftConfig) -> dict[str, Any]:
     }
     if over:
         stats.setdefault("dropped", {})[REBALANCE_STAGE] = {"over_target": {"triplet": over}}
-    shards.atomic_write_json(out / "stats.json", stats)
+    shards.write_json(out / "stats.json", stats)
     return stats

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -32,7 +31,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from retake import files
 from retake.eval.psnr import psnr
+from retake.files import replacing
 from retake.flatland.edits import apply_edit, sample_edit
 from retake.flatland.generate import CAMERA_MODES, random_scene
 from retake.flatland.palette import PATTERNS, STYLES
@@ -456,9 +457,8 @@ def save_checkpoint(
                     torch.as_tensor(value).detach().clone().contiguous()
                 )
         metadata[f"param_groups.{part}"] = json.dumps(state["param_groups"])
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def _metadata(path: Path) -> dict[str, str]:
@@ -737,7 +737,7 @@ def export_vae(
         },
         "notes": notes,
     }
-    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    files.write_json(out_dir / METRICS_FILE, metrics, indent=2)
     return out_dir
 
 

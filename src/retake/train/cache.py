@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from retake.errors import RetakeError
+from retake.files import replacing, write_json
 from retake.model.text import TextEmbedding
 from retake.train.datasets import SampleError
 from retake.train.encode import LatentDataset, LatentSample
@@ -63,9 +63,8 @@ def shard_file(index: int) -> str:
 
 
 def _atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
 
 
 def _text_tensors(text: TextEmbedding, dtype: torch.dtype) -> dict[str, Tensor]:
@@ -240,9 +239,7 @@ class CacheWriter:
 
 
 def _write_index_file(root: Path, index: dict[str, Any]) -> None:
-    tmp = root / f".{INDEX_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(index, indent=1) + "\n")
-    tmp.replace(root / INDEX_NAME)
+    write_json(root / INDEX_NAME, index)
 
 
 def _label_shards(shards: list[dict[str, Any]], kinds: Mapping[str, str | None], root: Path) -> None:

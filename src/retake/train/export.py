@@ -11,8 +11,6 @@ how a later stage with init "previous" / "stage:<name>" starts.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import torch
 from torch import nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
+from retake.files import staged_folder, write_json
 from retake.model.checkpoints import load_t2v_into_channel
 from retake.model.config import TransformerConfig
 from retake.model.grow import grow_depth
@@ -51,10 +50,7 @@ def stage_done(out: Path, name: str) -> dict[str, Any] | None:
 
 
 def mark_done(out: Path, name: str, record: dict[str, Any]) -> None:
-    path = stage_dir(out, name) / DONE_NAME
-    tmp = path.with_name(f".{DONE_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(path)
+    write_json(stage_dir(out, name) / DONE_NAME, record)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -241,11 +237,6 @@ def _plain_copy(spec: TransformerConfig, state: dict[str, torch.Tensor], lora: L
 
 
 def _save_pretrained(model: nn.Module, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    with staged_folder(path, marker="config.json", what="saved model", overwrite=True) as staging:
+        model.save_pretrained(staging, safe_serialization=True)
     return path

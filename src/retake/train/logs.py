@@ -7,7 +7,6 @@ file reads as one uninterrupted run even after a hard kill between checkpoints.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from retake.files import write_json_lines
 
 METRICS_NAME = "metrics.jsonl"
 
@@ -39,9 +40,7 @@ def truncate_metrics(path: Path, stage: str, step: int) -> None:
     if not path.is_file():
         return
     keep = [r for r in read_metrics(path) if not (r.get("stage") == stage and r.get("step", 0) > step)]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    tmp.replace(path)
+    write_json_lines(path, keep)
 
 
 class MetricsLogger:

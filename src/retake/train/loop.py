@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from retake import files
 from retake.errors import RetakeError
 from retake.model.text import TextEmbedding, load_text_encoder
 from retake.model.vae import VideoVAE
@@ -504,7 +505,7 @@ def train(
     try:
         if env.is_main:
             config.out.mkdir(parents=True, exist_ok=True)
-            (config.out / "run.json").write_text(json.dumps(config_to_dict(config), indent=1) + "\n")
+            files.write_json(config.out / "run.json", config_to_dict(config))
         results = []
         for index, stage in enumerate(config.stages):
             done = stage_done(config.out, stage.name)

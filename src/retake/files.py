@@ -1,0 +1,107 @@
+"""Writing files and folders so that a crash never leaves half of one.
+
+Everything is written under a hidden temporary name beside its destination and renamed into place, which is
+atomic within one file system: a reader sees the old file or the new one, never a mix. Temporary names start
+with a dot and end in `.tmp` (`.NAME.PID.THREAD.tmp`), so they never clash between processes or threads and
+cleanup code can recognise them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_sibling(path: Path) -> Path:
+    """The temporary name `path` is written under before it is renamed into place."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{TEMP_SUFFIX}")
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` for the block to write; it replaces `path` only if the block
+    succeeds, and is removed if it fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (its folder is made if needed)."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    write_bytes(path, text.encode())
+
+
+def write_json(
+    path: str | Path, data: Any, *, indent: int | None = 1, sort_keys: bool = False, allow_nan: bool = True
+) -> None:
+    """Write `data` as JSON with a final newline, atomically. `allow_nan=False` refuses NaN and infinity
+    (not JSON: most readers other than Python's reject them) for files meant for other tools."""
+    write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan) + "\n")
+
+
+def write_json_lines(path: str | Path, rows: list[Any]) -> None:
+    """Write one JSON document per line, atomically (rewriting a log, e.g. without a line cut short)."""
+    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# folders
+# ----------------------------------------------------------------------------------------------------------
+def check_replaceable_folder(out: Path, *, marker: str, what: str, overwrite: bool) -> None:
+    """FileExistsError unless `out` may become a new `what` (e.g. "bundle"): it is missing, an empty folder,
+    or, with `overwrite`, a `what` already (it holds the file `marker`). Overwrite deletes the folder, so it
+    never takes a file or a folder of other things: a mistyped path loses no other work."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a {what}; choose another path")
+    if not any(out.iterdir()):
+        return
+    if not (out / marker).is_file():
+        raise FileExistsError(
+            f"{out} is a folder with other things in it (no {marker}); overwrite replaces only a {what}"
+        )
+    if not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty (pass overwrite / --overwrite to replace it)")
+
+
+@contextmanager
+def staged_folder(out: str | Path, *, marker: str, what: str, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling folder of `out` to fill; it becomes `out` only when the block succeeds, so
+    a failed or interrupted write never leaves half a `what` behind. `out` is checked first as
+    `check_replaceable_folder` does; the block must write `marker` into the folder."""
+    out = Path(out).expanduser()
+    check_replaceable_folder(out, marker=marker, what=what, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; what is written here is meant to be shared
+    try:
+        yield staging
+        if out.is_symlink():
+            out.unlink()  # a link to an older one: replace the link, not what it points to
+        elif out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)

@@ -1,0 +1,88 @@
+"""retake.files: atomic writes leave the old file or the new one, never half of one, and no temporary files."""
+
+import json
+import math
+
+import pytest
+
+from retake import files
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(files.TEMP_SUFFIX))
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "stats.json"
+    files.write_json(path, {"pairs": 3})
+    with pytest.raises(RuntimeError), files.replacing(path) as tmp:
+        tmp.write_text('{"pairs": ')  # a crash half way through the new content
+        raise RuntimeError("killed")
+    assert json.loads(path.read_text()) == {"pairs": 3}
+    assert _leftovers(tmp_path) == []
+
+
+def test_writes_make_the_folder_and_round_trip(tmp_path):
+    path = tmp_path / "a" / "b" / "log.jsonl"
+    files.write_json_lines(path, [{"step": 1}, {"step": 2}])
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"step": 1}, {"step": 2}]
+    files.write_json(tmp_path / "sorted.json", {"b": 1, "a": 2}, sort_keys=True)
+    assert (tmp_path / "sorted.json").read_text() == '{\n "a": 2,\n "b": 1\n}\n'
+
+
+def test_json_for_other_tools_refuses_nan(tmp_path):
+    with pytest.raises(ValueError, match="Out of range float"):
+        files.write_json(tmp_path / "report.json", {"psnr": math.nan}, allow_nan=False)
+    assert not (tmp_path / "report.json").exists() and _leftovers(tmp_path) == []
+
+
+def test_temporary_names_differ_between_threads(tmp_path):
+    import threading
+
+    names = []
+    thread = threading.Thread(target=lambda: names.append(files.temp_sibling(tmp_path / "x")))
+    thread.start()
+    thread.join()
+    assert names[0] != files.temp_sibling(tmp_path / "x")
+    assert names[0].name.startswith(".x.") and names[0].suffix == files.TEMP_SUFFIX
+
+
+def test_staged_folder_appears_only_whole(tmp_path):
+    out = tmp_path / "bundle"
+    with pytest.raises(RuntimeError), files.staged_folder(out, marker="spec.json", what="bundle") as staging:
+        (staging / "spec.json").write_text("{}")
+        raise RuntimeError("killed before the weights were written")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    with files.staged_folder(out, marker="spec.json", what="bundle") as staging:
+        (staging / "spec.json").write_text("{}")
+    assert (out / "spec.json").is_file() and list(tmp_path.iterdir()) == [out]
+
+
+def test_staged_folder_replaces_only_its_own_kind(tmp_path):
+    notes, photos, old = tmp_path / "notes.txt", tmp_path / "photos", tmp_path / "old"
+    notes.write_text("keep")
+    (photos / "album").mkdir(parents=True)
+    old.mkdir()
+    (old / "spec.json").write_text('{"v": 1}')
+    with pytest.raises(FileExistsError, match=r"notes\.txt is a file, not a bundle"):
+        files.check_replaceable_folder(notes, marker="spec.json", what="bundle", overwrite=True)
+    with pytest.raises(FileExistsError, match=r"other things in it \(no spec\.json\)"):
+        files.check_replaceable_folder(photos, marker="spec.json", what="bundle", overwrite=True)
+    with pytest.raises(FileExistsError, match="pass overwrite"):
+        files.check_replaceable_folder(old, marker="spec.json", what="bundle", overwrite=False)
+    with files.staged_folder(old, marker="spec.json", what="bundle", overwrite=True) as staging:
+        (staging / "spec.json").write_text('{"v": 2}')
+    assert (old / "spec.json").read_text() == '{"v": 2}'
+    assert notes.read_text() == "keep" and (photos / "album").is_dir()
+
+
+def test_staged_folder_replaces_a_link_not_its_target(tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "spec.json").write_text("old")
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    with files.staged_folder(link, marker="spec.json", what="bundle", overwrite=True) as staging:
+        (staging / "spec.json").write_text("new")
+    assert not link.is_symlink() and (link / "spec.json").read_text() == "new"
+    assert (target / "spec.json").read_text() == "old"
