@@ -107,3 +107,29 @@ def test_per_step_guidance_scale_reaches_the_velocity():
 def test_denoise_rejects_bad_sigmas(sigmas):
     with pytest.raises(ValueError, match="sigmas"):
         denoise(torch.zeros(1, 1), sigmas, lambda x, t, b: x, NoGuidance(), progress=False)
+
+
+def test_euler_step_takes_each_samples_own_times():
+    x, v = torch.zeros(2, 4, 3, 4, 2), torch.ones(2, 4, 3, 4, 2)  # W = B: a misaligned t would broadcast
+    out = euler_step(x, v, torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.0]))
+    assert out[0].unique().tolist() == [-0.5] and out[1].unique().tolist() == [-1.0]
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        euler_step(x, v, torch.ones(3), 0.0)
+
+
+def test_denoise_refuses_a_velocity_not_shaped_like_x():
+    x = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"velocity and x shapes differ: \(2, 1, 3\) vs \(2, 3\)"):
+        denoise(x, sigma_schedule(2), lambda x, t, b: torch.zeros(2, 1, 3), NoGuidance(), progress=False)
+    with pytest.raises(ValueError, match=r"\(3,\) vs \(2, 3\)"):
+        denoise(x, sigma_schedule(2), lambda x, t, b: torch.zeros(3), NoGuidance(), progress=False)
+
+
+def test_denoise_takes_sigmas_as_a_list_and_refuses_nan_ones():
+    x = torch.ones(1, 2)
+    out = denoise(x, [1.0, 0.5, 0.0], lambda x, t, b: torch.ones_like(x), NoGuidance(), progress=False)
+    torch.testing.assert_close(out, torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="sigmas must be finite"):
+        denoise(x, torch.tensor([1.0, math.nan, 0.0]), lambda x, t, b: x, NoGuidance(), progress=False)
+    with pytest.raises(ValueError, match="batched latents"):
+        denoise(torch.tensor(1.0), [1.0, 0.0], lambda x, t, b: x, NoGuidance(), progress=False)

@@ -67,6 +67,11 @@ def test_scale_schedules():
     assert ramp(25, 50) == pytest.approx(1 + 6 * (1 - math.cos(math.pi * 0.5**5)) / 2)
     values = [ramp(i, 50) for i in range(50)]
     assert values == sorted(values) and values[-1] > 6.0
+    for schedule in (ramp, lin):
+        with pytest.raises(ValueError, match="step 0 of num_steps 0"):
+            schedule(0, 0)
+        with pytest.raises(ValueError, match="step 5 of num_steps 5"):
+            schedule(5, 5)
 
 
 def test_guidance_accepts_per_step_schedules(preds):

@@ -45,6 +45,10 @@ def test_sample_t_rejects_bad_arguments():
         sample_t(0, generator=_gen())
     with pytest.raises(ValueError, match="-1"):
         sample_t(4, generator=_gen(), std=-1.0)
+    with pytest.raises(ValueError, match=r"batch must be an integer, got 2\.0"):
+        sample_t(2.0, generator=_gen())
+    with pytest.raises(ValueError, match="mean must be finite"):
+        sample_t(2, generator=_gen(), mean=math.nan)
 
 
 def test_interpolate_endpoints_and_per_sample_t():
@@ -124,6 +128,19 @@ def test_flow_loss_rejects_bad_shapes():
         flow_loss(x, torch.zeros(1, 2, 2, 4, 4))
     with pytest.raises(ValueError, match=r"\(5,\)"):
         flow_loss(x, x, frame_weights=torch.ones(5))
+    with pytest.raises(ValueError, match=r"mask \(1, 1, 2, 4, 4\) does not broadcast to the loss"):
+        flow_loss(x, x, mask=torch.ones(1, 1, 2, 4, 4))
+    with pytest.raises(ValueError, match=r"element_weights \(7,\) does not broadcast"):
+        flow_loss(x, x, element_weights=torch.ones(7))
+
+
+def test_velocity_target_and_frame_weights_refuse_bad_arguments():
+    with pytest.raises(ValueError, match=r"shapes differ: \(2, 4\) vs \(1, 4\)"):
+        velocity_target(torch.zeros(2, 4), torch.ones(1, 4))
+    with pytest.raises(ValueError, match=r"num_frames must be an integer, got 2\.5"):
+        frame_weights(2.5)
+    with pytest.raises(ValueError, match="power must be >= 0, got -1"):
+        frame_weights(3, kind="decay", power=-1)
 
 
 def test_noise_source_sigma_is_log_normal_and_reproducible():

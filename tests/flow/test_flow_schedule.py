@@ -43,3 +43,18 @@ def test_schedule_device_and_timestep_scale():
 def test_bad_arguments_name_the_value(steps, shift, bad):
     with pytest.raises(ValueError, match=bad):
         sigma_schedule(steps, shift=shift)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"steps": 3, "shift": float("nan")}, "shift must be finite"),
+        ({"steps": 3, "shift": float("inf")}, "shift must be finite"),
+        ({"steps": 3, "shift": 0.0}, "shift must be > 0"),
+        ({"steps": 2.5}, "steps must be an integer, got 2.5"),
+        ({"steps": 0}, "steps must be >= 1"),
+    ],
+)
+def test_schedule_refuses_settings_that_would_give_nan_sigmas(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sigma_schedule(**kwargs)

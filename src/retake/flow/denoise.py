@@ -6,7 +6,7 @@ embeddings and the source latents, and returns the velocity for that conditionin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,17 +31,21 @@ class Step:
     velocity: Tensor
 
 
-def _check_sigmas(sigmas: Tensor) -> None:
+def _check_sigmas(sigmas: Tensor) -> Tensor:
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float32)
     if sigmas.ndim != 1 or sigmas.numel() < 2:
         raise ValueError(f"sigmas must be 1-D with at least 2 values, got shape {tuple(sigmas.shape)}")
+    if not bool(torch.isfinite(sigmas).all()):
+        raise ValueError(f"sigmas must be finite, got {sigmas.tolist()}")
     if bool((sigmas[1:] > sigmas[:-1]).any()):
         raise ValueError(f"sigmas must not increase (t runs from noise to data), got {sigmas.tolist()}")
+    return sigmas
 
 
 @torch.no_grad()
 def denoise(
     x: Tensor,
-    sigmas: Tensor,
+    sigmas: Tensor | Sequence[float],
     predict: Predict,
     guidance: Guidance,
     *,
@@ -53,8 +57,9 @@ def denoise(
     x: noisy latents (B, ...) at t = sigmas[0]. predict receives t as a (B,) fp32 tensor in [0, 1] (scale it
     with `retake.flow.schedule.to_timestep` for the network).
     """
-    _check_sigmas(sigmas)
-    ts = sigmas.tolist()
+    if x.ndim < 1:
+        raise ValueError(f"x must be batched latents (B, ...), got shape {tuple(x.shape)}")
+    ts = _check_sigmas(sigmas).tolist()
     num_steps = len(ts) - 1
     steps = track(range(num_steps), description="denoising", total=num_steps, disable=not progress)
     for i in steps:
@@ -62,7 +67,7 @@ def denoise(
         t_batch = torch.full((x.shape[0],), t, dtype=torch.float32, device=x.device)
         preds = {branch: predict(x, t_batch, branch) for branch in guidance.branches}
         v = guidance.combine(preds, step=i, num_steps=num_steps)
-        x = euler_step(x, v, t, t_next)
+        x = euler_step(x, v, t, t_next)  # refuses a velocity not shaped like x (it would broadcast)
         if callback is not None:
             callback(Step(index=i, num_steps=num_steps, t=t, t_next=t_next, x_next=x, velocity=v))
     return x

@@ -36,6 +36,7 @@ def linear(start: float, end: float) -> ScaleSchedule:
     """From `start` at the first step to `end` at the last, linearly."""
 
     def schedule(step: int, num_steps: int) -> float:
+        _check_step(step, num_steps)
         frac = step / (num_steps - 1) if num_steps > 1 else 0.0
         return start + (end - start) * frac
 
@@ -49,9 +50,15 @@ def cosine_ramp(scale: float, *, exponent: float = 5.0) -> ScaleSchedule:
     """
 
     def schedule(step: int, num_steps: int) -> float:
+        _check_step(step, num_steps)
         return 1.0 + scale * (1.0 - math.cos(math.pi * (step / num_steps) ** exponent)) / 2.0
 
     return schedule
+
+
+def _check_step(step: int, num_steps: int) -> None:
+    if not 0 <= step < num_steps:
+        raise ValueError(f"step must be in [0, num_steps), got step {step} of num_steps {num_steps}")
 
 
 def resolve_scale(scale: Scale, step: int, num_steps: int) -> float:

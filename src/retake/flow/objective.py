@@ -12,12 +12,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from retake.checks import check_finite, check_int
 from retake.flow.schedule import shift_sigmas
 
 FrameWeighting = Literal["uniform", "decay"]
 
 
-def _per_sample(t: Tensor, like: Tensor) -> Tensor:
+def per_sample(t: float | Tensor, like: Tensor) -> Tensor:
     """Reshape a per-sample (B,) or scalar t so it broadcasts over `like` (B, ...)."""
     t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
     if t.ndim == 0:
@@ -41,10 +42,9 @@ def sample_t(
     Logit-normal puts most samples at mid noise where the velocity is hardest to predict (SD3); the shift moves
     them towards noise, matching the shifted sampling schedule.
     """
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    if std <= 0:
-        raise ValueError(f"std must be > 0, got {std}")
+    batch = check_int("batch", batch, minimum=1)
+    check_finite("mean", mean)
+    check_finite("std", std, above=0)
     # Draw on the generator's device so a seed gives the same t whatever `device` is.
     u = torch.randn(batch, generator=generator, device=generator.device, dtype=torch.float32)
     t = torch.sigmoid(u * std + mean)
@@ -67,12 +67,14 @@ def interpolate(x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
     """x_t = (1 - t) * x0 + t * noise, t scalar or per sample (B,); `noise` is the start point x1."""
     if x0.shape != noise.shape:
         raise ValueError(f"x0 and noise shapes differ: {tuple(x0.shape)} vs {tuple(noise.shape)}")
-    t = _per_sample(t, x0)
+    t = per_sample(t, x0)
     return (1.0 - t) * x0 + t * noise
 
 
 def velocity_target(x0: Tensor, noise: Tensor) -> Tensor:
     """d x_t / dt = noise - x0 (constant along the straight path); `noise` is the start point x1."""
+    if x0.shape != noise.shape:
+        raise ValueError(f"x0 and noise shapes differ: {tuple(x0.shape)} vs {tuple(noise.shape)}")
     return noise - x0
 
 
@@ -85,13 +87,13 @@ def frame_weights(
     1 and later frames less: the edit is anchored on early frames and propagated. InsViE mixes this with the
     uniform loss by its `frameloss_weight`, which is `mix` here.
     """
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    num_frames = check_int("num_frames", num_frames, minimum=1)
     if kind == "uniform":
         return torch.ones(num_frames)
     if kind == "decay":
         if not 0.0 <= mix <= 1.0:
             raise ValueError(f"mix must be in [0, 1], got {mix}")
+        check_finite("power", power, minimum=0)  # a negative power would weigh later frames more
         i = torch.arange(num_frames, dtype=torch.float32)
         return (1.0 - mix) + mix * (1.0 - i / num_frames) ** power
     raise ValueError(f"unknown frame weighting {kind!r}; expected 'uniform' or 'decay'")
@@ -124,14 +126,23 @@ def flow_loss(
             )
         err = err * frame_weights.to(err).view(1, 1, -1, 1, 1)
     if element_weights is not None:
-        err = err * torch.broadcast_to(element_weights.to(err), err.shape)
+        err = err * _broadcast("element_weights", element_weights.to(err), err.shape)
     if mask is None:
         return err.mean()
-    keep = torch.broadcast_to(mask.to(err.dtype), err.shape)
+    keep = _broadcast("mask", mask.to(err.dtype), err.shape)
     count = keep.sum()
     if count == 0:
         raise ValueError("mask selects no elements: the loss would be undefined")
     return (err * keep).sum() / count
+
+
+def _broadcast(name: str, weights: Tensor, shape: torch.Size) -> Tensor:
+    try:
+        return torch.broadcast_to(weights, shape)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{name} {tuple(weights.shape)} does not broadcast to the loss {tuple(shape)}"
+        ) from exc
 
 
 def noise_source(
@@ -152,4 +163,4 @@ def noise_source(
     z = torch.randn(b, generator=generator, device=generator.device, dtype=torch.float32)
     sigma = torch.exp(z * log_sigma_std + log_sigma_mean).to(source)
     n = torch.randn(source.shape, generator=generator, device=generator.device, dtype=torch.float32)
-    return source + _per_sample(sigma, source) * n.to(source)
+    return source + per_sample(sigma, source) * n.to(source)
