@@ -58,6 +58,14 @@ def test_flow_on_a_downscaled_copy_comes_back_in_full_resolution_pixels():
     np.testing.assert_allclose(interior(flow, 16).reshape(-1, 2).mean(0), [4.0, 2.0], atol=0.2)
 
 
+def test_flow_on_tiny_frames_is_computed_on_an_upscaled_copy():
+    assert flow_size(8, 12, 256) == (16, 24)
+    video = translating(3, 8, 12, dx=1, dy=0)  # DIS itself refuses pictures under 12 px
+    flow = flow_between(video, FlowConfig())
+    assert flow.shape == (2, 8, 12, 2)
+    assert np.median(flow[..., 0]) == pytest.approx(1.0, abs=0.3)  # in the tiny frames' own pixels
+
+
 def test_flow_pairs_backward_is_the_negated_forward_flow():
     video = translating(3, 64, 64, dx=2, dy=1)
     backward = flow_pairs(video[1:], video[:-1], FlowConfig(max_side=None))

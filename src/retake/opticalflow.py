@@ -72,11 +72,17 @@ def check_video(frames: np.ndarray, name: str = "frames", min_frames: int = 1) -
         raise ValueError(f"{name} must be uint8 RGB, got dtype {frames.dtype}")
     if frames.shape[0] < min_frames:
         raise ValueError(f"{name} needs at least {min_frames} frames, got {frames.shape[0]}")
+    if 0 in frames.shape[1:3]:
+        raise ValueError(f"{name} has an empty picture: shape {frames.shape}")
     return frames
 
 
 def flow_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
-    """(h, w) the flow is computed at: the frame scaled so that its longer side is at most `max_side`."""
+    """(h, w) the flow is computed at: the frame scaled so that its longer side is at most `max_side`, or up
+    so that its shorter side is MIN_FLOW_SIDE (DIS refuses pictures under 12 px)."""
+    if min(height, width) < MIN_FLOW_SIDE:
+        scale = MIN_FLOW_SIDE / min(height, width)
+        return round(height * scale), round(width * scale)
     if max_side is None or max(height, width) <= max_side:
         return height, width
     scale = max_side / max(height, width)
@@ -84,13 +90,17 @@ def flow_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
 
 
 def grey_frames(frames: np.ndarray, max_side: int | None) -> np.ndarray:
-    """(F, H, W, 3) uint8 RGB -> (F, h, w) uint8 luma, downscaled with area averaging (no aliasing)."""
+    """(F, H, W, 3) uint8 RGB -> (F, h, w) uint8 luma at `flow_size`: downscaled with area averaging (no
+    aliasing), a tiny picture upscaled linearly."""
     frames = check_video(frames)
     h, w = flow_size(frames.shape[1], frames.shape[2], max_side)
     out = np.empty((frames.shape[0], h, w), dtype=np.uint8)
     for i, frame in enumerate(frames):
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        out[i] = grey if grey.shape == (h, w) else cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA)
+        if grey.shape != (h, w):
+            smaller = h < frames.shape[1]
+            grey = cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_LINEAR)
+        out[i] = grey
     return out
 
 

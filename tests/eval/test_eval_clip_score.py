@@ -100,6 +100,15 @@ def test_evaluate_edit_adds_clip_metrics_when_a_scorer_is_given(scorer, frames):
     assert "clip_text_frame" not in evaluate_edit(video, video, clip=scorer)
 
 
+def test_a_list_of_prompts_is_refused_not_scored_as_one_pre_tokenised_text(scorer, frames):
+    with pytest.raises(ValueError, match=r"text must be one string .* got \['add a hat'\]"):
+        scorer.scores(frames, ["add a hat"])
+    with pytest.raises(ValueError, match=r"instruction must be one string, got \['a', 'b'\]"):
+        evaluate_edit(frames, frames, instruction=["a", "b"], clip=scorer)
+    with pytest.raises(ValueError, match=r"sequence of strings, got \[None\]"):
+        scorer.embed_texts([None])
+
+
 def test_missing_or_incomplete_directories_are_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         ClipScorer.from_pretrained(tmp_path / "nope")
@@ -112,3 +121,4 @@ def test_bad_arguments_are_rejected(scorer):
         ClipScorer(scorer.model, scorer.tokenizer, scorer.image_processor, batch_size=0)
     with pytest.raises(ValueError, match="non-empty sequence"):
         scorer.embed_texts("a bare string")
+

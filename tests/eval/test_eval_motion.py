@@ -55,3 +55,11 @@ def test_bad_arguments_are_rejected():
         compare_flows(constant_flow(1, 0), constant_flow(1, 0)[:1])
     with pytest.raises(ValueError, match="min_motion"):
         compare_flows(constant_flow(1, 0), constant_flow(1, 0), min_motion=0.0)
+    with pytest.raises(ValueError, match="min_motion must be finite"):
+        compare_flows(constant_flow(1, 0), constant_flow(1, 0), min_motion=float("nan"))
+
+
+def test_precomputed_flows_must_match_the_videos(moving):
+    small = np.zeros((len(moving) - 1, 8, 8, 2), np.float32)  # flows of some other, smaller video
+    with pytest.raises(ValueError, match=r"source_flow must have shape \(F-1, H, W, 2\)"):
+        motion_fidelity(moving, moving, source_flow=small, edited_flow=small)

@@ -46,3 +46,9 @@ def test_accepts_video_objects_and_rejects_mismatched_inputs():
         psnr(a, np.zeros((2, 8, 9, 3), np.uint8))
     with pytest.raises(ValueError, match="where"):
         psnr(a, a, where=np.ones((8, 8), bool))
+    with pytest.raises(ValueError, match="where holds NaN"):
+        psnr(a, a, where=np.full((2, 8, 8), np.nan))
+    with pytest.raises(ValueError, match="max_db must be finite"):
+        psnr(a, a, max_db=float("nan"))
+    with pytest.raises(ValueError, match="empty picture"):
+        psnr(a[:, :0], a[:, :0])

@@ -202,13 +202,29 @@ def test_missing_videos_in_a_folder_are_all_named_before_anything_runs(bench, mi
 
 def test_edits_are_conformed_to_the_source_or_fail_when_frames_are_missing():
     source = Video(np.zeros((9, 64, 64, 3), np.uint8), 8)
-    big = Video(np.full((11, 128, 96, 3), 200, np.uint8), 24)
+    big = Video(np.full((11, 128, 96, 3), 200, np.uint8), 8)
     conformed, notes = conform(big, source)
     assert conformed.frames.shape == (9, 64, 64, 3) and conformed.fps == 8 and (conformed.frames == 200).all()
     assert notes == ["kept the first 9 of 11 frames", "resized 96x128 to 64x64"]
     assert conform(source, source)[1] == []
     with pytest.raises(ShortEditError, match="the edit has 5 frames, the source 9"):
         conform(Video(source.frames[:5], 8), source)
+
+
+def test_an_edit_at_another_frame_rate_is_compared_at_the_same_instants():
+    source = Video(np.zeros((9, 16, 16, 3), np.uint8), 8)
+    numbered = np.arange(30, dtype=np.uint8)[:, None, None, None] * np.ones((1, 16, 16, 3), np.uint8)
+    conformed, notes = conform(Video(numbered, 24), source)  # 1.25 s at 24 fps: every third frame
+    assert conformed.frames[:, 0, 0, 0].tolist() == [0, 3, 6, 9, 12, 15, 18, 21, 24]
+    assert notes == ["resampled 30 frames at 24 fps to 8 fps"]
+    with pytest.raises(
+        ShortEditError, match=r"the edit lasts 0\.46 s \(11 frames at 24 fps\), the source 1\.12 s"
+    ):
+        conform(Video(numbered[:11], 24), source)
+    # The source's frame count at another rate: an editor that labels every video 24 fps; kept one for one.
+    conformed, notes = conform(Video(numbered[:9], 24), source)
+    assert conformed.frames[:, 0, 0, 0].tolist() == list(range(9)) and conformed.fps == 8
+    assert notes == ["paired one for one though the edit says 24 fps, the source 8"]
 
 
 class ShortEditor:

@@ -26,6 +26,8 @@ def as_mask(mask: Any, shape: tuple[int, ...], name: str = "mask") -> np.ndarray
     mask = np.asarray(mask)
     if mask.shape != tuple(shape[:3]):
         raise ValueError(f"{name} must have shape (F, H, W) = {tuple(shape[:3])}, got {mask.shape}")
+    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+        raise ValueError(f"{name} holds NaN or infinite values; give a bool mask")
     return mask if mask.dtype == bool else mask != 0
 
 

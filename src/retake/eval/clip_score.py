@@ -79,7 +79,9 @@ class ClipScorer:
         chunks = []
         for start in range(0, len(frames), self.batch_size):
             batch = list(frames[start : start + self.batch_size])
-            pixels = self.image_processor(images=batch, return_tensors="pt")["pixel_values"]  # (B, 3, S, S)
+            pixels = self.image_processor(
+                images=batch, return_tensors="pt", input_data_format="channels_last"
+            )["pixel_values"]  # (B, 3, S, S); the layout stated, not guessed (a 3-px picture is ambiguous)
             pixels = pixels.to(self.device, self.model.dtype)
             chunks.append(_features(self.model.get_image_features(pixel_values=pixels)).float().cpu())
         return torch.nn.functional.normalize(torch.cat(chunks), dim=-1)
@@ -87,7 +89,7 @@ class ClipScorer:
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """N strings -> (N, D) float32 unit vectors (truncated to the model's context length)."""
-        if isinstance(texts, str) or not texts:
+        if isinstance(texts, str) or not texts or not all(isinstance(text, str) for text in texts):
             raise ValueError(f"texts must be a non-empty sequence of strings, got {texts!r}")
         tokens = self.tokenizer(
             list(texts),
@@ -103,6 +105,8 @@ class ClipScorer:
 
     def scores(self, video: Any, text: str | None = None) -> ClipScores:
         """Both similarities from one pass over the frames (see the module docstring)."""
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"text must be one string (score each prompt on its own), got {text!r}")
         frames = self.embed_frames(video)  # (F, D)
         text_frame = None
         if text is not None:

@@ -112,6 +112,8 @@ def evaluate_edit(
     edited region; clip: a loaded `ClipScorer` (CLIP metrics are skipped without it); judge: a `VLMJudge`
     (needs the instruction; its VLMError propagates). Flow metrics need F >= 2.
     """
+    if instruction is not None and not isinstance(instruction, str):
+        raise ValueError(f"instruction must be one string, got {instruction!r}")
     if judge is not None and not instruction:
         raise ValueError("a VLM judge needs the instruction; got none")
     source, edited = as_video(source, "source"), as_video(edited, "edited")

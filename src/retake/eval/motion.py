@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from retake.checks import check_finite
 from retake.eval._inputs import as_video, same_shape
 from retake.opticalflow import FlowConfig, flow_between
 
@@ -41,8 +42,7 @@ def compare_flows(
         raise ValueError(
             f"flows must have the same (N, H, W, 2) shape, got {source_flow.shape} and {edited_flow.shape}"
         )
-    if min_motion <= 0:
-        raise ValueError(f"min_motion must be > 0, got {min_motion}")
+    check_finite("min_motion", min_motion, above=0)
     # Component-wise float32 arithmetic: flow stacks of long full-HD clips are hundreds of MB.
     sx, sy, ex, ey = source_flow[..., 0], source_flow[..., 1], edited_flow[..., 0], edited_flow[..., 1]
     speed = np.hypot(sx, sy)  # (N, H, W)
@@ -79,6 +79,10 @@ def motion_fidelity(
     ((F-1, H, W, 2), e.g. `VideoFlow.forward`) may be passed to avoid computing them again."""
     source, edited = as_video(source, "source", min_frames=2), as_video(edited, "edited", min_frames=2)
     same_shape(source, edited, ("source", "edited"))
+    expected = (len(source) - 1, *source.shape[1:3], 2)
+    for name, flow in (("source_flow", source_flow), ("edited_flow", edited_flow)):
+        if flow is not None and tuple(np.shape(flow)) != expected:
+            raise ValueError(f"{name} must have shape (F-1, H, W, 2) = {expected}, got {np.shape(flow)}")
     source_flow = source_flow if source_flow is not None else flow_between(source, config)
     edited_flow = edited_flow if edited_flow is not None else flow_between(edited, config)
     return compare_flows(source_flow, edited_flow, min_motion)

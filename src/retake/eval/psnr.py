@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from retake.checks import check_finite
 from retake.eval._inputs import as_mask, as_video, same_shape
 
 MAX_PSNR_DB = 100.0
@@ -20,6 +21,7 @@ DATA_RANGE = 255.0
 
 def mse_to_psnr(mse: float, max_db: float = MAX_PSNR_DB) -> float:
     """10 log10(255^2 / mse), capped at max_db (mse 0 -> max_db)."""
+    check_finite("max_db", max_db, above=0)
     if mse <= 0:
         return max_db
     return min(max_db, float(10.0 * np.log10(DATA_RANGE**2 / mse)))
