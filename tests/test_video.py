@@ -302,6 +302,14 @@ def test_scaled_read_of_other_pixel_formats(tmp_path: Path, codec: str, pix_fmt:
         (dict(max_frames=0), "max_frames must be"),
         (dict(start=10_000), "start=10000 is past"),
         (dict(start_time=60.0), "start_time=60.0 is past"),
+        (dict(start=2.5), r"start must be an integer, got 2\.5"),
+        (dict(start=True), "start must be an integer, got True"),
+        (dict(end=3.5), r"end must be an integer, got 3\.5"),
+        (dict(max_frames=2.5), "max_frames must be an integer"),
+        (dict(start_time=math.nan), "start_time must be finite"),
+        (dict(end_time=math.inf), "end_time must be finite"),
+        (dict(size=(64.5, 64)), "size must be"),
+        (dict(size=(32, 32, 3)), "size must be"),
     ],
 )
 def test_read_rejects_bad_arguments(shared_videos: Path, kwargs: dict, message: str) -> None:
@@ -406,6 +414,31 @@ def test_write_rejects_bad_arguments(tmp_path: Path) -> None:
         write(clip, tmp_path / "x.mp4", preset="turbo")
     with pytest.raises(ValueError, match="no frames"):
         write(Video(np.zeros((0, 8, 8, 3), np.uint8), fps=10), tmp_path / "x.mp4")
+    for writer, name in ((write, "x.mp4"), (write_gif, "x.gif")):
+        with pytest.raises(ValueError, match=r"must be a retake\.video\.Video .* got shape \(2, 8, 8, 3\)"):
+            writer(clip.frames, tmp_path / name)
+    for name in ("x.mp4", "noext"):
+        with pytest.raises(ValueError, match=r"write_gif\(\) makes \.gif files"):
+            write_gif(clip, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_takes_whole_float_sizes(shared_videos: Path) -> None:
+    frames = read(shared_videos / "anyv2v_ballet.mp4", size=(32.0, 48.0), max_frames=2).frames
+    assert frames.shape == (2, 32, 48, 3)
+
+
+def test_resize_cover_crop_names_what_it_cannot_resize() -> None:
+    with pytest.raises(ValueError, match="uint8 or float32, got float16"):
+        resize_cover_crop(np.zeros((1, 4, 4, 3), np.float16), (2, 2))
+    with pytest.raises(ValueError, match=r"a numpy array .* got a list"):
+        resize_cover_crop([[[[0, 0, 0]]]], (2, 2))
+
+
+def test_a_gif_of_a_very_slow_video_holds_each_frame_as_long_as_gif_can(tmp_path: Path) -> None:
+    path = write_gif(Video(moving_pattern(2, 8, 8), fps=0.001), tmp_path / "slow.gif")
+    with Image.open(path) as gif:
+        assert gif.n_frames == 2 and gif.info["duration"] == 655350
 
 
 def test_check_output_says_why_a_video_cannot_be_written_there_before_any_work(tmp_path: Path) -> None:

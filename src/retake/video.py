@@ -30,6 +30,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
+from retake.checks import check_finite, check_int
 from retake.errors import RetakeError
 
 __all__ = [
@@ -55,6 +56,7 @@ _REORDER_MARGIN = 32
 _TICK_EPS = 1e-3
 # GIF delays are whole centiseconds and browsers stretch delays under 20 ms to 100 ms.
 _GIF_MAX_FPS = 50.0
+_GIF_MAX_CENTIS = 65535  # the longest frame delay a GIF can store
 X264_PRESETS = (
     "ultrafast",
     "superfast",
@@ -455,25 +457,32 @@ def _check_read_args(
             f"give a frame range (start={start}, end={end}) or a time range "
             f"(start_time={start_time}, end_time={end_time}), not both"
         )
-    if start is not None and start < 0:
-        raise ValueError(f"start must be >= 0, got {start}")
-    if end is not None and end <= (start or 0):
+    if start is not None:
+        check_int("start", start, minimum=0)
+    if end is not None and check_int("end", end) <= (start or 0):
         raise ValueError(f"end must be > start, got start={start}, end={end}")
-    if start_time is not None and start_time < 0:
-        raise ValueError(f"start_time must be >= 0, got {start_time}")
-    if end_time is not None and end_time <= (start_time or 0.0):
+    if start_time is not None:
+        check_finite("start_time", start_time, minimum=0)
+    if end_time is not None and check_finite("end_time", end_time) <= (start_time or 0.0):
         raise ValueError(f"end_time must be > start_time, got start_time={start_time}, end_time={end_time}")
     if fps is not None and not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
     if size is not None:
         _check_size(size)
-    if max_frames is not None and max_frames < 1:
-        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    if max_frames is not None:
+        check_int("max_frames", max_frames, minimum=1)
 
 
-def _check_size(size: tuple[int, int]) -> None:
-    if len(size) != 2 or any(int(s) != s or s < 1 for s in size):
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+    """`size` as (height, width) ints; whole floats such as 64.0 are taken, anything else is refused."""
+    try:
+        height, width = size
+        whole = all(float(s) == int(s) and s >= 1 for s in size)
+    except (TypeError, ValueError):
+        whole = False
+    if not whole or any(isinstance(s, bool) for s in size):
         raise ValueError(f"size must be (height, width) with two positive integers, got {size!r}")
+    return int(height), int(width)
 
 
 def read(
@@ -503,6 +512,7 @@ def read(
     Raises a `VideoError` subclass for unusable files and `ValueError` for bad arguments or a range past the end.
     """
     _check_read_args(start, end, start_time, end_time, fps, size, max_frames)
+    size = None if size is None else _check_size(size)
     path = Path(path)
     with _open(path) as container:
         stream = _video_stream(container, path)
@@ -796,10 +806,11 @@ def resize_cover_crop(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     Returns (F, h, w, C), same dtype (uint8 or float32). Implemented as crop-then-resize (one interpolation,
     exact output size): area averaging when shrinking, bilinear when enlarging. Same size: returned as is.
     """
-    _check_size(size)
-    if frames.ndim != 4:
-        raise ValueError(f"frames must be (F, H, W, C), got shape {frames.shape}")
-    height, width = int(size[0]), int(size[1])
+    height, width = _check_size(size)
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4:
+        raise ValueError(f"frames must be a numpy array (F, H, W, C), got {_describe(frames)}")
+    if frames.dtype not in (np.uint8, np.float32):
+        raise ValueError(f"frames must be uint8 or float32, got {frames.dtype}")
     if frames.shape[1:3] == (height, width):
         return frames
     out = np.empty((frames.shape[0], height, width, frames.shape[3]), dtype=frames.dtype)
@@ -878,6 +889,7 @@ def write(
     threads: encoder threads; fixed (not "auto") so the bytes do not depend on the machine's core count.
     """
     path = Path(path)
+    _check_video_object(video)
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"write() makes .mp4 files, got {path.name!r} (use write_gif for .gif)")
     if video.num_frames == 0:
@@ -893,6 +905,13 @@ def write(
         _encode_mp4(video, temp, crf=crf, preset=preset, threads=threads)
         os.replace(temp, path)  # readers never see a half-written file
     return path
+
+
+def _check_video_object(video: object) -> None:
+    if not isinstance(video, Video):
+        raise ValueError(
+            f"video must be a retake.video.Video (wrap frames in Video(frames, fps)), got {_describe(video)}"
+        )
 
 
 @contextmanager
@@ -968,6 +987,9 @@ def write_gif(video: Video, path: str | os.PathLike[str], *, max_size: int | Non
     the total duration stays right; above 50 fps frames are dropped, since browsers slow faster GIFs down.
     """
     path = Path(path)
+    _check_video_object(video)
+    if path.suffix.lower() != ".gif":
+        raise ValueError(f"write_gif() makes .gif files, got {path.name!r} (use write for .mp4)")
     if video.num_frames == 0:
         raise ValueError(f"cannot write a video with no frames to {path}")
     if max_size is not None and max_size < 1:
@@ -981,7 +1003,8 @@ def write_gif(video: Video, path: str | os.PathLike[str], *, max_size: int | Non
         frames = resize_cover_crop(frames, new_size)
     # Delays in whole centiseconds, rounded on the running total so errors do not accumulate.
     centis = [round((i + 1) * 100 * stride / video.fps) for i in range(len(frames))]
-    delays_ms = [10 * (b - a) for a, b in zip([0, *centis[:-1]], centis, strict=True)]
+    # GIF stores a delay in 16 bits of centiseconds: a slower frame shows for the longest it can (655 s).
+    delays_ms = [10 * min(b - a, _GIF_MAX_CENTIS) for a, b in zip([0, *centis[:-1]], centis, strict=True)]
     images = [Image.fromarray(frame) for frame in frames]
     temp = path.with_name(f".{path.stem}.partial.gif")
     with _writing(path, temp):
