@@ -117,6 +117,41 @@ def flatland_pairs(
     console.print(f"wrote {n} pairs to {out} (manifest: {manifest.name})")
 
 
+@flatland_app.command("sources")
+def flatland_sources(
+    out: Path = typer.Argument(..., help="Output folder; a stopped run there is resumed."),
+    n: int = typer.Option(100, "--n", help="Number of source videos."),
+    size: str = typer.Option("64", help="Frame size: N (square) or HxW, e.g. 48x96."),
+    frames: int = typer.Option(17, help="Frames per video."),
+    fps: float = typer.Option(8.0, help="Frame rate."),
+    kinds: str = typer.Option("", help="Comma-separated edit kinds (default: all, balanced)."),
+    seed: int = typer.Option(0, help="Seed; the same seed gives byte-identical files."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+    overwrite: bool = typer.Option(
+        False, help="Replace sources OUT holds that were made with other settings (same settings: resumed)."
+    ),
+) -> None:
+    """Source videos for `retake synth` with the Flatland oracles (--editor/--propagator/--masks/--inpainter
+    flatland): each with a sidecar holding its scene and one edit to make."""
+    from retake.flatland.edits import EDIT_KINDS
+    from retake.flatland.render import parse_size
+    from retake.synth.flatland import write_sources
+
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) or EDIT_KINDS
+    paths = write_sources(
+        _path_arg(out),
+        n=n,
+        kinds=chosen,
+        size=parse_size(size),
+        frames=frames,
+        fps=fps,
+        seed=seed,
+        progress=progress,
+        overwrite=overwrite,
+    )
+    console.print(f"wrote {len(paths)} Flatland sources with sidecars to {out}")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # convert
 # ----------------------------------------------------------------------------------------------------------
@@ -227,7 +262,10 @@ def synth_command(
     inpainter: str | None = typer.Option(None, help="icve-sft: opencv, wan-vace or flatland."),
     inpainter_path: Path | None = typer.Option(None, help="icve-sft: WanVACE pipeline directory."),
     types: str | None = typer.Option(None, help="icve-sft: comma-separated pair types (remove,add,replace)."),
-    frames: int | None = typer.Option(None, help="Frames per clip, 4k+1 (default: recipe's)."),
+    frames: int | None = typer.Option(
+        None,
+        help="Frames per clip, 4k+1, at most (default: recipe's); a shorter video gives the largest 4k+1 it has.",
+    ),
     short_side: int | None = typer.Option(None, help="Output short side in pixels (default: recipe's)."),
     device: str | None = typer.Option(None, help="torch device of the models (cpu, cuda:0 ...)."),
     executor: str = typer.Option("local", help="local (process pool) or ray."),

@@ -107,6 +107,19 @@ def test_shipped_vae_reconstructs_heldout_clips_of_every_background(shipped):
     assert not low, f"held-out PSNR below {TARGET_PSNR_DB} dB: {low}"
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"clips": 0}, "clips must be >= 1, got 0"),
+        ({"frames": 6}, r"frames must be 4k \+ 1 for this VAE \(e\.g\. 17\), got 6"),
+        ({"size": 63}, "size must be a multiple of 2 for this VAE, got 63"),
+    ],
+)
+def test_heldout_scores_refuse_clips_the_vae_cannot_take(shipped, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate_heldout(shipped.vae, **{"clips": 1, "size": 16, "frames": 5, **kwargs})
+
+
 def test_shipped_scaling_gives_roughly_unit_latents(shipped):
     clips = np.stack(heldout_clips("stripes", 2, size=64, frames=17))
     latents = shipped.encode(torch.from_numpy(clips))

@@ -10,6 +10,7 @@ style is a pixel operator instead, applied to the decoded frames themselves (as 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +18,13 @@ import numpy as np
 from rich.progress import track
 
 from retake import files
+from retake.checks import check_int
 from retake.flatland import io as flatland_io
 from retake.flatland import shapes
 from retake.flatland.edits import EDIT_KINDS, Edit, apply_edit
 from retake.flatland.motion import camera_state
 from retake.flatland.pairs import make_pair
-from retake.flatland.palette import SIZES
+from retake.flatland.palette import SIZES, check_name
 from retake.flatland.render import render
 from retake.flatland.scene import Scene
 from retake.flatland.style import apply_style
@@ -47,8 +49,19 @@ def read_source(video: Path) -> FlatlandSource:
     if not path.is_file():
         raise FileNotFoundError(f"{video} has no Flatland sidecar {path.name}")
     data = json.loads(path.read_text())
+    if "scene" not in data or "fps" not in data:
+        # e.g. the sidecar of `retake flatland footage`, which describes raw footage, not one scene to edit
+        raise ValueError(
+            f"{path.name} is not a Flatland source sidecar (no 'scene' and 'fps'); make sources with "
+            "`retake flatland sources`"
+        )
     edits = tuple((Edit.from_json(e["edit"]), str(e["instruction"])) for e in data.get("edits", ()))
     return FlatlandSource(Scene.from_json(data["scene"]), float(data["fps"]), edits)
+
+
+SOURCES_FORMAT = "retake.synth.flatland.sources/1"
+# What write_sources writes (a killed video write leaves .<name>.partial.mp4): all `overwrite` may delete.
+_OWN_FILE = re.compile(r"\.?flat_\d{4,}(\.partial)?\.(mp4|json)|run\.json")
 
 
 def write_sources(
@@ -56,32 +69,50 @@ def write_sources(
     *,
     n: int,
     kinds: tuple[str, ...] = EDIT_KINDS,
-    size: int = 64,
+    size: int | tuple[int, int] = 64,
     frames: int = 17,
     fps: float = 8.0,
     seed: int = 0,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write `n` Flatland sources (kinds cycle through `kinds`), each with one judgeable edit; returns the
-    video paths. Source i depends on (seed, i) alone."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    video paths. Source i depends on (seed, i) alone.
+
+    `out` must be empty or absent, or hold sources made with the same settings (a stopped run continues
+    there); other settings are refused unless `overwrite` (see `retake.flatland.io.claim_folder`)."""
+    check_int("n", n, minimum=1)
+    check_int("frames", frames, minimum=1)
+    flatland_io.check_positive("fps", fps)
+    for kind in kinds:
+        check_name(kind, EDIT_KINDS, "edit kind")
+    height, width = flatland_io.video_size(size)
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    settings = {"n": n, "kinds": list(kinds), "size": [height, width], "frames": frames, "fps": float(fps)}
+    flatland_io.claim_folder(
+        folder, SOURCES_FORMAT, settings | {"seed": seed}, _OWN_FILE, overwrite=overwrite
+    )
     paths = []
     for i in track(range(n), description="flatland sources", disable=not progress):
-        pair = make_pair(
-            kinds[i % len(kinds)], size=size, frames=frames, fps=fps, seed=flatland_io.derive_seed(seed, i)
-        )
-        path = flatland_io.write_video(pair.source, pair.fps, folder / f"flat_{i:04d}.mp4")
-        record = {
-            "scene": pair.scene.to_json(),
-            "fps": pair.fps,
-            "edits": [{"edit": pair.edit.to_json(), "instruction": pair.instruction}],
-        }
-        files.write_json(sidecar_path(path), record)
+        path = folder / f"flat_{i:04d}.mp4"
+        if not (path.is_file() and sidecar_path(path).is_file()):  # written by a stopped run: kept
+            _write_source(
+                path, kinds[i % len(kinds)], (height, width), frames, fps, flatland_io.derive_seed(seed, i)
+            )
         paths.append(path)
     return paths
+
+
+def _write_source(path: Path, kind: str, size: tuple[int, int], frames: int, fps: float, seed: int) -> None:
+    pair = make_pair(kind, size=size, frames=frames, fps=fps, seed=seed)
+    record = {
+        "scene": pair.scene.to_json(),
+        "fps": pair.fps,
+        "edits": [{"edit": pair.edit.to_json(), "instruction": pair.instruction}],
+    }
+    # The video last: a sidecar without its video is never taken for a finished source.
+    files.write_json(sidecar_path(path), record)
+    flatland_io.write_video(pair.source, pair.fps, path)
 
 
 def _rendered(scene: Scene, frame_indices: tuple[int, ...], size: tuple[int, int], weights: bool = False):

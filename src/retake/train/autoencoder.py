@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from retake import files
+from retake.checks import check_int
 from retake.eval.psnr import psnr
 from retake.files import replacing
 from retake.flatland.edits import apply_edit, sample_edit
@@ -411,6 +412,12 @@ def evaluate_heldout(
     vae, *, clips: int = 4, size: int = 64, frames: int = 17, fps: float = 8.0
 ) -> dict[str, KindScore]:
     """Held-out reconstruction PSNR per background pattern of a diffusers VAE (e.g. `VideoVAE(...).vae`)."""
+    check_int("clips", clips, minimum=1)
+    t, s = vae.config.temporal_compression_ratio, vae.config.spatial_compression_ratio
+    if check_int("frames", frames, minimum=1) % t != 1 % t:
+        raise ValueError(f"frames must be {t}k + 1 for this VAE (e.g. {4 * t + 1}), got {frames}")
+    if check_int("size", size, minimum=s) % s:
+        raise ValueError(f"size must be a multiple of {s} for this VAE, got {size}")
     _single_pass(vae)
     return evaluate(vae, heldout_set(clips, size=size, frames=frames, fps=fps))
 
