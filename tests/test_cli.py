@@ -93,3 +93,28 @@ def test_no_progress_also_hides_the_model_libraries_loading_bars(tmp_path, capfd
     )
     captured = capfd.readouterr()
     assert out.is_file() and "Loading weights" not in captured.err + captured.out
+
+
+def _demo_raising(monkeypatch, exc: BaseException) -> None:
+    import retake.demo
+
+    def run_demo(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(retake.demo, "run_demo", run_demo)
+
+
+def test_ctrl_c_exits_130_not_0(tmp_path, monkeypatch, capsys):
+    _demo_raising(monkeypatch, KeyboardInterrupt())
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", str(tmp_path / "out")])
+    assert exit_info.value.code == 130 and "aborted" in capsys.readouterr().err
+
+
+def test_what_the_machine_refuses_is_one_line(tmp_path, monkeypatch, capsys):
+    _demo_raising(monkeypatch, OSError(30, "Read-only file system", str(tmp_path / "out")))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.startswith("error: [Errno 30] Read-only file system")
+    assert len(err.splitlines()) == 1

@@ -844,7 +844,9 @@ def demo_command(
 # ----------------------------------------------------------------------------------------------------------
 # entry point
 # ----------------------------------------------------------------------------------------------------------
-USER_ERRORS = (RetakeError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
+# OSError covers what the machine refuses (a read-only disk, no permission, a full disk): the user's to fix.
+USER_ERRORS = (RetakeError, ValueError, OSError)
+ABORTED = 130  # the shell's code for a run stopped by Ctrl-C
 
 
 def _hide_library_bars() -> None:
@@ -865,7 +867,7 @@ def main(argv: list[str] | None = None) -> None:
     if "--no-progress" in args:  # every command's flag: also quiet the model libraries' loading bars
         _hide_library_bars()
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except USER_ERRORS as exc:
         if _state["debug"]:
             raise
@@ -874,8 +876,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
-        console.print("[red]aborted[/]")
-        raise SystemExit(130) from None
+        code = ABORTED
     except Exception as exc:
         # Usage errors (missing argument, bad option). typer vendors its own copy of click, whose exception
         # classes are not click's, so recognise them by the interface they share.
@@ -883,6 +884,12 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             raise SystemExit(exc.exit_code) from None
         raise
+    # Without standalone mode typer *returns* the code of a Ctrl-C (KeyboardInterrupt) instead of exiting:
+    # dropping it would report success to the shell, and `retake train a && retake train b` would go on.
+    if code == ABORTED:
+        console.print("[red]aborted[/]")
+    if isinstance(code, int) and code != 0:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":
