@@ -31,3 +31,14 @@ def check_finite(name: str, value: Any, *, minimum: float | None = None, above: 
     if above is not None and value <= above:
         raise ValueError(f"{name} must be > {above}, got {value}")
     return value
+
+
+SEED_LIMIT = 2**32  # torch's CPU generator seeds from the low 32 bits: 2**32 would repeat seed 0
+
+
+def check_seed(name: str, value: Any) -> int:
+    """A seed in 0 .. 2**32 - 1, where every value gives other random numbers."""
+    value = check_int(name, value, minimum=0)
+    if value >= SEED_LIMIT:
+        raise ValueError(f"{name} must be in 0..{SEED_LIMIT - 1}, got {value}")
+    return value

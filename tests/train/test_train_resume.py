@@ -91,7 +91,7 @@ def test_a_checkpoint_from_before_a_new_setting_resumes_when_the_setting_keeps_i
     del saved["stage_config"]["repatch"]
     state.write_text(json.dumps(saved))
     muon = stage("s", cache, steps=6, batch=2, optim={"optimizer": "muon"})  # not the old run's optimiser
-    with pytest.raises(ResumeError, match=r"different stage settings \(optim\)"):
+    with pytest.raises(ResumeError, match=r"other settings \(optim\.optimizer: 'adamw' -> 'muon'\)"):
         train(run_config(tmp_path / "split", [muon], checkpoint_every=100))
     assert train(split).stages[0].resumed_from == 3
     _assert_same_run(straight.out, split.out, 6, ema=False)
@@ -154,3 +154,111 @@ def test_nan_loss_stops_with_step_and_ids_and_keeps_the_last_good_checkpoint(tmp
     assert saved == list(range(1, step))[-2:]  # everything before the bad step, nothing at or after it
     assert f"step-{step - 1:08d}" in message if step > 1 else "no checkpoint yet" in message
     assert not (bad.out / "stages/t/done.json").exists()
+
+
+def _interrupted(tmp_path, spec, stop: int, **top):
+    config = run_config(tmp_path / "run", [spec], checkpoint_every=100, **top)
+    with pytest.raises(TrainingInterrupted):
+        train(config, callbacks=[_stop_at(stop)])
+    return config
+
+
+def test_a_checkpoint_of_another_model_or_seed_is_refused_naming_the_change(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    spec = stage("s", cache, steps=6)
+    _interrupted(tmp_path, spec, 3)
+    sample = run_config(tmp_path / "run", [spec], model={"prediction": "sample"})
+    with pytest.raises(
+        ResumeError, match=r"other settings \(model\.overrides: \[\] -> \[\['prediction', 'sample'\]\]\)"
+    ):
+        train(sample)
+    with pytest.raises(ResumeError, match=r"other settings \(seed: 0 -> 5\)"):
+        train(run_config(tmp_path / "run", [spec], seed=5))
+    again = run_config(tmp_path / "run", [spec], model={"gradient_checkpointing": True})  # memory only
+    assert train(again).stages[0].resumed_from == 3
+
+
+def test_a_finished_stage_with_other_settings_is_refused_and_run_json_kept(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    config = run_config(tmp_path / "run", [stage("s", cache, steps=4)])
+    train(config)
+    recorded = (config.out / "run.json").read_text()
+    longer = run_config(tmp_path / "run", [stage("s", cache, steps=12, optim={"lr": 7e-3})])
+    with pytest.raises(
+        ResumeError,
+        match=r"stage 's' .* finished with other settings \(steps: 4 -> 12; optim\.lr: 0\.001 -> 0\.007\); .* delete .*stages/s",
+    ):
+        train(longer)
+    assert (config.out / "run.json").read_text() == recorded
+    assert train(config).stages[0].already_done
+
+
+def test_a_checkpoint_past_the_stage_end_is_refused(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    spec = stage("s", cache, steps=8)
+    config = run_config(tmp_path / "run", [spec], checkpoint_every=5)
+    with pytest.raises(TrainingInterrupted):
+        train(config, callbacks=[_stop_at(6)])
+    shorter = run_config(tmp_path / "run", [stage("s", cache, steps=4)], checkpoint_every=5)
+    with pytest.raises(ResumeError, match=r"step-00000006 is at step 6, past stage 's''s steps = 4"):
+        train(shorter)
+    assert not (config.out / "stages/s/done.json").exists()
+
+
+def test_a_stage_resumed_at_its_last_step_reports_the_checkpoints_loss(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    config = run_config(tmp_path / "run", [stage("s", cache, steps=4)])
+    first = train(config).stages[0]
+    (config.out / "stages/s/done.json").unlink()  # killed between the last checkpoint and marking it done
+    again = train(config).stages[0]
+    assert again.resumed_from == 4 and again.final_loss == first.final_loss is not None
+
+
+def test_steps_logged_before_the_first_checkpoint_are_not_logged_twice(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    config = run_config(tmp_path / "run", [stage("s", cache, steps=5)], checkpoint_every=100)
+
+    def crash_at_three(info) -> None:
+        if info.step == 3:
+            raise RuntimeError("killed")  # as a SIGKILL: no checkpoint, three steps logged
+
+    with pytest.raises(RuntimeError):
+        train(config, callbacks=[crash_at_three])
+    train(config)
+    assert [r["step"] for r in read_metrics(config.out)] == [1, 2, 3, 4, 5]
+
+
+def test_a_project_moved_as_a_whole_resumes(tmp_path):
+    project = tmp_path / "project"
+    cache = write_random_cache(project / "cache", 5)
+    _interrupted(project, stage("s", cache, steps=6), 3)
+    moved = tmp_path / "moved"
+    project.rename(moved)
+    config = run_config(moved / "run", [stage("s", moved / "cache", steps=6)], checkpoint_every=100)
+    assert train(config).stages[0].resumed_from == 3
+    elsewhere = write_random_cache(tmp_path / "other-cache", 5)  # another cache is another run
+    (moved / "run/stages/s/done.json").unlink()
+    with pytest.raises(ResumeError, match=r"data\.cache"):
+        train(run_config(moved / "run", [stage("s", elsewhere, steps=6)], checkpoint_every=100))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda ckpt: (ckpt / "optimizer.safetensors").unlink(), r"optimizer\.safetensors is missing"),
+        (lambda ckpt: (ckpt / "rng.safetensors").unlink(), r"rng\.safetensors is missing"),
+        (
+            lambda ckpt: (ckpt / "model.safetensors").write_bytes(
+                (ckpt / "model.safetensors").read_bytes()[:100]
+            ),
+            r"model\.safetensors cannot be read",
+        ),
+        (lambda ckpt: (ckpt / "state.json").write_text("{"), r"state\.json is damaged"),
+    ],
+)
+def test_a_damaged_checkpoint_is_named_not_resumed_from(tmp_path, damage, message):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    config = _interrupted(tmp_path, stage("s", cache, steps=6), 3)
+    damage(config.out / "stages/s/checkpoints/step-00000003")
+    with pytest.raises(ResumeError, match=message + ".*delete .*step-00000003 to resume from the one before"):
+        train(config)

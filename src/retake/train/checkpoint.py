@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.distributed.checkpoint.state_dict import (
@@ -207,14 +208,40 @@ def save_training_state(
     return path
 
 
+# Every checkpoint has these (a trained step always leaves optimiser moments); the EMA is the stage's choice.
+_REQUIRED = ("model", "optimizer", "rng")
+
+
 def _load(path: Path, stem: str) -> dict[str, Tensor]:
+    """The tensors of `stem`.safetensors, {} when absent; a required file missing or unreadable is a
+    ResumeError naming it (resuming without it would not be the same run, or would fail far from here)."""
     file = path / f"{stem}.safetensors"
-    return load_file(file) if file.is_file() else {}
+    if not file.is_file():
+        if stem in _REQUIRED:
+            raise ResumeError(
+                f"{file} is missing: the checkpoint is damaged; delete {path} to resume from the one before"
+            )
+        return {}
+    try:
+        return load_file(file)
+    except (SafetensorError, OSError) as exc:
+        raise ResumeError(
+            f"{file} cannot be read ({exc}); delete {path} to resume from the one before"
+        ) from None
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """A checkpoint's state.json; ResumeError naming it when it is not JSON."""
+    file = path / STATE_NAME
+    try:
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResumeError(f"{file} is damaged ({exc}); delete {path} to resume from the one before") from None
 
 
 def load_training_state(path: Path, live: TrainingState, env: DistEnv) -> dict[str, Any]:
     """Restore model, optimiser, scheduler, EMA and this rank's RNG from a checkpoint; returns state.json."""
-    state = json.loads((path / STATE_NAME).read_text())
+    state = read_state(path)
     if state["trainable_only"] != live.trainable_only:
         raise ResumeError(
             f"{path}: saved with trainable_only={state['trainable_only']}, the stage now differs (LoRA on/off?)"

@@ -33,6 +33,8 @@ Any unknown key or ill-typed value raises a ValueError that names it (e.g. `stag
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import tomllib
 import types
 import typing
@@ -40,6 +42,7 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
+from retake.checks import check_seed
 from retake.model.config import TransformerConfig
 from retake.model.presets import get_preset
 
@@ -67,6 +70,9 @@ LORA_TARGETS = (
     "proj_mlp",
     "single_transformer_blocks.*.proj_out",
 )
+
+
+STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -100,6 +106,8 @@ class OptimConfig:
     ema_decay: float | None = None  # None: no EMA
 
     def __post_init__(self) -> None:
+        for name in ("lr", "muon_lr", "eps", "weight_decay"):  # NaN and inf pass `> 0`, then train nothing
+            _check(math.isfinite(getattr(self, name)), f"{name} must be finite, got {getattr(self, name)}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _check(all(0 <= b < 1 for b in self.betas), f"betas must be in [0, 1), got {self.betas}")
         _check(self.weight_decay >= 0 and self.eps > 0, "weight_decay must be >= 0 and eps > 0")
@@ -240,9 +248,18 @@ class StageConfig:
     lora: LoraSettings = LoraSettings()
 
     def __post_init__(self) -> None:
-        _check(bool(self.name) and "/" not in self.name, f"name must be a non-empty word, got {self.name!r}")
+        _check(
+            STAGE_NAME.fullmatch(self.name) is not None,  # it names a folder: "..", "." or "a/b" would escape it
+            f"name must be a word of letters, digits, '_', '-' or '.' that starts with a letter or digit, "
+            f"got {self.name!r}",
+        )
         _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         _check(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
+        _check(
+            self.optim.warmup_steps < self.steps,
+            f"stage {self.name!r}: warmup_steps {self.optim.warmup_steps} must be < steps {self.steps} (the "
+            "learning rate would never reach lr)",
+        )
         _check(
             self.batch % self.optim.accumulation == 0,
             f"batch {self.batch} must be a multiple of optim.accumulation {self.optim.accumulation}",
@@ -323,6 +340,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check(len(self.stages) > 0, "a run needs at least one [[stages]] entry")
+        check_seed("seed", self.seed)
         names = [s.name for s in self.stages]
         _check(len(set(names)) == len(names), f"stage names must be unique, got {names}")
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")

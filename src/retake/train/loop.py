@@ -13,8 +13,8 @@ At the end the merged transformer (and its EMA twin) is exported and the stage m
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,11 +30,11 @@ from retake.model.text import TextEmbedding, load_text_encoder
 from retake.model.vae import VideoVAE
 from retake.train.cache import LatentCache, LatentCaches, open_caches
 from retake.train.checkpoint import (
-    STATE_NAME,
     ResumeError,
     TrainingState,
     latest_checkpoint,
     load_training_state,
+    read_state,
     save_training_state,
 )
 from retake.train.config import (
@@ -202,21 +202,113 @@ _DATA_ADDED = {"kinds": []}  # data settings added since checkpoints were first 
 _STAGE_ADDED = {"repatch": False}  # the same for stage settings
 
 
-def _resume_check(saved: dict[str, Any], stage: StageConfig, path: Path) -> None:
-    """Everything but `steps` must match the checkpoint's stage config (else the continuation is not exact)."""
-    now = config_to_dict(stage)
-    then = {**_STAGE_ADDED, **saved.get("stage_config", {})}
+def settings_record(config: RunConfig, stage: StageConfig) -> dict[str, Any]:
+    """What a stage's weights depend on, as checkpoints and done.json record it: the stage's settings, the
+    model and the seed (gradient checkpointing changes memory, not the numbers), and where `out` was."""
+    model = {k: v for k, v in config_to_dict(config.model).items() if k != "gradient_checkpointing"}
+    return {
+        "stage_config": config_to_dict(stage),
+        "run_settings": {"model": model, "seed": config.seed},
+        "out": str(config.out),
+    }
+
+
+def setting_changes(saved: dict[str, Any], config: RunConfig, stage: StageConfig) -> list[str]:
+    """'key: then -> now' for each setting `saved` (a checkpoint's state or a done record) holds otherwise.
+
+    Records older than a setting hold its default. A path matches when it is the same, or the same relative
+    to `out`: a run folder moved on its own, or a project moved as a whole (config, data and run), still
+    matches its checkpoints."""
+    now = settings_record(config, stage)
+    then = {**now, "stage_config": _with_defaults(saved.get("stage_config", {}))}
+    if "run_settings" in saved:  # not in records written before it was kept
+        then["run_settings"] = saved["run_settings"]
+    flat_then = _flatten({**then["stage_config"], **then["run_settings"]})
+    flat_now = _flatten({**now["stage_config"], **now["run_settings"]})
+    root_then = saved.get("out")
+    return [
+        f"{key}: {flat_then.get(key)!r} -> {value!r}"
+        for key, value in flat_now.items()
+        if value != flat_then.get(key)
+        and (root_then is None or _portable(value, now["out"]) != _portable(flat_then.get(key), root_then))
+    ]
+
+
+def _with_defaults(then: dict[str, Any]) -> dict[str, Any]:
+    then = {**_STAGE_ADDED, **then}
     for key, table in _TABLES.items():
-        if isinstance(then.get(key), dict):  # settings added since the checkpoint was written: their defaults
+        if isinstance(then.get(key), dict):  # settings added since the record was written: their defaults
             then[key] = {**config_to_dict(table()), **then[key]}
     if isinstance(then.get("data"), dict):
         then["data"] = {**_DATA_ADDED, **then["data"]}
-    differ = sorted(k for k in now if k != "steps" and now[k] != then.get(k))
-    if differ:
+    return then
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"optim": {"lr": 1}} -> {"optim.lr": 1}: a change is named down to the setting."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _portable(value: Any, root: str) -> Any:
+    """`value` with absolute paths (also after "t2v:") relative to `root`."""
+    if isinstance(value, list):
+        return [_portable(v, root) for v in value]
+    if isinstance(value, str):
+        kind, _, rest = value.partition(":") if value.startswith("t2v:") else ("", "", value)
+        if rest.startswith("/"):
+            rest = os.path.relpath(rest, root)
+            return f"{kind}:{rest}" if kind else rest
+    return value
+
+
+def _resume_check(saved: dict[str, Any], config: RunConfig, stage: StageConfig, path: Path) -> None:
+    """Everything but `steps` must match the checkpoint's settings (else the continuation is not exact), and
+    the checkpoint must not be past the stage's end."""
+    changes = [c for c in setting_changes(saved, config, stage) if not c.startswith("steps:")]
+    if changes:
         raise ResumeError(
-            f"{path} was written with different stage settings ({', '.join(differ)}); restore them, or train "
-            "into a new `out` folder"
+            f"{path} was written with other settings ({'; '.join(changes)}); restore them, or train into a "
+            "new `out` folder"
         )
+    if int(saved["step"]) > stage.steps:
+        raise ResumeError(
+            f"{path} is at step {saved['step']}, past stage {stage.name!r}'s steps = {stage.steps}; raise steps "
+            "to at least that, or train into a new `out` folder"
+        )
+
+
+def _done_check(done: dict[str, Any], config: RunConfig, stage: StageConfig) -> None:
+    """A finished stage is kept only if it was trained with the settings asked for now."""
+    if "stage_config" not in done:  # finished before done records kept their settings
+        return
+    changes = setting_changes(done, config, stage)
+    if changes:
+        raise ResumeError(
+            f"stage {stage.name!r} in {config.out} finished with other settings ({'; '.join(changes)}); train "
+            f"into a new `out` folder, or delete {stage_dir(config.out, stage.name)} to train it again"
+        )
+
+
+def check_existing(config: RunConfig) -> None:
+    """Refuse, before anything is written, a run whose finished stages or checkpoints have other settings."""
+    for stage in config.stages:
+        done = stage_done(config.out, stage.name)
+        if done is not None:
+            _done_check(done, config, stage)
+            continue
+        found = latest_checkpoint(checkpoints_dir(config.out, stage.name))
+        if found is not None:
+            _resume_check(read_state(found.path), config, stage, found.path)
+
+
+def checkpoints_dir(out: Path, stage: str) -> Path:
+    return stage_dir(out, stage) / "checkpoints"
 
 
 class StageTrainer:
@@ -292,7 +384,7 @@ class StageTrainer:
 
     @property
     def checkpoints(self) -> Path:
-        return self.dir / "checkpoints"
+        return checkpoints_dir(self.config.out, self.stage.name)
 
     def _live(self) -> TrainingState:
         return TrainingState(self.model, self.optimizer, self.scheduler, self.ema, self.stage.lora.enabled)
@@ -300,12 +392,15 @@ class StageTrainer:
     def resume(self) -> None:
         """Continue from the newest checkpoint of this stage, if any."""
         found = latest_checkpoint(self.checkpoints)
-        if found is None:
+        if found is None:  # a run killed before its first checkpoint logged steps that are redone now
+            if self.env.is_main:
+                truncate_metrics(self.logger.path, self.stage.name, 0)
             return
         # settings first: a checkpoint of another optimiser would not even load into this one
-        _resume_check(json.loads((found.path / STATE_NAME).read_text()), self.stage, found.path)
+        _resume_check(read_state(found.path), self.config, self.stage, found.path)
         state = load_training_state(found.path, self._live(), self.env)
         self.step = self.resumed_from = int(state["step"])
+        self.last_loss = state.get("loss")  # what a stage resumed at its last step reports as its final loss
         data = state["data"]
         if len(data) == self.env.world_size:
             self.stream.load_state_dict(data[self.env.rank])
@@ -435,7 +530,7 @@ class StageTrainer:
         extra = {
             "stage": self.stage.name,
             "stage_index": self.index,
-            "stage_config": config_to_dict(self.stage),
+            **settings_record(self.config, self.stage),
             "data": streams,
             "loss": self.last_loss,
         }
@@ -474,7 +569,8 @@ class StageTrainer:
             export_transformer(self.model, ema_dir, self.env, lora=self.stage.lora, ema=self.ema)
         skipped = sum(s["skips"]["count"] for s in gather_objects(self.stream.state_dict(), self.env))
         if self.env.is_main:
-            mark_done(out, name, {"steps": self.step, "loss": self.last_loss, "skipped": skipped})
+            record = {"steps": self.step, "loss": self.last_loss, "skipped": skipped}
+            mark_done(out, name, record | settings_record(self.config, self.stage))
         self.logger.close()
         return StageResult(
             name,
@@ -503,6 +599,7 @@ def train(
     """
     env = setup(config.distributed, config.device)
     try:
+        check_existing(config)  # on every rank: all of them stop, none is left waiting for the others
         if env.is_main:
             config.out.mkdir(parents=True, exist_ok=True)
             files.write_json(config.out / "run.json", config_to_dict(config))
