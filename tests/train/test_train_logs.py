@@ -35,3 +35,10 @@ def test_progress_bar_shows_loss_and_samples_per_second():
 def test_tensorboard_without_the_package_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="needs the `tensorboard` package"):
         MetricsLogger(tmp_path, tensorboard=True)
+
+
+def test_the_progress_bar_draws_on_stderr_and_leaves_stdout_to_the_caller(capsys):
+    with TrainProgress("sft", 3, 0, enabled=True) as bar:
+        bar.update(3, 0.5, 2.0)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "sft" in captured.err

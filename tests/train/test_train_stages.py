@@ -115,6 +115,9 @@ def test_init_weights_of_another_architecture_are_refused(tmp_path):
     missing = run_config(tmp_path / "run", [stage("s", cache, init=str(tmp_path / "nothing"))])
     with pytest.raises(FileNotFoundError, match="init weights not found"):
         train(missing)
+    typo = run_config(tmp_path / "run", [stage("s", cache, init="fersh")])
+    with pytest.raises(FileNotFoundError, match=r"fersh \(init is fresh, previous, stage:<name>, t2v:<dir>"):
+        train(typo)
 
 
 def test_a_stage_grows_a_trained_model_deeper_and_trains_it(tmp_path):

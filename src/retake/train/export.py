@@ -79,10 +79,13 @@ def initial_model(config: RunConfig, index: int) -> InContextTransformer:
         return build_transformer(spec, seed=config.seed)
     assert path is not None
     if not path.is_dir():
-        stage = config.stages[index].name
-        raise FileNotFoundError(
-            f"stage {stage!r}: init weights not found at {path} (has that stage finished?)"
+        stage = config.stages[index]
+        hint = (
+            "has that stage finished?"
+            if stage.init == "previous" or stage.init.startswith("stage:")
+            else "init is fresh, previous, stage:<name>, t2v:<dir> or a saved model folder"
         )
+        raise FileNotFoundError(f"stage {stage.name!r}: init weights not found at {path} ({hint})")
     if kind == "t2v":
         model = build_transformer(spec, seed=config.seed)
         load_t2v_into_channel(model, path)

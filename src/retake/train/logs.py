@@ -103,7 +103,7 @@ class TrainProgress:
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 transient=False,
-                console=console,
+                console=console or Console(stderr=True),  # stdout stays for what a caller prints there
             )
             self._task = self._progress.add_task(stage, total=total, completed=start, loss="-", speed="-")
 
