@@ -743,6 +743,8 @@ def _stage_start_line(start: StageStart) -> str:
     )
     device = start.device if start.world_size == 1 else f"{start.world_size} x {start.device}"
     kinds = f" ({', '.join(start.kinds)} only)" if start.kinds else ""
+    if start.kind_shares:
+        kinds += f" drawn as {', '.join(f'{kind} {share:.0%}' for kind, share in start.kind_shares)}"
     return (
         f"stage {start.name} ({start.index + 1} of {start.stages}): {steps} at batch {start.batch} on "
         f"{start.samples} samples{kinds}, from {start.init}; {_millions(start.parameters)} parameters, "

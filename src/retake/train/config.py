@@ -204,6 +204,9 @@ class DataConfig:
     # Train on these edit kinds only (e.g. ["add", "replace"]); empty: every sample. Needs data that records
     # kinds: Flatland pairs, or a cache of them (retake.train.subset).
     kinds: tuple[str, ...] = ()
+    # Draw the samples of these kinds this many times as often (TOML: kind_weights = { add = 3 }); kinds not
+    # named weigh 1. Empty: every sample once per epoch. Same data needs as `kinds`.
+    kind_weights: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.cache, tuple):  # from Python: one path, or a list of them
@@ -222,6 +225,23 @@ class DataConfig:
             all(isinstance(k, str) and k for k in self.kinds) and len(set(self.kinds)) == len(self.kinds),
             f"kinds must be distinct non-empty names, got {list(self.kinds)}",
         )
+        self._check_kind_weights()
+
+    def _check_kind_weights(self) -> None:
+        weights = self.kind_weights
+        if isinstance(weights, dict):  # from Python or TOML: a table of kind -> weight
+            weights = tuple(sorted(weights.items()))
+        weights = tuple((kind, float(weight)) for kind, weight in weights)
+        object.__setattr__(self, "kind_weights", weights)
+        for kind, weight in weights:
+            _check(isinstance(kind, str) and bool(kind), f"kind_weights names a kind {kind!r}")
+            _check(
+                math.isfinite(weight) and weight > 0,
+                f"kind_weights.{kind} must be a finite number > 0 (leave a kind out with `kinds`), got {weight}",
+            )
+        _check(len({k for k, _ in weights}) == len(weights), f"kind_weights names a kind twice: {weights}")
+        outside = [k for k, _ in weights if self.kinds and k not in self.kinds]
+        _check(not outside, f"kind_weights names kinds {outside} that `kinds` {list(self.kinds)} leaves out")
 
 
 @dataclass(frozen=True)
@@ -249,7 +269,8 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         _check(
-            STAGE_NAME.fullmatch(self.name) is not None,  # it names a folder: "..", "." or "a/b" would escape it
+            STAGE_NAME.fullmatch(self.name)
+            is not None,  # it names a folder: "..", "." or "a/b" would escape it
             f"name must be a word of letters, digits, '_', '-' or '.' that starts with a letter or digit, "
             f"got {self.name!r}",
         )
@@ -427,7 +448,9 @@ def _stage_defaults(table: Any, index: int, base: Path) -> Any:
     table = dict(table)
     data = table.get("data")
     if isinstance(data, dict) and isinstance(data.get("cache"), str):
-        table["data"] = {**data, "cache": [data["cache"]]}  # one cache is an array of one
+        data = table["data"] = {**data, "cache": [data["cache"]]}  # one cache is an array of one
+    if isinstance(data, dict) and isinstance(data.get("kind_weights"), dict):  # a table: kind -> weight
+        table["data"] = {**data, "kind_weights": [[k, v] for k, v in sorted(data["kind_weights"].items())]}
     init = table.setdefault("init", "fresh" if index == 0 else "previous")
     if isinstance(init, str) and init not in INIT_KEYWORDS and not init.startswith("stage:"):
         prefix = "t2v:" if init.startswith("t2v:") else ""

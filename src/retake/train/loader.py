@@ -6,6 +6,9 @@ belongs to rank k % world_size, so one optimiser step of W ranks x A accumulatio
 next `batch` stream positions whatever W and A are: one process with batch 4 sees the same samples (and, as
 the per-sample randomness is keyed by p, the same noise) as two ranks with 2 each.
 
+With draw weights (`data.kind_weights`) an epoch is N draws with replacement instead, sample i drawn with
+probability w_i / sum(w), still seeded per epoch, so everything above holds.
+
 A rank's whole state is its cursor q into the positions it owns (plus skip counts), so resuming is exact. A
 sample that fails to load is skipped and counted, and the rank moves on to its next own position.
 """
@@ -69,10 +72,24 @@ class SampleStream:
     """One rank's view of the stream: `next_batch()` returns its next `micro_batch` usable samples."""
 
     def __init__(
-        self, dataset: LatentDataset, *, seed: int, micro_batch: int, world_size: int = 1, rank: int = 0
+        self,
+        dataset: LatentDataset,
+        *,
+        seed: int,
+        micro_batch: int,
+        world_size: int = 1,
+        rank: int = 0,
+        weights: torch.Tensor | None = None,
     ) -> None:
         if len(dataset) == 0:
             raise NoUsableSamplesError("the dataset is empty")
+        if weights is not None and (
+            weights.shape != (len(dataset),) or not bool((weights >= 0).all()) or not float(weights.sum()) > 0
+        ):
+            raise ValueError(
+                f"weights must be {len(dataset)} values >= 0 with a positive sum, got {tuple(weights.shape)}"
+            )
+        self.weights = weights
         if micro_batch < 1 or not 0 <= rank < world_size:
             raise ValueError(
                 f"need micro_batch >= 1 and 0 <= rank < world_size, got {micro_batch}, {rank}, {world_size}"
@@ -97,7 +114,11 @@ class SampleStream:
         epoch = position // n
         if self._perm is None or self._perm[0] != epoch:
             generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
-            self._perm = (epoch, torch.randperm(n, generator=generator))
+            if self.weights is None:
+                order = torch.randperm(n, generator=generator)
+            else:
+                order = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+            self._perm = (epoch, order)
         return int(self._perm[1][position % n])
 
     @property

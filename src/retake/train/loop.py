@@ -73,7 +73,7 @@ from retake.train.lora import apply_lora
 from retake.train.muon import muon_adamw
 from retake.train.signals import StopFlag
 from retake.train.step import collate, compute_loss, make_inputs, sample_generator
-from retake.train.subset import KindSubset, kept_indices, select_kinds
+from retake.train.subset import KindSubset, kept_indices, kind_shares, sample_weights, select_kinds
 
 SCHEDULER_NAMES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
 
@@ -115,6 +115,7 @@ class StageStart:
     device: str
     world_size: int
     kinds: tuple[str, ...] = ()  # the edit kinds the stage trains on; empty: every sample
+    kind_shares: tuple[tuple[str, float], ...] = ()  # with data.kind_weights: each kind's share of the draws
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,10 @@ def _scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig) -> Any:
 
 # Stage settings that are tables of defaults: a checkpoint written before a setting existed holds the default
 _TABLES = {"optim": OptimConfig, "tricks": TricksConfig, "lora": LoraSettings}
-_DATA_ADDED = {"kinds": []}  # data settings added since checkpoints were first written, at their defaults
+_DATA_ADDED = {
+    "kinds": [],
+    "kind_weights": [],
+}  # data settings added since checkpoints were first written, at their defaults
 _STAGE_ADDED = {"repatch": False}  # the same for stage settings
 
 
@@ -342,12 +346,15 @@ class StageTrainer:
         self.optimizer = self._optimizer()
         self.scheduler = _scheduler(self.optimizer, self.stage)
         self.ema = EMA(self.model, optim.ema_decay) if optim.ema_decay is not None else None
+        where = f"stage {self.stage.name!r}'s data"
+        self.weights = sample_weights(self.dataset.kinds(), dict(self.stage.data.kind_weights), where)
         self.stream = SampleStream(
             self.dataset,
             seed=epoch_seed(config.seed, index),
             micro_batch=self.stage.micro_batch(env.world_size),
             world_size=env.world_size,
             rank=env.rank,
+            weights=self.weights,
         )
         self.logger = MetricsLogger(config.out, tensorboard=config.tensorboard, enabled=env.is_main)
         self.step = 0
@@ -429,6 +436,9 @@ class StageTrainer:
             device=self.env.device.type,
             world_size=self.env.world_size,
             kinds=self.stage.data.kinds,
+            kind_shares=()
+            if self.weights is None
+            else tuple(kind_shares(self.dataset.kinds(), self.weights).items()),
         )
 
     def run(self) -> StageResult:

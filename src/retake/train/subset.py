@@ -1,4 +1,5 @@
-"""A stage's data narrowed to some edit kinds (`data.kinds`): e.g. a curriculum stage on adds and replaces.
+"""A stage's data narrowed to some edit kinds (`data.kinds`), e.g. a curriculum stage on adds and replaces,
+or weighted by them (`data.kind_weights`), e.g. the kinds an editor fails drawn three times as often.
 
 The kinds come from the data itself: a Flatland pairs manifest, or the index of a cache built from one
 (`retake cache` records them; `retake cache --kinds-only` adds them to a cache built before it did).
@@ -7,7 +8,9 @@ The kinds come from the data itself: a Flatland pairs manifest, or the index of 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import torch
 
 from retake.model.text import TextEmbedding
 from retake.train.encode import LatentDataset, LatentSample
@@ -60,3 +63,24 @@ def kept_indices(have: Sequence[str | None], kinds: Sequence[str], where: str = 
 def select_kinds(dataset: LatentDataset, kinds: Sequence[str], where: str = "the data") -> LatentDataset:
     """`dataset` itself when `kinds` is empty (every kind), else its `KindSubset`."""
     return KindSubset(dataset, kinds, where) if kinds else dataset
+
+
+def sample_weights(
+    have: Sequence[str | None], kind_weights: Mapping[str, float], where: str = "the data"
+) -> torch.Tensor | None:
+    """(N,) float64 draw weights: each sample's kind's weight, 1 for kinds not named; None without weights
+    (the stream then takes every sample once per epoch). ValueError as `kept_indices` for kinds the data
+    does not record or hold."""
+    if not kind_weights:
+        return None
+    kept_indices(have, list(kind_weights), f"{where} (data.kind_weights)")
+    return torch.tensor([kind_weights.get(kind, 1.0) if kind else 1.0 for kind in have], dtype=torch.float64)
+
+
+def kind_shares(have: Sequence[str | None], weights: torch.Tensor) -> dict[str, float]:
+    """The expected share of the draws that each kind gets under `weights` (kinds sorted by name)."""
+    total = float(weights.sum())
+    shares: Counter = Counter()
+    for kind, weight in zip(have, weights.tolist(), strict=True):
+        shares[kind or "unknown"] += weight / total
+    return dict(sorted(shares.items()))
