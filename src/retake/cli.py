@@ -780,6 +780,11 @@ def cache_command(
         False,
         help="OUT is a finished cache of DATASET: record DATASET's edit kinds in its index, encode nothing.",
     ),
+    force: bool = typer.Option(
+        False,
+        help="With --kinds-only: label OUT from DATASET though OUT's index records another dataset (the same "
+        "data, moved).",
+    ),
 ) -> None:
     """Encode a dataset once (VAE latents + text embeddings) so training never runs the VAE.
 
@@ -787,14 +792,14 @@ def cache_command(
     `data = { cache = ["old", "new"] }`. An interrupted run resumes when run again with the same arguments:
     the shards it wrote are kept and encoding picks up after them. The index keeps each sample's edit kind,
     so a stage can train on some kinds only (`data = { cache = ..., kinds = ["add"] }`); --kinds-only adds
-    them to a cache built before caches kept them.
+    them to a cache built before caches kept them. A finished cache of the same arguments is left as it is.
     """
     import torch
 
     from retake.train.cache import cache_dataset, label_cache
 
     if kinds_only:
-        counts = label_cache(_path_arg(out), _path_arg(dataset), format)
+        counts = label_cache(_path_arg(out), _path_arg(dataset), format, force=force)
         listed = ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
         console.print(f"recorded the edit kinds of {sum(counts.values())} samples in {out}: {listed}")
         return
@@ -822,6 +827,12 @@ def cache_command(
         progress=progress,
     )
     skipped = sum(summary.skipped.values())
+    if summary.existing:
+        console.print(
+            f"{out} already holds this cache ({summary.count} samples in {summary.shards} shards, {skipped} "
+            "skipped); nothing to do"
+        )
+        return
     resumed = f"; resumed after {summary.resumed} done before" if summary.resumed else ""
     console.print(
         f"cached {summary.count} samples in {summary.shards} shards to {out} ({skipped} skipped{resumed})"

@@ -63,7 +63,7 @@ def test_build_cache_encodes_with_the_vae_and_counts_broken_samples(tmp_path, va
     )
     assert (summary.count, summary.skipped_ids) == (2, ["pair001"])
     index = read_index(tmp_path / "cache")
-    assert index["skipped"] == {"cannot read pair001.src.mp4": 1} and index["latent_shape"] == [4, 2, 2, 2]
+    assert index["skipped"] == {"cannot read video": 1} and index["latent_shape"] == [4, 2, 2, 2]
     cache = LatentCache(tmp_path / "cache")
     triplet = pairs.load(2)
     expected = vae.encode(torch.from_numpy(triplet.source))[0]
@@ -259,7 +259,10 @@ def test_an_interrupted_cache_build_resumes_where_its_last_shard_ends(tmp_path):
         build_cache(
             _RandomLatents(11, stop_at=8), tmp_path / "other", shard_size=3, info=info, progress=False
         )
-    with pytest.raises(CacheError, match="unfinished cache of something else"):
+    with pytest.raises(
+        CacheError,
+        match=r"unfinished cache made with other settings \(dataset: d then, e now; vae: v then, None now\)",
+    ):
         build_cache(
             _RandomLatents(11), tmp_path / "other", shard_size=3, info={"dataset": "e"}, progress=False
         )
@@ -296,3 +299,107 @@ def test_worker_processes_resume_an_interrupted_cache(tmp_path, vae_dir, monkeyp
     assert read_index(tmp_path / "cut")["shards"] == read_index(tmp_path / "whole")["shards"]
     a, b = LatentCache(tmp_path / "whole"), LatentCache(tmp_path / "cut")
     torch.testing.assert_close(a.get(9).source, b.get(9).source, rtol=0, atol=1e-6)
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("the VAE was loaded")
+
+
+def test_skips_are_counted_by_kind_of_problem_not_by_file(tmp_path, vae_dir):
+    """The index counts "cannot read video" once per broken sample, not one entry per file name."""
+    pairs = write_flatland_pairs(tmp_path / "pairs", 4, broken=[0, 2])
+    summary = build_cache(
+        EncodingDataset(
+            FlatlandPairs(pairs, ClipSpec(CLIP[0], CLIP[1:])),
+            VideoVAE.from_pretrained(vae_dir),
+            StubTextEncoder(),
+        ),
+        tmp_path / "cache",
+        progress=False,
+    )
+    assert summary.skipped == read_index(tmp_path / "cache")["skipped"] == {"cannot read video": 2}
+    assert summary.skipped_ids == ["pair000", "pair002"]
+
+
+def test_a_build_that_caches_nothing_says_why_and_leaves_no_folder(tmp_path, vae_dir):
+    from retake.train.cache import cache_dataset
+
+    pairs = write_flatland_pairs(tmp_path / "pairs", 3)
+    args = {"vae": vae_dir, "size": CLIP[1:], "progress": False}
+    out = tmp_path / "new" / "cache"
+    with pytest.raises(
+        CacheError,
+        match=r"no usable samples .*\(3 skipped: 3 too few frames \(e\.g\. 'pair000': pair000\.src\.mp4 has 5 frames",
+    ):
+        cache_dataset(pairs, out, frames=9, **args)
+    assert not (tmp_path / "new").exists()  # made by this run, so removed again
+    with pytest.raises(FileNotFoundError, match="no VAE"):  # a build stopped before any sample: the same
+        cache_dataset(pairs, out, frames=CLIP[0], **{**args, "vae": tmp_path / "no-vae"})
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made is left alone
+    with pytest.raises(CacheError, match="3 too few frames"):
+        cache_dataset(pairs, tmp_path / "mine", frames=9, **args)
+    assert (tmp_path / "mine").is_dir()
+
+
+def test_rerunning_a_finished_cache_returns_it_before_loading_the_encoders(tmp_path, vae_dir, monkeypatch):
+    from retake.train.cache import cache_dataset
+
+    pairs = write_flatland_pairs(tmp_path / "pairs", 3, broken=[1])
+    args = {"vae": vae_dir, "frames": CLIP[0], "size": CLIP[1:], "progress": False}
+    first = cache_dataset(pairs, tmp_path / "cache", **args)
+    index = (tmp_path / "cache" / "index.json").read_text()
+    monkeypatch.setattr(VideoVAE, "from_pretrained", _fail)
+    again = cache_dataset(pairs, tmp_path / "cache", **args)
+    assert again.existing and not first.existing and again.resumed == 3
+    assert (again.count, again.shards, again.skipped, again.skipped_ids) == (
+        first.count,
+        first.shards,
+        first.skipped,
+        first.skipped_ids,
+    )
+    assert (tmp_path / "cache" / "index.json").read_text() == index
+    with pytest.raises(CacheError, match=r"other settings \(dtype: float32 then, bfloat16 now\)"):
+        cache_dataset(pairs, tmp_path / "cache", dtype=torch.bfloat16, **args)
+    with pytest.raises(CacheError, match=r"other settings \(frames: 5 then, 1 now; size: \[16, 16\] then"):
+        cache_dataset(pairs, tmp_path / "cache", **{**args, "frames": 1, "size": (8, 8)})
+    manifest = pairs / "manifest.jsonl"
+    record = json.loads(manifest.read_text().splitlines()[0])
+    manifest.write_text(manifest.read_text() + json.dumps({**record, "id": "pair003"}) + "\n")
+    with pytest.raises(CacheError, match=r"not of the 4 samples it has now \(2 cached, 1 skipped\)"):
+        cache_dataset(pairs, tmp_path / "cache", **args)
+
+
+def test_resuming_with_other_settings_names_what_changed(tmp_path):
+    info = {"dataset": "d", "vae": "v"}
+    with pytest.raises(_Interrupted):
+        build_cache(_RandomLatents(6, stop_at=4), tmp_path / "cut", shard_size=2, info=info, progress=False)
+    with pytest.raises(CacheError, match=r"other settings \(dtype: torch.float32 then, torch.bfloat16 now\)"):
+        build_cache(
+            _RandomLatents(6), tmp_path / "cut", shard_size=2, dtype=torch.bfloat16, info=info, progress=False
+        )
+    with pytest.raises(CacheError, match=r"\(vae: v then, w now; frames: None then, 9 now\)"):
+        build_cache(
+            _RandomLatents(6),
+            tmp_path / "cut",
+            shard_size=2,
+            info={**info, "vae": "w", "frames": 9},
+            progress=False,
+        )
+
+
+def test_one_cache_twice_or_two_caches_of_one_sample_do_not_join(tmp_path, monkeypatch):
+    a = write_random_cache(tmp_path / "a", 3)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CacheError, match=r"cache a is listed twice"):
+        LatentCaches([a, "a"])
+    # Caches of two datasets may share ids (each Flatland pairs folder starts at pair_00000); of one may not.
+    empty = random_text(7)
+    write_cache(tmp_path / "d1", [random_sample(0), random_sample(1)], empty, info={"dataset": "/data/one"})
+    write_cache(tmp_path / "d2", [random_sample(0)], empty, info={"dataset": "/data/two"})
+    assert LatentCaches(["d1", "d2"]).ids() == ["d1/s000", "d1/s001", "d2/s000"]
+    write_cache(
+        tmp_path / "again", [random_sample(2), random_sample(1)], empty, info={"dataset": "/data/one"}
+    )
+    with pytest.raises(CacheError, match=r"caches d1 and again both hold sample 's001' of /data/one"):
+        LatentCaches(["d1", "d2", "again"])

@@ -60,6 +60,11 @@ def test_cache_with_minilm_then_train_from_the_cache(tmp_path, vae_dir, capsys):
     index = read_index(cache)
     assert index["count"] == 3 and index["text_shape"] == [77, 384] and index["latent_shape"][0] == CHANNELS
     assert "cached 3 samples" in capsys.readouterr().err
+    main(["cache", str(pairs), str(cache), "--vae", str(vae_dir), "--frames", "5", "--size", "16x16"])
+    assert (
+        "already holds this cache (3 samples in 1 shards, 0 skipped); nothing to do"
+        in capsys.readouterr().err
+    )
 
     config = _toml(tmp_path / "run.toml", cache, model="text_embed_dim = 384\npooled_projection_dim = 384")
     main(["train", str(config)])

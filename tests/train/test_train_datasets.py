@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from train_fixtures import CLIP, StubTextEncoder, clip, write_curated, write_flatland_pairs
@@ -114,3 +116,59 @@ def test_unknown_folders_are_named(tmp_path):
         open_triplets(tmp_path / "nowhere", SPEC)
     with pytest.raises(ValueError, match="neither"):
         open_triplets(tmp_path, SPEC)
+
+
+def _rewrite_manifest(root, edit) -> None:
+    """Apply `edit` to the list of the manifest's records and write them back."""
+    manifest = root / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    edit(records)
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_a_sample_without_an_instruction_is_skipped_but_an_empty_one_is_a_prompt(tmp_path, vae_dir):
+    from retake.train.cache import build_cache, read_index
+
+    root = write_flatland_pairs(tmp_path / "pairs", 4)
+
+    def edit(records):
+        records[0]["instruction"] = None
+        del records[1]["instruction"]
+        records[2]["instruction"] = ""
+
+    _rewrite_manifest(root, edit)
+    pairs = FlatlandPairs(root, SPEC)
+    for index in (0, 1):
+        with pytest.raises(SampleError, match=r"no instruction: its manifest\.jsonl record gives no text"):
+            pairs.load(index)
+    assert pairs.load(2).instruction == ""
+    encoded = EncodingDataset(pairs, VideoVAE.from_pretrained(vae_dir, tiling=None), StubTextEncoder())
+    summary = build_cache(encoded, tmp_path / "cache", progress=False)
+    assert (summary.count, summary.skipped_ids) == (2, ["pair000", "pair001"])
+    assert read_index(tmp_path / "cache")["skipped"] == {"no instruction": 2}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": "a", "source": "x"', r"manifest\.jsonl, line 3: not valid JSON \(Expecting ',' delimiter"),
+        ('["a", "x.mp4"]', r"manifest\.jsonl, line 3: not a JSON object"),
+        (
+            '{"id": "a", "source": "x.mp4", "target": null}',
+            r"manifest\.jsonl, line 3: the sample lacks target",
+        ),
+    ],
+)
+def test_a_bad_manifest_line_is_named_by_file_and_line(tmp_path, line, message):
+    root = write_flatland_pairs(tmp_path / "pairs", 1)
+    manifest = root / "manifest.jsonl"
+    manifest.write_text(manifest.read_text() + "\n" + line + "\n")  # line 2 is blank: the file's line 3
+    with pytest.raises(ValueError, match=message):
+        FlatlandPairs(root, SPEC)
+
+
+def test_a_sample_id_given_twice_is_refused_naming_it(tmp_path):
+    root = write_flatland_pairs(tmp_path / "pairs", 3)
+    _rewrite_manifest(root, lambda records: records[2].update(id="pair000"))
+    with pytest.raises(ValueError, match=r"manifest\.jsonl, line 3: sample id 'pair000' repeats line 1"):
+        FlatlandPairs(root, SPEC)

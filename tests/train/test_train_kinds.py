@@ -65,7 +65,20 @@ def test_a_cache_without_kinds_gets_them_from_its_dataset_without_encoding(tmp_p
 
     other = write_flatland_pairs(tmp_path / "other", 2, kinds=KINDS[:2])  # lacks pair002 and pair003
     with pytest.raises(CacheError, match=r"2 samples of the cache .* are not in the dataset"):
+        label_cache(tmp_path / "cache", other, force=True)
+
+
+def test_kinds_only_refuses_a_dataset_the_cache_was_not_built_from(tmp_path, vae_dir):
+    """Every Flatland pairs folder names its samples alike, so another folder would label every sample wrongly."""
+    pairs = write_flatland_pairs(tmp_path / "pairs", 3, kinds=KINDS[:3])
+    _cache_cmd(pairs, tmp_path / "cache", vae_dir, "--no-progress")
+    other = write_flatland_pairs(tmp_path / "other", 3, kinds=KINDS[3:])  # pair000-pair002 too
+    with pytest.raises(CacheError, match=r"cache in .*cache was built from .*pairs, not .*other"):
         label_cache(tmp_path / "cache", other)
+    assert LatentCache(tmp_path / "cache").kinds() == KINDS[:3]
+    label_cache(tmp_path / "cache", other, force=True)  # e.g. the same dataset moved
+    assert LatentCache(tmp_path / "cache").kinds() == KINDS[3:]
+    assert label_cache(tmp_path / "cache", tmp_path / "." / "pairs") == {"add": 2, "style": 1}
 
 
 def test_encoding_needs_a_vae(tmp_path, capsys):
@@ -127,7 +140,7 @@ def test_a_checkpoint_resumes_only_with_the_kinds_it_was_trained_on(tmp_path):
     with pytest.raises(TrainingInterrupted):
         train(config, callbacks=[stop_at_two])
     styles = stage("s", cache, steps=4, data={"cache": str(cache), "kinds": ["style"]})
-    with pytest.raises(ResumeError, match=r"different stage settings \(data\)"):
+    with pytest.raises(ResumeError, match=r"other settings \(data\.kinds: \['add'\] -> \['style'\]\)"):
         train(run_config(tmp_path / "run", [styles], checkpoint_every=100))
     assert train(config).stages[0].resumed_from == 2
 

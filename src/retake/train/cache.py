@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.progress import track
@@ -31,9 +31,12 @@ from torch import Tensor
 from retake.errors import RetakeError
 from retake.files import replacing, write_json
 from retake.model.text import TextEmbedding
-from retake.train.datasets import SampleError
+from retake.train.datasets import SampleError, TripletDataset
 from retake.train.encode import LatentDataset, LatentSample
 from retake.train.encode_pool import EncoderSpec, encode_in_workers
+
+if TYPE_CHECKING:
+    from retake.model.vae import VideoVAE
 
 CACHE_FORMAT = "retake-latent-cache"
 CACHE_VERSION = 1
@@ -56,6 +59,7 @@ class CacheSummary:
     skipped: dict[str, int]
     skipped_ids: list[str]
     resumed: int = 0  # dataset samples an interrupted build had already done (cached or skipped)
+    existing: bool = False  # the cache was already finished (a rerun of the same build): nothing was encoded
 
 
 def shard_file(index: int) -> str:
@@ -80,6 +84,7 @@ class CacheWriter:
     the ids it holds, how many dataset samples had been consumed and what was skipped, so the writer
     restores that state and `consumed` says where the encoder picks up. The shards must have been written
     with the same `info` (dataset, VAE, text encoder, clip size) and dtype; otherwise it is a CacheError.
+    Skip counts are keyed by the reason's kind, the text before its first ':' ("cannot read video").
     """
 
     root: Path
@@ -92,17 +97,20 @@ class CacheWriter:
     _shapes: dict[str, tuple[int, ...]] | None = None
     _skipped: Counter = field(default_factory=Counter)
     _skipped_ids: list[str] = field(default_factory=list)
+    _examples: dict[str, str] = field(default_factory=dict)  # skip kind -> its first sample and reason
+    _created: list[Path] = field(default_factory=list)  # the folders this writer made, deepest first
     consumed: int = field(default=0, init=False)  # dataset samples cached or skipped: where encoding resumes
     resumed: int = field(default=0, init=False)  # of those, how many an interrupted build had done
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
-        self.root.mkdir(parents=True, exist_ok=True)
         if (self.root / INDEX_NAME).exists():
             raise FileExistsError(
                 f"{self.root} already holds a latent cache ({INDEX_NAME}); choose another folder"
             )
+        self._created = [p for p in (self.root, *self.root.parents) if not p.exists()]
+        self.root.mkdir(parents=True, exist_ok=True)
         if self.resume:
             self._resume()
         self.resumed = self.consumed
@@ -122,11 +130,11 @@ class CacheWriter:
                 return  # a damaged shard is encoded again, as are the ones after it
             if "consumed" not in meta:
                 return  # written by a retake without resumable shards: start over
-            written = json.loads(meta["info"])
-            if written != self._resume_info():
+            changed = _differences(json.loads(meta["info"]), self._resume_info())
+            if changed:
                 raise CacheError(
-                    f"{self.root} holds the shards of an unfinished cache of something else ({written}); "
-                    f"delete the folder or choose another"
+                    f"{self.root} holds the shards of an unfinished cache made with other settings ({changed}); "
+                    "resume it with the settings it was started with, or delete the folder or choose another"
                 )
             ids = json.loads(meta["ids"])
             self._shards.append({"file": path.name, "count": len(ids), "ids": ids})
@@ -137,9 +145,8 @@ class CacheWriter:
 
     def check_resumed(self, ids: list[str]) -> None:
         """The resumed shards hold samples of the dataset's first `consumed` ids (`ids`), in order."""
-        head = iter(ids[: self.consumed])
-        in_order = all(i in head for shard in self._shards for i in shard["ids"])  # `in` advances `head`
-        if self.consumed > len(ids) or not in_order:
+        cached = (i for shard in self._shards for i in shard["ids"])
+        if self.consumed > len(ids) or not _in_order(cached, ids[: self.consumed]):
             raise CacheError(
                 f"the unfinished cache in {self.root} holds samples this dataset does not have in that order; "
                 f"delete it or choose another folder"
@@ -166,9 +173,28 @@ class CacheWriter:
 
     def skip(self, sample_id: str, reason: str) -> None:
         self.consumed += 1
-        self._skipped[reason.split(":")[0]] += 1
+        kind, _, detail = reason.partition(":")  # the kind, not the file: one count per kind of problem
+        self._skipped[kind] += 1
+        self._examples.setdefault(kind, f"{sample_id!r}: {detail.strip()}" if detail else repr(sample_id))
         if len(self._skipped_ids) < MAX_LISTED_SKIPS:
             self._skipped_ids.append(sample_id)
+
+    def discard(self) -> None:
+        """Remove the folders this writer made while they hold nothing: a build that cached no sample leaves
+        no empty cache folder behind."""
+        for folder in self._created:
+            if not folder.is_dir() or any(folder.iterdir()):
+                return
+            folder.rmdir()
+
+    @contextmanager
+    def discarded_on_error(self) -> Iterator[None]:
+        """`discard` when the block fails (a bad VAE, Ctrl-C, no usable sample), then the error goes on."""
+        try:
+            yield
+        except BaseException:
+            self.discard()
+            raise
 
     def _flush(self) -> None:
         if not self._pending:
@@ -201,9 +227,8 @@ class CacheWriter:
         edit kind) goes into the index beside the ids, so a stage can train on some kinds only."""
         self._flush()
         if not self._shards:
-            raise CacheError(
-                f"no usable samples to cache in {self.root} ({sum(self._skipped.values())} skipped)"
-            )
+            self.discard()
+            raise CacheError(f"no usable samples to cache in {self.root} ({self._skip_summary()})")
         assert self._shapes is not None
         if tuple(empty_text.tokens.shape[1:]) != self._shapes["tokens"]:
             raise ValueError(
@@ -219,6 +244,18 @@ class CacheWriter:
         return CacheSummary(
             self.root, count, len(self._shards), skipped, list(self._skipped_ids), self.resumed
         )
+
+    def _skip_summary(self) -> str:
+        """Why samples were skipped, the commonest kinds first with an example each (for the error of a build
+        that cached nothing)."""
+        total = sum(self._skipped.values())
+        if not total:
+            return "the dataset has no samples"
+        top = [
+            f"{n} {kind} (e.g. {self._examples.get(kind, '?')})" for kind, n in self._skipped.most_common(3)
+        ]
+        more = "; ..." if len(self._skipped) > 3 else ""
+        return f"{total} skipped: {'; '.join(top)}{more}"
 
     def _write_index(self, count: int) -> None:
         assert self._shapes is not None
@@ -240,6 +277,18 @@ class CacheWriter:
 
 def _write_index_file(root: Path, index: dict[str, Any]) -> None:
     write_json(root / INDEX_NAME, index)
+
+
+def _differences(then: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """'key: A then, B now' for each setting that differs (what a refused rerun changed); '' when none."""
+    keys = [*now, *(k for k in then if k not in now)]
+    return "; ".join(f"{k}: {then.get(k)} then, {now.get(k)} now" for k in keys if then.get(k) != now.get(k))
+
+
+def _in_order(some: Iterable[str], ids: Iterable[str]) -> bool:
+    """Whether `some` are ids of `ids` in the same order (a subsequence: skipped ids may be left out)."""
+    head = iter(ids)
+    return all(i in head for i in some)  # `in` advances `head`
 
 
 def _label_shards(shards: list[dict[str, Any]], kinds: Mapping[str, str | None], root: Path) -> None:
@@ -289,16 +338,37 @@ def build_cache(
     """Encode every sample of `dataset` (e.g. an `EncodingDataset`) into a cache at `root`; corrupt or
     missing samples are skipped and counted in the index."""
     writer = CacheWriter(Path(root), shard_size, dtype, dict(info or {}))
-    writer.check_resumed(dataset.ids())
-    indices: Iterable[int] = range(writer.consumed, len(dataset))
-    if progress:
-        indices = track(indices, description="caching latents", total=len(indices), transient=True)
-    for index in indices:
+    with writer.discarded_on_error():
+        writer.check_resumed(dataset.ids())
+        _write_all(writer, _encoded(dataset, writer.consumed), len(dataset) - writer.consumed, progress)
+        return writer.finish(dataset.empty_text(), _kinds_by_id(dataset))
+
+
+# What an encoder hands the writer: an encoded sample, or (sample id, reason) for one that cannot be used.
+_Encoded = LatentSample | tuple[str, str]
+
+
+def _encoded(dataset: LatentDataset, start: int) -> Iterator[_Encoded]:
+    for index in range(start, len(dataset)):
         try:
-            writer.add(dataset.get(index))
+            item: _Encoded = dataset.get(index)
         except SampleError as exc:
-            writer.skip(exc.sample_id, exc.reason)
-    return writer.finish(dataset.empty_text(), dict(zip(dataset.ids(), dataset.kinds(), strict=True)))
+            item = (exc.sample_id, exc.reason)
+        yield item
+
+
+def _write_all(writer: CacheWriter, items: Iterable[_Encoded], total: int, progress: bool) -> None:
+    if progress:
+        items = track(items, description="caching latents", total=total, transient=True)
+    for item in items:
+        if isinstance(item, LatentSample):
+            writer.add(item)
+        else:
+            writer.skip(*item)
+
+
+def _kinds_by_id(dataset: LatentDataset | TripletDataset) -> dict[str, str | None]:
+    return dict(zip(dataset.ids(), dataset.kinds(), strict=True))
 
 
 def read_index(root: str | Path) -> dict[str, Any]:
@@ -308,8 +378,15 @@ def read_index(root: str | Path) -> dict[str, Any]:
         raise CacheError(
             f"no latent cache at {Path(root)} ({INDEX_NAME} missing; build one with `retake cache`)"
         )
-    index = json.loads(path.read_text())
-    if index.get("format") != CACHE_FORMAT or index.get("version") != CACHE_VERSION:
+    try:
+        index = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CacheError(f"{path}: not valid JSON ({exc}); the cache index is damaged") from None
+    if (
+        not isinstance(index, dict)
+        or index.get("format") != CACHE_FORMAT
+        or index.get("version") != CACHE_VERSION
+    ):
         raise CacheError(f"{path}: not a {CACHE_FORMAT} v{CACHE_VERSION} index")
     return index
 
@@ -366,7 +443,7 @@ class LatentCache:
             ValueError,
             SafetensorError,
         ) as exc:  # missing or damaged shard
-            raise SampleError(sample_id, f"cannot read {self._files[shard].name}: {exc}") from exc
+            raise SampleError(sample_id, f"cannot read shard: {self._files[shard].name}: {exc}") from exc
         text = TextEmbedding(rows["tokens"].float(), rows["mask"].bool(), rows["pooled"].float())
         return LatentSample(sample_id, rows["source"][0].float(), rows["target"][0].float(), text)
 
@@ -398,6 +475,7 @@ class LatentCaches:
         self.parts = [LatentCache(root) for root in roots]
         if not self.parts:
             raise ValueError("LatentCaches needs at least one cache folder")
+        _check_distinct(self.parts)
         first = self.parts[0]
         for part in self.parts[1:]:
             _check_joinable(first, part)
@@ -434,6 +512,29 @@ class LatentCaches:
 
     def empty_text(self) -> TextEmbedding:
         return self.parts[0].empty_text()
+
+
+def _check_distinct(parts: list[LatentCache]) -> None:
+    """CacheError for a cache listed twice, or two caches of one dataset holding one sample: either would train
+    those samples twice as often, silently. Caches of different datasets may share ids (every `retake flatland
+    pairs` folder has a pair_00000): LatentCaches keeps them apart by folder."""
+    seen: dict[Path, Path] = {}
+    for part in parts:
+        where = part.root.resolve()
+        if where in seen:
+            raise CacheError(f"cache {part.root} is listed twice (as {seen[where]} and {part.root})")
+        seen[where] = part.root
+    for i, a in enumerate(parts):
+        for b in parts[i + 1 :]:
+            dataset = a.index.get("dataset")
+            if dataset is None or dataset != b.index.get("dataset"):
+                continue
+            held = set(a.ids())
+            shared = next((sample for sample in b.ids() if sample in held), None)
+            if shared is not None:
+                raise CacheError(
+                    f"caches {a.root} and {b.root} both hold sample {shared!r} of {dataset}; list one of them"
+                )
 
 
 def _check_joinable(first: LatentCache, other: LatentCache) -> None:
@@ -508,19 +609,20 @@ def cache_dataset(
     threads: torch threads per encoding process, for the duration of the encoding. None keeps torch's
     default (all cores) for one process and uses 1 per worker process, where the processes are the
     parallelism; set it to leave cores to other work (a training run beside the encoding).
+
+    A rerun finds its work done: a finished cache of the same dataset and settings at `root` is returned as it
+    is (`existing`), an unfinished one is resumed; one of other settings is refused. Both are checked before
+    the VAE and text encoder load.
     """
-    from retake.model.text import load_text_encoder
     from retake.model.vae import VideoVAE
     from retake.train.datasets import ClipSpec, open_triplets
-    from retake.train.encode import EncodingDataset, check_clip_size
+    from retake.train.encode import check_clip_size
 
     if workers < 1 or (workers > 1 and device != "cpu"):
         raise ValueError(f"workers must be >= 1, and 1 unless device is 'cpu'; got {workers} on {device!r}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for the default), got {threads}")
     triplets = open_triplets(dataset, ClipSpec(frames, size), format)
-    video_vae = VideoVAE.from_pretrained(vae, subfolder=vae_subfolder, device=device)
-    check_clip_size(video_vae, frames, size)
     # Absolute paths: a rerun that spells a folder differently (relative vs absolute) still resumes the build.
     info = {
         "dataset": _location(dataset),
@@ -529,39 +631,95 @@ def cache_dataset(
         "frames": frames,
         "size": list(size),
     }
-    if workers == 1:
-        encoded = EncodingDataset(triplets, video_vae, load_text_encoder(text_encoder, device=device))
-        with _torch_threads(threads):
-            return build_cache(
-                encoded, root, shard_size=shard_size, dtype=dtype, info=info, progress=progress
-            )
-    writer = CacheWriter(Path(root), shard_size, dtype, info)  # refuses a finished cache before any work
-    writer.check_resumed(triplets.ids())
-    spec = EncoderSpec(
-        str(dataset), format, frames, tuple(size), str(vae), vae_subfolder, str(text_encoder), threads or 1
-    )
-    items, empty_text = encode_in_workers(spec, len(triplets), workers, start=writer.consumed)
-    if progress:
-        total = len(triplets) - writer.consumed
-        items = track(items, description="caching latents", total=total, transient=True)
-    for item in items:
-        if isinstance(item, LatentSample):
-            writer.add(item)
+    finished = _finished_cache(Path(root), info, dtype, triplets.ids())
+    if finished is not None:
+        return finished
+    # Takes over the shards of an unfinished build of these settings; refuses those of others.
+    writer = CacheWriter(Path(root), shard_size, dtype, info)
+    with writer.discarded_on_error():
+        writer.check_resumed(triplets.ids())
+        video_vae = VideoVAE.from_pretrained(vae, subfolder=vae_subfolder, device=device)
+        check_clip_size(video_vae, frames, size)
+        if workers == 1:
+            empty_text = _encode_here(writer, triplets, video_vae, text_encoder, device, threads, progress)
         else:
-            writer.skip(*item)
-    return writer.finish(empty_text, dict(zip(triplets.ids(), triplets.kinds(), strict=True)))
+            clips = (str(dataset), format, frames, tuple(size))
+            spec = EncoderSpec(*clips, str(vae), vae_subfolder, text_encoder, threads=threads or 1)
+            items, empty_text = encode_in_workers(spec, len(triplets), workers, start=writer.consumed)
+            _write_all(writer, items, len(triplets) - writer.consumed, progress)
+        return writer.finish(empty_text, _kinds_by_id(triplets))
 
 
-def label_cache(root: str | Path, dataset: str | Path, format: str = "auto") -> Counter:
+def _encode_here(
+    writer: CacheWriter,
+    triplets: TripletDataset,
+    vae: VideoVAE,
+    text_encoder: str,
+    device: str,
+    threads: int | None,
+    progress: bool,
+) -> TextEmbedding:
+    """Encode the samples `writer` still lacks in this process; returns the empty prompt's embedding."""
+    from retake.model.text import load_text_encoder
+    from retake.train.encode import EncodingDataset
+
+    encoded = EncodingDataset(triplets, vae, load_text_encoder(text_encoder, device=device))
+    with _torch_threads(threads):
+        _write_all(writer, _encoded(encoded, writer.consumed), len(encoded) - writer.consumed, progress)
+        return encoded.empty_text()
+
+
+def _finished_cache(
+    root: Path, info: dict[str, Any], dtype: torch.dtype, ids: list[str]
+) -> CacheSummary | None:
+    """The cache a rerun finds already built at `root` from these samples (`ids`) with these settings; None
+    when `root` holds no finished cache; CacheError when it holds another (other settings, or other samples:
+    a dataset that has grown since is not silently left half cached)."""
+    if not (root / INDEX_NAME).exists():
+        return None
+    index = read_index(root)
+    now = json.loads(json.dumps({**info, "dtype": str(dtype).removeprefix("torch.")}))
+    changed = _differences({k: index.get(k) for k in now}, now)
+    if changed:
+        raise CacheError(
+            f"{root} already holds a latent cache made with other settings ({changed}); choose another "
+            "folder, or delete it to build it again"
+        )
+    cached = [i for shard in index["shards"] for i in shard["ids"]]
+    skipped = dict(index.get("skipped", {}))
+    done = len(cached) + sum(skipped.values())
+    if done != len(ids) or not _in_order(cached, ids):
+        raise CacheError(
+            f"{root} already holds a latent cache of {info['dataset']}, but not of the {len(ids)} samples it "
+            f"has now ({len(cached)} cached, {done - len(cached)} skipped); cache new samples in another "
+            "folder, or delete it to build it again"
+        )
+    skipped_ids = list(index.get("skipped_ids", []))
+    return CacheSummary(root, len(cached), len(index["shards"]), skipped, skipped_ids, done, existing=True)
+
+
+def label_cache(
+    root: str | Path, dataset: str | Path, format: str = "auto", *, force: bool = False
+) -> Counter:
     """Record the edit kinds of `dataset`'s samples in the index of a cache built from it before caches kept
     them (no encoding: only the index is rewritten, atomically). Returns how many samples of each kind the
-    cache holds (None: no kind)."""
+    cache holds (None: no kind).
+
+    `dataset` must be the folder the index records the cache was built from (CacheError otherwise: sample ids
+    such as pair_00000 recur in every Flatland pairs folder, so another one would label the cache wrongly
+    without a missing id to notice); `force` accepts another, e.g. the same data moved."""
     from retake.train.datasets import ClipSpec, open_triplets
 
     root = Path(root).expanduser()
     index = read_index(root)
     triplets = open_triplets(dataset, ClipSpec(1, (1, 1)), format)  # only the manifest is read
-    kinds = dict(zip(triplets.ids(), triplets.kinds(), strict=True))
+    built_from, given = index.get("dataset"), _location(Path(dataset).expanduser())
+    if not force and built_from is not None and built_from != given:
+        raise CacheError(
+            f"the cache in {root} was built from {built_from}, not {given}; label it from the dataset it was "
+            "built from, or pass --force if this is that dataset moved"
+        )
+    kinds = _kinds_by_id(triplets)
     if all(kind is None for kind in kinds.values()):
         raise ValueError(
             f"{dataset} names no edit kinds (its manifest has no 'kind'), so there are none to record"

@@ -7,7 +7,9 @@ cache format-free; one adapter per format:
 - `CuratedPairs`: `retake curate` output (manifest.parquet + WebDataset tar shards); clip A is the source,
   clip B the target; rows without an instruction are left out.
 
-`load` raises `SampleError` for a corrupt or missing sample, so callers skip and count it instead of crashing.
+`load` raises `SampleError` for a corrupt or missing sample, so callers skip and count it instead of crashing;
+its reason starts with the kind of problem ("cannot read video: ..."), the text before the first ':' that
+skip counts are keyed by.
 Clips are read with `retake.video.read` at the stage's size (cover + centre crop) and cut to its frame count.
 """
 
@@ -88,9 +90,12 @@ def read_clip(path: Path, spec: ClipSpec, sample_id: str) -> np.ndarray:
     try:
         clip = video.read(path, size=spec.size, max_frames=spec.frames).frames
     except _SAMPLE_ERRORS as exc:
-        raise SampleError(sample_id, f"cannot read {path.name}: {exc}") from exc
+        raise SampleError(sample_id, f"cannot read video: {path.name}: {exc}") from exc
     if clip.shape[0] < spec.frames:
-        raise SampleError(sample_id, f"{path.name} has {clip.shape[0]} frames, the stage needs {spec.frames}")
+        raise SampleError(
+            sample_id,
+            f"too few frames: {path.name} has {clip.shape[0]} frames, the stage needs {spec.frames}",
+        )
     return clip
 
 
@@ -113,7 +118,7 @@ class _FlatlandEntry:
     id: str
     source: Path
     target: Path
-    instruction: str
+    instruction: str | None  # None: the manifest gives no text for it, so the sample is unusable
     kind: str | None
 
 
@@ -137,6 +142,8 @@ class FlatlandPairs:
 
     def load(self, index: int) -> Triplet:
         entry = self.entries[index]
+        if entry.instruction is None:  # not "None" as a prompt; "" is a deliberate empty prompt and is kept
+            raise SampleError(entry.id, f"no instruction: its {FLATLAND_MANIFEST} record gives no text")
         source = read_clip(entry.source, self.spec, entry.id)
         target = read_clip(entry.target, self.spec, entry.id)
         return Triplet(entry.id, source, target, entry.instruction)
@@ -150,23 +157,46 @@ def _flatland_entries(root: Path) -> list[_FlatlandEntry]:
     manifest = root / FLATLAND_MANIFEST
     if not manifest.is_file():
         raise FileNotFoundError(f"no Flatland pairs manifest ({FLATLAND_MANIFEST}) in {root}")
-    lines = manifest.read_text().splitlines()
-    return [_flatland_entry(root, json.loads(line), manifest) for line in lines if line.strip()]
+    entries: list[_FlatlandEntry] = []
+    lines: dict[str, int] = {}  # sample id -> its line, to name both lines of a repeated id
+    for number, line in enumerate(manifest.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{manifest}, line {number}"
+        entry = _flatland_entry(root, _manifest_record(line, where), where)
+        if entry.id in lines:  # one id for two samples would mix them up in a cache's ids and kinds
+            raise ValueError(
+                f"{where}: sample id {entry.id!r} repeats line {lines[entry.id]}; ids must be unique"
+            )
+        lines[entry.id] = number
+        entries.append(entry)
+    return entries
 
 
-def _flatland_entry(root: Path, record: dict, manifest: Path) -> _FlatlandEntry:
+def _manifest_record(line: str, where: str) -> dict:
     try:
-        sample_id = str(record["id"])
-        kind = record.get("kind")
-        return _FlatlandEntry(
-            sample_id,
-            root / record["source"],
-            root / record["target"],
-            str(record["instruction"]),
-            None if kind is None else str(kind),
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: not a JSON object (need id, source, target, instruction)")
+    return record
+
+
+def _flatland_entry(root: Path, record: dict, where: str) -> _FlatlandEntry:
+    lacking = [k for k in ("id", "source", "target") if record.get(k) is None or record.get(k) == ""]
+    if lacking:
+        raise ValueError(
+            f"{where}: the sample lacks {', '.join(lacking)} (need id, source, target, instruction)"
         )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{manifest}: a sample lacks {exc} (need id, source, target, instruction)") from None
+    instruction, kind = record.get("instruction"), record.get("kind")
+    return _FlatlandEntry(
+        str(record["id"]),
+        root / str(record["source"]),
+        root / str(record["target"]),
+        instruction if isinstance(instruction, str) else None,  # missing, null or not text: a bad sample
+        None if kind is None else str(kind),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -228,7 +258,9 @@ class CuratedPairs:
                 handle.seek(member.offset)
                 data = handle.read(member.size)
         except _SAMPLE_ERRORS as exc:
-            raise SampleError(entry.id, f"cannot read {name} from shard {entry.shard}: {exc!r}") from exc
+            raise SampleError(
+                entry.id, f"cannot read video: {name} from shard {entry.shard}: {exc!r}"
+            ) from exc
         return read_clip_bytes(data, self.spec, entry.id, name)
 
     def _index(self, shard: str) -> dict[str, _Member]:
