@@ -3,8 +3,11 @@ a bad number reaches numpy or torch and fails there with a message about somethi
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import numbers
+import typing
 from typing import Any
 
 
@@ -38,7 +41,42 @@ SEED_LIMIT = 2**32  # torch's CPU generator seeds from the low 32 bits: 2**32 wo
 
 def check_seed(name: str, value: Any) -> int:
     """A seed in 0 .. 2**32 - 1, where every value gives other random numbers."""
-    value = check_int(name, value, minimum=0)
-    if value >= SEED_LIMIT:
+    value = check_int(name, value)
+    if not 0 <= value < SEED_LIMIT:
         raise ValueError(f"{name} must be in 0..{SEED_LIMIT - 1}, got {value}")
     return value
+
+
+def check_field_types(config: Any) -> None:
+    """ValueError naming the first field of a config dataclass whose value is not of its annotated kind: ints
+    that are ints (not bools, not 17.0), finite numbers for floats, str for str, items of tuples alike.
+
+    JSON and CLI overrides hand values over as parsed: a "3" fails the range checks with a TypeError, and a
+    NaN or 17.0 passes them and makes a run that drops everything. Nested config fields are not looked at
+    (they check themselves)."""
+    hints = _type_hints(type(config))
+    for f in dataclasses.fields(config):
+        _check_value(f.name, getattr(config, f.name), hints[f.name])
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_value(name: str, value: Any, hint: Any) -> None:
+    args = typing.get_args(hint)
+    if type(None) in args:  # X | None
+        if value is not None:
+            _check_value(name, value, next(a for a in args if a is not type(None)))
+    elif typing.get_origin(hint) is tuple:  # tuple[X, ...]
+        if not isinstance(value, (tuple, list)):
+            raise ValueError(f"{name} must be a sequence, got {value!r}")
+        for item in value:
+            _check_value(f"{name} item", item, args[0])
+    elif hint is int:
+        check_int(name, value)
+    elif hint is float:
+        check_finite(name, value)
+    elif hint in (bool, str) and not isinstance(value, hint):
+        raise ValueError(f"{name} must be a {hint.__name__}, got {value!r}")

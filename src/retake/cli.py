@@ -67,7 +67,7 @@ def flatland_footage(
 ) -> None:
     """Raw footage: scenes joined by hard cuts, objects that enter, leave, stop and change colour."""
     from retake.flatland import make_footage
-    from retake.flatland.render import parse_size
+    from retake.sample.grid import parse_size
 
     paths = make_footage(
         _path_arg(out),
@@ -100,7 +100,7 @@ def flatland_pairs(
 ) -> None:
     """Paired edits (source, target, masks, instruction): add, remove, replace, recolour, background, style."""
     from retake.flatland import make_pairs
-    from retake.flatland.render import parse_size
+    from retake.sample.grid import parse_size
 
     chosen = [k.strip() for k in kinds.split(",") if k.strip()] or None
     manifest = make_pairs(
@@ -134,7 +134,7 @@ def flatland_sources(
     """Source videos for `retake synth` with the Flatland oracles (--editor/--propagator/--masks/--inpainter
     flatland): each with a sidecar holding its scene and one edit to make."""
     from retake.flatland.edits import EDIT_KINDS
-    from retake.flatland.render import parse_size
+    from retake.sample.grid import parse_size
     from retake.synth.flatland import write_sources
 
     chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) or EDIT_KINDS
@@ -766,7 +766,7 @@ def cache_command(
     vae_subfolder: str | None = typer.Option(None, help="Subfolder of --vae holding it (e.g. 'vae')."),
     text_encoder: str = typer.Option("minilm", help="'minilm' (bundled) or a text encoder folder."),
     frames: int = typer.Option(17, help="Frames per clip (4k + 1 for the causal VAE)."),
-    size: str = typer.Option("64x64", help="Clip size HxW (resize to cover, centre crop)."),
+    size: str = typer.Option("64x64", help="Clip size HxW or N for NxN (resize to cover, centre crop)."),
     format: str = typer.Option("auto", help="auto, flatland or curated."),
     shard_size: int = typer.Option(256, help="Samples per shard."),
     bf16: bool = typer.Option(False, help="Store latents and text in bfloat16 (half the size)."),
@@ -806,10 +806,9 @@ def cache_command(
     if vae is None:
         raise ValueError("--vae is needed to encode a dataset (only --kinds-only works without it)")
 
-    try:
-        height, width = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--size must look like 64x64 (HxW), got {size!r}") from None
+    from retake.sample.grid import parse_size
+
+    height, width = parse_size(size)
     summary = cache_dataset(
         _path_arg(dataset),
         _path_arg(out),

@@ -184,3 +184,32 @@ def test_an_input_list_skips_blank_lines_and_comments(tmp_path: Path) -> None:
     listing = tmp_path / "inputs.txt"
     listing.write_text("# kept by hand\n\na.mp4\n  # the b clips are broken\n/abs/b.mp4\n")
     assert list_inputs(listing) == [(Path("/abs/b.mp4"), "/abs/b.mp4"), (tmp_path / "a.mp4", "a.mp4")]
+
+
+def test_workers_none_means_one_per_cpu_and_zero_is_refused(monkeypatch) -> None:
+    """`workers or default` used to turn 0 into every CPU without a word."""
+    from retake.data import executors
+
+    monkeypatch.setattr(executors, "default_workers", lambda: 8)
+    assert executors.make_executor("local").workers == executors.RayExecutor().workers == 8
+    for bad, message in ((0, "workers must be >= 1, got 0"), (2.5, r"workers must be an integer, got 2\.5")):
+        for name in executors.EXECUTORS:
+            with pytest.raises(ValueError, match=message):
+                executors.make_executor(name, bad)
+    with pytest.raises(ValueError, match="num_cpus must be >= 1, got 0"):
+        executors.RayExecutor(num_cpus=0)
+
+
+def test_curate_takes_a_recipe_by_name(monkeypatch, tmp_path: Path) -> None:
+    from retake.data import runner
+
+    seen = []
+    monkeypatch.setattr(runner, "run_shards", lambda inputs, out, config, family, **_: seen.append(config))
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"")
+    curate(clip, tmp_path / "out", "icve-pretrain", progress=False)
+    assert seen == [get_recipe("icve-pretrain")]  # the config, not its name, reached the pipeline
+    with pytest.raises(ValueError, match="config must be a CurateConfig or a recipe name, got dict"):
+        curate(clip, tmp_path / "out", {"clip_frames": 5}, progress=False)
+    with pytest.raises(ValueError, match="unknown recipe 'icve'"):
+        curate(clip, tmp_path / "out", "icve", progress=False)

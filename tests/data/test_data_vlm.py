@@ -163,3 +163,21 @@ def test_missing_endpoint_or_model_is_a_clear_error(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("RETAKE_VLM_MODEL", "env-model")
     client = VLMClient(None, None)
     assert (client.base_url, client.model) == ("http://127.0.0.1:9/v1", "env-model")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"timeout": float("nan")}, "timeout must be finite"),
+        ({"max_retries": 2.5}, "max_retries must be an integer"),
+        ({"concurrency": 0}, "concurrency must be > 0"),
+        ({"temperature": -1.0}, "temperature must be >= 0"),
+        ({"jpeg_quality": 101}, r"jpeg_quality must be in 1\.\.100"),
+        ({"model": 3}, "model must be a str"),
+    ],
+)
+def test_vlm_settings_are_checked_by_name(changes: dict, message: str) -> None:
+    from retake.data.vlm import VLMConfig
+
+    with pytest.raises(ValueError, match=message):
+        VLMConfig(**changes)

@@ -121,4 +121,3 @@ def test_bad_arguments_are_rejected(scorer):
         ClipScorer(scorer.model, scorer.tokenizer, scorer.image_processor, batch_size=0)
     with pytest.raises(ValueError, match="non-empty sequence"):
         scorer.embed_texts("a bare string")
-

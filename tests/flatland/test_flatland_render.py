@@ -7,7 +7,7 @@ import pytest
 
 from retake.flatland import shapes
 from retake.flatland.palette import BACKGROUND_COLOURS, OBJECT_COLOURS, PATTERNS, SHAPES, SIZES
-from retake.flatland.render import parse_size, render
+from retake.flatland.render import as_size, render
 from retake.flatland.scene import Background, Camera, Scene, SceneObject
 from retake.flatland.style import apply_style
 
@@ -100,9 +100,7 @@ def test_styles() -> None:
     np.testing.assert_allclose(apply_style(plain.astype(np.float32), "invert"), 255 - plain)
 
 
-def test_parse_size_and_bad_sizes() -> None:
-    assert parse_size("64") == 64 and parse_size("48x96") == (48, 96)
-    with pytest.raises(ValueError, match="'64x'"):
-        parse_size("64x")
+def test_sizes_and_bad_sizes() -> None:
+    assert as_size(64) == (64, 64) and as_size((48, 96)) == (48, 96)
     with pytest.raises(ValueError, match="at least 8x8"):
         render(one_object(), 1, (4, 64))

@@ -77,3 +77,5 @@ def test_growth_keeps_the_dtype_and_only_adds_blocks():
         ValueError, match="only adds blocks: asked for 1 dual / 1 single, the model has 2 / 1"
     ):
         grow_depth(old, 1, 1)
+    with pytest.raises(ValueError, match=r"num_layers must be an integer, got 2\.0"):
+        grow_depth(old, 2.0, 1)  # a float depth used to fail inside torch's ModuleList

@@ -77,3 +77,8 @@ def test_resizing_up_and_back_down_restores_every_weight():
 def test_a_patch_below_one_is_refused():
     with pytest.raises(ValueError, match="patch_size=0"):
         resize_patches(build_transformer("tiny", seed=0), patch_size=0, patch_size_t=1)
+
+
+def test_a_fractional_patch_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"patch_size must be an integer, got 2\.5"):
+        resize_patches(build_transformer("tiny", seed=0), patch_size=2.5, patch_size_t=1)

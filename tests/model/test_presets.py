@@ -59,6 +59,16 @@ def test_unknown_preset_names_the_choices() -> None:
         ({"prediction": "residual", "source_time_offset": 2}, "source_time_offset=2"),
         ({"prediction": "residual", "attention": "one-way"}, "needs attention 'full'"),
         ({"prediction": "residual", "out_channels": 8}, "out_channels equal to in_channels"),
+        # counts that built a model silently (no blocks for -1) or failed inside torch (2.0)
+        ({"num_layers": -1}, "num_layers must be >= 0, got -1"),
+        ({"num_single_layers": 2.0}, "num_single_layers must be an integer, got 2.0"),
+        ({"num_refiner_layers": -2}, "num_refiner_layers must be >= 0, got -2"),
+        ({"text_embed_dim": 0}, "text_embed_dim must be >= 1, got 0"),
+        ({"pooled_projection_dim": True}, "pooled_projection_dim must be an integer, got True"),
+        # 0 meant in_channels through `out_channels or in_channels`; None is the one spelling of that
+        ({"out_channels": 0}, r"out_channels must be None \(same as in_channels\) or >= 1, got 0"),
+        ({"mlp_ratio": float("nan")}, "mlp_ratio must be finite"),
+        ({"heads": 3}, r"unknown TransformerConfig fields \['heads'\] for preset 'tiny'"),
     ],
 )
 def test_config_rejects_bad_values(overrides: dict, message: str) -> None:

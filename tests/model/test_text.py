@@ -235,6 +235,14 @@ def test_bad_specs_and_settings_raise_naming_the_problem(hunyuan_dir, tmp_path):
         HunyuanTextEncoder(hunyuan_dir).encode("a red ball")  # type: ignore[arg-type]
 
 
+def test_hunyuan_encodes_a_generator_once_for_both_of_its_encoders(hunyuan_dir):
+    enc = HunyuanTextEncoder(hunyuan_dir)
+    prompts = ["a red ball", "add a hat"]
+    emb, expected = enc.encode(p for p in prompts), enc.encode(prompts)
+    torch.testing.assert_close(emb.tokens, expected.tokens)
+    torch.testing.assert_close(emb.pooled, expected.pooled)  # CLIP saw the prompts too, not a spent generator
+
+
 def test_text_embedding_checks_shapes_and_moves():
     emb = TextEmbedding(
         tokens=torch.zeros(2, 3, 4), mask=torch.ones(2, 3, dtype=torch.bool), pooled=torch.zeros(2, 5)
@@ -295,6 +303,22 @@ def test_minilm_matches_sentence_transformers(minilm):
     sentences = ["turn the red circle into a blue star", "zoom out and pan to the right"]
     expected = torch.as_tensor(reference.encode(sentences))
     torch.testing.assert_close(minilm.encode(sentences).pooled, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_minilm_takes_any_iterable_of_strings_and_names_what_is_not_one(minilm):
+    expected = minilm.encode(["make it snow", "add a hat"])
+    torch.testing.assert_close(
+        minilm.encode(p for p in ("make it snow", "add a hat")).pooled, expected.pooled
+    )
+    for prompts, message in [
+        ([None], r"prompts\[0\] must be a str, got NoneType None"),
+        (["add a hat", 1], r"prompts\[1\] must be a str, got int 1"),
+        (b"add a hat", "single string"),
+        (3, "prompts must be a list of strings, got int"),
+        ((p for p in ()), "prompts is empty"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            minilm.encode(prompts)
 
 
 def test_minilm_max_length_and_unnormalised_option():

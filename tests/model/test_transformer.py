@@ -3,7 +3,7 @@ cache, the attention mask, save/load, PEFT and gradient checkpointing. Tiny mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -95,6 +95,53 @@ def test_no_text_mask_equals_an_all_ones_mask() -> None:
     with torch.no_grad():
         unmasked = model(inp.latents, inp.timestep, inp.text, None, inp.pooled, guidance=inp.guidance)
     assert (unmasked - run(model, inp)).abs().max() <= TOL
+
+
+def test_a_number_or_a_batch_of_one_serves_every_sample() -> None:
+    model = build_transformer("tiny", seed=0)
+    inp = replace(make_inputs(), timestep=torch.full((2,), 500.0), guidance=torch.full((2,), 1000.0))
+    expected = run(model, inp)
+    for timestep in (500.0, torch.tensor(500.0), torch.tensor([500.0])):  # a float or 0-d used to crash
+        assert (run(model, replace(inp, timestep=timestep)) - expected).abs().max() <= TOL
+    one_text = replace(inp, text=inp.text[:1], text_mask=inp.text_mask[:1], pooled=inp.pooled[:1])
+    same_text = replace(inp, text=one_text.text.expand(2, -1, -1), text_mask=one_text.text_mask.expand(2, -1))
+    same_text.pooled = one_text.pooled.expand(2, -1)
+    assert (run(model, one_text) - run(model, same_text)).abs().max() <= TOL
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"timestep": torch.full((3,), 500.0)}, r"timestep must be .* B = 2, got shape \(3,\)"),
+        ({"guidance": torch.ones(2, 1)}, r"guidance must be .* B = 2, got shape \(2, 1\)"),
+        ({"text": torch.randn(3, 7, 16)}, r"encoder_hidden_states must be \(B, L, 16\) .*got \(3, 7, 16\)"),
+        ({"text": torch.randn(2, 7, 15)}, r"encoder_hidden_states must be \(B, L, 16\) .*got \(2, 7, 15\)"),
+        (
+            {"text_mask": torch.ones(2, 5)},
+            r"encoder_attention_mask must be \(B, L\) = \(2, 7\).*got \(2, 5\)",
+        ),
+        ({"pooled": torch.randn(2, 9)}, r"pooled_projections must be \(B, 8\) .*got \(2, 9\)"),
+        (
+            {"latents": torch.randn(2, 4, 3, 4, 6).half()},
+            "hidden_states is torch.float16 but the model runs in",
+        ),
+        ({"text": torch.randn(2, 7, 16).double()}, "encoder_hidden_states is torch.float64 but the model"),
+        ({"latents": torch.randn(2, 4, 0, 4, 6)}, r"hidden_states .* is empty: got shape \(2, 4, 0, 4, 6\)"),
+    ],
+)
+def test_bad_inputs_are_refused_naming_their_shape_or_dtype(change: dict, message: str) -> None:
+    """Each of these used to fail inside a torch layer (or an assert) with a message naming no argument."""
+    with pytest.raises(ValueError, match=message):
+        run(build_transformer("tiny", seed=0), replace(make_inputs(), **change))
+
+
+def test_autocast_takes_inputs_in_its_own_dtype() -> None:
+    """Mixed-precision training feeds bfloat16 into float32 weights; autocast casts, so no dtype error."""
+    model = build_transformer("tiny", seed=0)
+    inp = make_inputs()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = run(model, replace(inp, latents=inp.latents.bfloat16()))
+    torch.testing.assert_close(out.float(), run(model, inp), atol=0.05, rtol=0.05)  # bf16 rounding only
 
 
 def test_diffusers_state_dict_loads_strictly() -> None:

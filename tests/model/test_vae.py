@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKLHunyuanVideo
 
-from retake.model.vae import TilingConfig, VideoVAE, video_to_model_input, video_to_uint8
+from retake.model.vae import TilingConfig, VAEError, VideoVAE, video_to_model_input, video_to_uint8
 
 SCALE = 0.5
 
@@ -170,3 +172,37 @@ def test_tiled_encode_is_close_to_untiled(local_vae):
 def test_tiling_config_is_checked(vae, kwargs, bad):
     with pytest.raises(ValueError, match=bad):
         vae.set_tiling(TilingConfig(**kwargs))
+
+
+def test_numpy_frames_encode_like_tensors(vae):
+    """retake.video reads numpy uint8 frames; a flipped view (negative strides) included."""
+    frames = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    torch.testing.assert_close(vae.encode(frames), vae.encode(torch.from_numpy(frames)))
+    flipped = frames[..., ::-1]
+    torch.testing.assert_close(vae.encode(flipped), vae.encode(torch.from_numpy(flipped.copy())))
+    with pytest.raises(ValueError, match=r"video must be a torch\.Tensor or numpy array, got list"):
+        vae.encode(list(frames))
+
+
+def test_float_video_outside_minus_one_to_one_is_refused(vae):
+    """A [0, 255] float video used to encode silently, to latents of a blown-out video."""
+    video = _video()
+    with pytest.raises(ValueError, match=r"float video must be in \[-1, 1\], got values in \[0\.0\d+, 255\]"):
+        vae.encode((video + 1) * 127.5)
+    with pytest.raises(ValueError, match=r"got values in \[nan, nan\]"):
+        vae.encode(torch.where(video > 0.9, float("nan"), video))
+    # bfloat16 rounding of an in-range video stays within the tolerance
+    vae.encode((video * 1.005).clamp(-1.005, 1.005))
+
+
+def test_nan_latents_are_named_as_the_input_and_float32_is_not_blamed_on_float16(vae):
+    latents = torch.zeros(1, 4, 2, 2, 2)
+    latents[0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="latents passed to decode hold NaN or inf"):
+        vae.decode(latents)
+    broken = VideoVAE(copy.deepcopy(vae.vae), tiling=None)
+    with torch.no_grad():
+        broken.vae.decoder.conv_out.conv.bias.fill_(float("inf"))  # finite input, non-finite output
+    with pytest.raises(VAEError, match=r"VAE decoded NaN or inf values in torch\.float32") as error:
+        broken.decode(torch.zeros(1, 4, 2, 2, 2))
+    assert "float16" not in str(error.value)

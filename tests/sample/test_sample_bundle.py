@@ -5,6 +5,7 @@ edit` commands."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -202,6 +203,17 @@ def test_cli_edit_refuses_bad_inputs_and_outputs_before_loading_the_model(tmp_pa
             main(["edit", src, instruction, "-o", str(tmp_path / out), "--model", str(tmp_path / "none")])
         assert stop.value.code == 2 and reason in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.mp4"]
+
+
+def test_a_path_inside_a_bundle_names_the_bundle_folder(tmp_path):
+    """The description file or a part folder is not the bundle; the error says which folder is."""
+    write_bundle_spec(tmp_path, BundleSpec(EditConfig()))
+    (tmp_path / "transformer").mkdir()
+    hint = re.escape(f"; pass the bundle folder {tmp_path} (it holds {PIPELINE_FILE})")
+    with pytest.raises(BundleError, match="is a file, not a retake pipeline bundle folder" + hint):
+        read_bundle_spec(tmp_path / PIPELINE_FILE)
+    with pytest.raises(BundleError, match=f"no {PIPELINE_FILE}" + hint):
+        read_bundle_spec(tmp_path / "transformer")
 
 
 def test_a_missing_bundle_is_called_missing(tmp_path):

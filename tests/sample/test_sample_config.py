@@ -49,6 +49,12 @@ def test_cfg_of_one_needs_a_single_branch():
         ("frames", 0, "frames must be >= 1, got 0"),
         ("height", 0, "0x64"),
         ("text_scale", float("nan"), "got nan"),
+        # wrong types that used to pass (2.5 steps, 5.5 frames) or fail as a TypeError in a comparison
+        ("steps", 2.5, r"steps must be an integer, got 2\.5"),
+        ("frames", 5.5, r"frames must be an integer, got 5\.5"),
+        ("width", 32.0, r"width must be an integer, got 32\.0"),
+        ("text_scale", "3", "cfg \\(text_scale\\) must be a number, got '3'"),
+        ("negative_prompt", None, "negative_prompt must be a str, got NoneType"),
     ],
 )
 def test_impossible_settings_name_the_value(field, value, match):
@@ -94,6 +100,19 @@ def test_size_rounds_down_to_the_grid():
         HUNYUAN.fit_size((8, 64))
     with pytest.raises(ValueError, match="0x64"):
         HUNYUAN.fit_size((0, 64))
+
+
+def test_size_is_a_pair_of_ints_or_one_int_for_a_square():
+    assert HUNYUAN.fit_size(50) == (48, 48)  # as `--size 50` (parse_size) means 50x50
+    for bad, message in [
+        ((32, 32, 3), r"size must be \(height, width\) or one int for a square, got \(32, 32, 3\)"),
+        ("32", "size must be"),
+        ((32.0, 32.0), r"size height must be an integer, got 32\.0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            HUNYUAN.fit_size(bad)
+    with pytest.raises(ValueError, match=r"frames must be an integer, got 5\.5"):
+        HUNYUAN.fit_frames(5.5, default=61, available=16)
 
 
 def test_parse_size():

@@ -82,12 +82,25 @@ def test_frames_default_to_the_source_length_and_size_rounds_down(tiny_defaults,
         ({"instruction": "   "}, "instruction must be a non-empty string, got '   '"),
         ({"seed": 2**32}, "seed must be in 0..4294967295, got 4294967296"),  # would repeat seed 0's noise
         ({"seed": -1}, "seed must be in 0..4294967295, got -1"),
+        # wrong types, which used to reach the tokenizer, torch or a slice and fail there (or not at all)
+        ({"instruction": ["make it snow"]}, r"instruction must be a str, got list: \['make it snow'\]"),
+        ({"instruction": b"make it snow"}, "instruction must be a str, got bytes"),
+        ({"seed": None}, "seed must be an integer, got None"),
+        ({"seed": 1.5}, r"seed must be an integer, got 1\.5"),
+        ({"steps": 2.5}, r"steps must be an integer, got 2\.5"),
+        ({"frames": 5.5}, r"frames must be an integer, got 5\.5"),
+        ({"size": (32, 32, 3)}, r"size must be \(height, width\) or one int for a square"),
+        ({"guidance": "3"}, "must be a number, got '3'"),
     ],
 )
 def test_impossible_requests_raise_a_value_error_naming_the_value(loaded, clip, kwargs, match):
     instruction = kwargs.pop("instruction", "make it snow")
     with pytest.raises(ValueError, match=match):
         loaded.edit(clip, instruction, progress=False, **kwargs)
+
+
+def test_one_int_size_is_a_square_as_on_the_command_line(loaded, clip):
+    assert loaded.check_inputs(clip, "make it snow", size=48).size == (48, 48)
 
 
 def test_short_source_is_refused(make_pipeline, clip):

@@ -101,6 +101,21 @@ def test_recipes_round_trip_and_validate() -> None:
         config_from_dict({"recipe": "curate"})
 
 
+def test_overrides_of_the_wrong_type_and_ranges_that_pass_no_video_are_refused() -> None:
+    """A str seed used to be stored as is; NaN or inverted ranges made a run that made nothing."""
+    for bad, message in [
+        ({"seed": "3"}, "seed must be an integer, got '3'"),
+        ({"shard_size": 2.0}, r"shard_size must be an integer, got 2\.0"),
+        ({"editor.strengths": "5"}, "strengths must be a sequence, got '5'"),
+        ({"editor.strengths": ["5"]}, "strengths item must be a number, got '5'"),
+        ({"source.target_fps": float("nan")}, "target_fps must be finite, got nan"),
+        ({"source.min_duration_s": 10, "source.max_duration_s": 1}, "min_duration_s <= max_duration_s"),
+        ({"source.min_fps": 100, "source.max_fps": 10}, "min_fps <= max_fps.* 100, 10"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            with_overrides(get_recipe("insvie"), bad)
+
+
 def test_a_synth_run_that_made_nothing_because_inputs_failed_exits_with_the_first_failure(
     flatland_sources: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

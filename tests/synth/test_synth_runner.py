@@ -128,3 +128,17 @@ def test_ray_gives_the_same_dataset(inputs: Path, reference: Path, tmp_path: Pat
     pytest.importorskip("ray")
     synthesize(inputs, tmp_path / "ray", CONFIG, executor="ray", workers=2, progress=False)
     _same_dataset(tmp_path / "ray", reference)
+
+
+def test_synthesize_takes_a_recipe_by_name(monkeypatch, tmp_path: Path) -> None:
+    from retake.synth import runner
+    from retake.synth.recipes import get_recipe
+
+    seen = []
+    monkeypatch.setattr(runner, "run_shards", lambda inputs, out, config, family, **_: seen.append(config))
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"")
+    synthesize(clip, tmp_path / "out", "insvie", progress=False)
+    assert seen == [get_recipe("insvie")]
+    with pytest.raises(ValueError, match="config must be a synth recipe config or name, got dict"):
+        synthesize(clip, tmp_path / "out", {"seed": 1}, progress=False)

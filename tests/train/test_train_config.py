@@ -166,16 +166,12 @@ def test_init_paths_resolve_against_the_config_file(tmp_path):
             ('init = "previous"', 'init = "previous"\nrepatch = true\nlora = { rank = 4 }'),
             r"stage 'instruct': repatch with lora would freeze the resampled patch embedding",
         ),
-        (("seed = 7", "seed = -1"), r"seed must be >= 0, got -1"),
+        (("seed = 7", "seed = -1"), r"seed must be in 0\.\.4294967295, got -1"),
         (("seed = 7", "seed = 4294967296"), r"seed must be in 0\.\.4294967295"),
         (("lr = 2e-4", "lr = inf"), r"stages\[0\]\.optim: lr must be finite, got inf"),
         (("lr = 2e-4", "lr = nan"), r"lr must be finite, got nan"),
         (('name = "pretrain"', 'name = ".."'), r"name must be a word .* got '\.\.'"),
         (('name = "pretrain"', 'name = " "'), r"name must be a word"),
-        (
-            ("warmup_steps = 10", "warmup_steps = 100"),
-            r"stage 'pretrain': warmup_steps 100 must be < steps 100",
-        ),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, edit, message):

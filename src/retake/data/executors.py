@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import cv2
 
 from retake import video
+from retake.checks import check_finite, check_int
 from retake.data import heap
 
 EXECUTORS = ("local", "ray")
@@ -33,6 +34,12 @@ class Executor(Protocol):
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def resolve_workers(workers: int | None, name: str = "workers") -> int:
+    """None: one per CPU (`default_workers`). 0 is refused rather than read as None: `workers or default` made
+    a `--workers 0` quietly use every core."""
+    return default_workers() if workers is None else check_int(name, workers, minimum=1)
 
 
 def init_worker(threads: int = 1) -> None:
@@ -60,7 +67,8 @@ def worker_settings() -> dict[str, Any]:
 
 
 class LocalExecutor:
-    """A process pool. `workers=1` runs in this process, which is what tests and debugging want."""
+    """A process pool of `workers` processes (None: one per CPU). `workers=1` runs in this process, which is
+    what tests and debugging want."""
 
     def __init__(
         self,
@@ -69,10 +77,8 @@ class LocalExecutor:
         max_tasks_per_child: int = 64,
         preload: tuple[str, ...] = ("retake.data.pipeline",),
     ) -> None:
-        self.workers = workers or default_workers()
+        self.workers = resolve_workers(workers)
         self.preload = preload
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
         # Recycling workers bounds what a leak in a decoder can cost over a million videos.
         self.max_tasks_per_child = max_tasks_per_child
 
@@ -124,12 +130,10 @@ class RayExecutor:
         cpus_per_worker: float = 0.5,
         num_cpus: int | None = None,
     ) -> None:
-        self.workers = workers or default_workers()
-        if self.workers < 1 or cpus_per_worker <= 0:
-            raise ValueError(f"need workers >= 1 and cpus_per_worker > 0, got {workers}, {cpus_per_worker}")
+        self.workers = resolve_workers(workers)
         self.address = address
-        self.cpus_per_worker = cpus_per_worker
-        self.num_cpus = num_cpus or default_workers()
+        self.cpus_per_worker = check_finite("cpus_per_worker", cpus_per_worker, above=0)
+        self.num_cpus = resolve_workers(num_cpus, "num_cpus")
 
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
         if not tasks:

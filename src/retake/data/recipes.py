@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from retake.checks import check_field_types
 from retake.data.vlm import VLMConfig
 from retake.video import X264_PRESETS
 
@@ -62,6 +63,7 @@ class CurateConfig:
     shard_size: int = 16
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.clip_frames < 1 or (self.clip_frames - 1) % 4:
             raise ValueError(f"clip_frames must be 4k+1 (1, 5, ..., 17, 33), got {self.clip_frames}")
         if self.writer not in WRITERS:
@@ -72,15 +74,25 @@ class CurateConfig:
             raise ValueError(f"target_fps must be > 0 or None, got {self.target_fps}")
         if self.min_fps > self.max_fps:
             raise ValueError(f"min_fps ({self.min_fps}) is above max_fps ({self.max_fps})")
+        if not 0 <= self.min_duration_s <= self.max_duration_s:  # else every video is dropped
+            raise ValueError(
+                f"need 0 <= min_duration_s <= max_duration_s, got {self.min_duration_s}, "
+                f"{self.max_duration_s}"
+            )
         for name in (
             "shard_size",
             "pairs_per_scene",
             "analysis_short_side",
             "flow_max_side",
             "motion_samples",
+            "min_short_side",
+            "min_scene_frames",  # 0 lets a detector cut at every frame: no scene long enough for a clip
+            "vlm_frames_per_clip",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.scene_margin_frames < 0:
+            raise ValueError(f"scene_margin_frames must be >= 0, got {self.scene_margin_frames}")
         if self.output_short_side < 2 or self.output_short_side % 2:
             raise ValueError(f"output_short_side must be even and >= 2, got {self.output_short_side}")
         if not 0 <= self.crf <= 51:

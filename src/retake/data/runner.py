@@ -34,7 +34,7 @@ from retake.data.pipeline import (
     load_family,
     process_shard_json,
 )
-from retake.data.recipes import CurateConfig
+from retake.data.recipes import CurateConfig, get_recipe
 from retake.data.stats import merge_stats
 
 VIDEO_EXTENSIONS = frozenset(
@@ -108,15 +108,20 @@ def plan_shards(
 def curate(
     input_path: str | Path,
     out: str | Path,
-    config: CurateConfig,
+    config: CurateConfig | str,
     *,
     executor: str = "local",
     workers: int | None = None,
     address: str | None = None,
     progress: bool = True,
 ) -> RunResult:
-    """Curate `input_path` into the dataset folder `out` (see retake.data.shards for its layout); resumes a
-    run that was stopped, provided the config and inputs are the same."""
+    """Curate `input_path` into the dataset folder `out` (see retake.data.shards for its layout) with `config`
+    or the recipe of that name (e.g. "icve-pretrain"); resumes a run that was stopped, provided the config and
+    inputs are the same."""
+    if isinstance(config, str):
+        config = get_recipe(config)
+    elif not isinstance(config, CurateConfig):  # checked here: the pipeline would fail on a missing attribute
+        raise ValueError(f"config must be a CurateConfig or a recipe name, got {type(config).__name__}")
     options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
     return run_shards(list_inputs(input_path), out, config, CURATION_FAMILY, **options)
 

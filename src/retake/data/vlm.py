@@ -28,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from retake.checks import check_field_types
 from retake.errors import RetakeError
 from retake.files import write_json
 
@@ -73,6 +74,23 @@ class VLMConfig:
     temperature: float = 0.0
     jpeg_quality: int = 85
     cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # values from JSON or the command line arrive as parsed
+        for name in ("timeout", "max_tokens", "concurrency", "max_backoff_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in (
+            "max_retries",
+            "backoff_s",
+            "price_prompt_per_1k",
+            "price_completion_per_1k",
+            "temperature",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 
 
 @dataclass(frozen=True)

@@ -41,20 +41,6 @@ def as_size(size: int | tuple[int, int]) -> tuple[int, int]:
     return h, w
 
 
-def parse_size(text: str) -> int | tuple[int, int]:
-    """'64' -> 64, '48x96' -> (48, 96) (height x width); ValueError naming the text otherwise."""
-    parts = text.lower().replace(" ", "").split("x")
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        numbers = []
-    if len(numbers) not in (1, 2):
-        raise ValueError(f"size must be N or HxW (e.g. 64 or 48x96), got {text!r}")
-    size = numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
-    as_size(size)  # validates
-    return size
-
-
 def render(
     scene: Scene,
     num_frames: int,

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+from retake.checks import check_finite, check_int
+
 
 class Conditioning(StrEnum):
     """How the clean source video enters the network."""
@@ -88,19 +90,36 @@ class TransformerConfig:
         object.__setattr__(self, "attention", _enum(AttentionMode, self.attention, "attention"))
         object.__setattr__(self, "prior", _enum(Prior, self.prior, "prior"))
         object.__setattr__(self, "prediction", _enum(Prediction, self.prediction, "prediction"))
+        self._validate_counts()
         self._validate_sizes()
         self._validate_conditioning()
 
-    def _validate_sizes(self) -> None:
+    def _validate_counts(self) -> None:
         for name in (
             "in_channels",
             "num_attention_heads",
             "attention_head_dim",
             "patch_size",
             "patch_size_t",
+            "text_embed_dim",
+            "pooled_projection_dim",
         ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            check_int(name, getattr(self, name), minimum=1)
+        # Zero blocks of a kind is a valid (if trivial) network; a negative count built none without a word.
+        for name in ("num_layers", "num_single_layers", "num_refiner_layers"):
+            check_int(name, getattr(self, name), minimum=0)
+        # None means "as in_channels". diffusers reads 0 the same way (`out_channels or in_channels`); nothing
+        # here writes 0, so it is refused rather than kept as a silent second spelling of None.
+        if self.out_channels is not None and check_int("out_channels", self.out_channels) < 1:
+            raise ValueError(
+                f"out_channels must be None (same as in_channels) or >= 1, got {self.out_channels}"
+            )
+        if self.source_time_offset is not None:
+            check_int("source_time_offset", self.source_time_offset)
+
+    def _validate_sizes(self) -> None:
+        check_finite("mlp_ratio", self.mlp_ratio, above=0)
+        check_finite("rope_theta", self.rope_theta, above=0)
         if len(self.rope_axes_dim) != 3 or sum(self.rope_axes_dim) != self.attention_head_dim:
             raise ValueError(
                 f"rope_axes_dim {self.rope_axes_dim} must be 3 even sizes summing to attention_head_dim "
@@ -154,7 +173,7 @@ class TransformerConfig:
 
     @property
     def latent_out_channels(self) -> int:
-        return self.out_channels or self.in_channels
+        return self.in_channels if self.out_channels is None else self.out_channels
 
     def to_kwargs(self) -> dict[str, Any]:
         """Plain JSON-able keyword arguments for `InContextTransformer(**kwargs)`."""

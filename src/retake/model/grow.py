@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from retake.checks import check_int
 from retake.model.blocks import DualStreamBlock, SingleStreamBlock
 from retake.model.presets import build_transformer
 from retake.model.transformer import InContextTransformer
@@ -48,9 +49,11 @@ def grow_depth(
 
     The old blocks keep their places and weights; the added ones (fresh, from `seed`) are silenced, so the
     result computes the same output as `model` (exactly: the gates are zeros).
-    ValueError when either depth is below the model's.
+    ValueError when either depth is not an integer or is below the model's.
     """
     old = model.spec
+    num_layers = check_int("num_layers", num_layers)
+    num_single_layers = check_int("num_single_layers", num_single_layers)
     if num_layers < old.num_layers or num_single_layers < old.num_single_layers:
         raise ValueError(
             f"grow_depth only adds blocks: asked for {num_layers} dual / {num_single_layers} single, "

@@ -23,6 +23,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from retake.checks import check_int
 from retake.model.presets import build_transformer
 from retake.model.transformer import InContextTransformer
 
@@ -53,8 +54,9 @@ def resize_output(weight: Tensor, old: tuple[int, int, int], size: tuple[int, in
 def resize_patches(model: InContextTransformer, patch_size: int, patch_size_t: int) -> InContextTransformer:
     """A copy of `model` whose patches are (patch_size_t, patch_size, patch_size) latents; see the module doc.
 
-    ValueError when a size is below 1. A model already at that patch is copied unchanged.
+    ValueError when a size is not an integer or is below 1. A model already at that patch is copied unchanged.
     """
+    patch_size, patch_size_t = check_int("patch_size", patch_size), check_int("patch_size_t", patch_size_t)
     if patch_size < 1 or patch_size_t < 1:
         raise ValueError(
             f"patch sizes must be >= 1, got patch_size={patch_size}, patch_size_t={patch_size_t}"

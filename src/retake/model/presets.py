@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -67,6 +67,10 @@ def get_preset(name: str, **overrides: Any) -> TransformerConfig:
     """The named config with `overrides` applied (e.g. `in_channels=8`, `attention="one-way"`)."""
     if name not in PRESETS:
         raise ValueError(f"unknown transformer preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    known = {f.name for f in fields(TransformerConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown TransformerConfig fields {unknown} for preset {name!r}")
     return replace(PRESETS[name], **overrides)
 
 

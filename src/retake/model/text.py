@@ -11,7 +11,7 @@ Weights are read from disk only (`local_files_only`); nothing is downloaded.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -77,15 +77,23 @@ class TextEncoder(Protocol):
     dim: int
     pooled_dim: int
 
-    def encode(self, prompts: Sequence[str]) -> TextEmbedding: ...
+    def encode(self, prompts: Iterable[str]) -> TextEmbedding: ...
 
 
-def _check_prompts(prompts: Sequence[str]) -> list[str]:
-    if isinstance(prompts, str):
+def _check_prompts(prompts: Iterable[str]) -> list[str]:
+    """The prompts as a list (any iterable of str, a generator too); a ValueError naming what is not a str,
+    rather than the tokenizer's error that lists every input form it knows."""
+    if isinstance(prompts, (str, bytes)):
         raise ValueError(f"prompts must be a list of strings, got the single string {prompts!r}")
+    if not isinstance(prompts, Iterable):
+        raise ValueError(f"prompts must be a list of strings, got {type(prompts).__name__}")
+    prompts = list(prompts)
     if len(prompts) == 0:
         raise ValueError("prompts is empty: nothing to encode")
-    return list(prompts)
+    for index, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompts[{index}] must be a str, got {type(prompt).__name__} {prompt!r}")
+    return prompts
 
 
 def _require_dir(path: Path, what: str) -> Path:
@@ -146,7 +154,7 @@ class MiniLMTextEncoder:
         self.device = torch.device(device)
 
     @torch.no_grad()
-    def encode(self, prompts: Sequence[str]) -> TextEmbedding:
+    def encode(self, prompts: Iterable[str]) -> TextEmbedding:
         batch = self.tokenizer(
             _check_prompts(prompts),
             padding="max_length",
@@ -264,7 +272,7 @@ class HunyuanTextEncoder:
         return len(self.llm_tokenizer(prefix)["input_ids"])
 
     @torch.no_grad()
-    def llm_states(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
+    def llm_states(self, prompts: Iterable[str]) -> tuple[Tensor, Tensor]:
         """Llama states (B, max_length, D) and mask (B, max_length) for the prompts, template prefix cropped."""
         prompts = _check_prompts(prompts)
         if self.template is not None:
@@ -285,7 +293,7 @@ class HunyuanTextEncoder:
         return states[:, self.crop_start :], mask[:, self.crop_start :]
 
     @torch.no_grad()
-    def clip_pooled(self, prompts: Sequence[str]) -> Tensor:
+    def clip_pooled(self, prompts: Iterable[str]) -> Tensor:
         """CLIP text pooler output (B, P): the final state at the end-of-text token."""
         batch = self.clip_tokenizer(
             _check_prompts(prompts),
@@ -297,7 +305,8 @@ class HunyuanTextEncoder:
         # No attention mask, as the reference: the causal mask already hides the padding after EOS.
         return self.clip(input_ids=batch["input_ids"]).pooler_output
 
-    def encode(self, prompts: Sequence[str]) -> TextEmbedding:
+    def encode(self, prompts: Iterable[str]) -> TextEmbedding:
+        prompts = _check_prompts(prompts)  # once: a generator would be spent by the first of the two encoders
         tokens, mask = self.llm_states(prompts)
         return TextEmbedding(tokens=tokens, mask=mask, pooled=self.clip_pooled(prompts))
 

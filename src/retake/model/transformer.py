@@ -47,6 +47,16 @@ def sample_to_velocity(x0: Tensor, noisy: Tensor, timestep: Tensor) -> Tensor:
     return ((noisy.float() - x0.float()) / t).to(x0.dtype)
 
 
+def _per_sample(value: Tensor | float, name: str, batch: int, device: torch.device) -> Tensor:
+    """`value` as a (B,) tensor: a number, a 0-d or a (1,) tensor is the same for every sample."""
+    tensor = torch.as_tensor(value, device=device)
+    if tensor.ndim > 1 or tensor.numel() not in (1, batch):
+        raise ValueError(
+            f"{name} must be a number or a (B,) tensor with B = {batch}, got shape {tuple(tensor.shape)}"
+        )
+    return tensor.reshape(-1).expand(batch)
+
+
 class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
     """HunyuanVideo MMDiT with the source as in-context tokens (ICVE), as extra channels (InsViE) or absent.
 
@@ -173,9 +183,11 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
         encoder_hidden_states (B, L, D_text); encoder_attention_mask (B, L) 1 = real token, right-padded or
         not; pooled_projections (B, D_pooled); guidance (B,) embedded guidance * 1000 when the config has it;
         source (B, C, F_src, H, W) clean source latents; source_cache from `build_source_cache` (one-way).
-        Returns (B, C_out, F, H, W).
+        A batch of one (text, mask, pooled, timestep or guidance; the last two also as a number) serves every
+        sample. Returns (B, C_out, F, H, W).
         """
-        self._check_inputs(hidden_states, guidance, source, source_cache)
+        timestep, guidance = self._check_inputs(hidden_states, timestep, guidance, source, source_cache)
+        self._check_text(encoder_hidden_states, encoder_attention_mask, pooled_projections, hidden_states)
         grid = patch_grid(hidden_states.shape, self.spec.patch_size_t, self.spec.patch_size)
         temb, _ = self.time_text_embed(timestep, pooled_projections, guidance)  # (B, D)
         target_tokens, source_tokens = self.source_entry.embed(self.x_embedder, hidden_states, source)
@@ -295,15 +307,36 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
         return refined, mask
 
     def _check_inputs(
-        self, hidden: Tensor, guidance: Tensor | None, source: Tensor | None, cache: SourceCache | None
-    ) -> None:
+        self,
+        hidden: Tensor,
+        timestep: Tensor | float,
+        guidance: Tensor | float | None,
+        source: Tensor | None,
+        cache: SourceCache | None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Validate the latent inputs; returns timestep and guidance as (B,) tensors."""
+        self._check_hidden(hidden, source)
+        batch, device = hidden.shape[0], hidden.device
+        timestep = _per_sample(timestep, "timestep", batch, device)
+        guidance = None if guidance is None else _per_sample(guidance, "guidance", batch, device)
+        self._check_guidance(guidance)
+        self._check_source(hidden, guidance, source, cache)
+        return timestep, guidance
+
+    def _check_hidden(self, hidden: Tensor, source: Tensor | None) -> None:
         if hidden.ndim != 5:
             raise ValueError(f"hidden_states must be (B, C, F, H, W), got shape {tuple(hidden.shape)}")
         if hidden.shape[1] != self.spec.in_channels:
             raise ValueError(
                 f"hidden_states has {hidden.shape[1]} channels, model expects {self.spec.in_channels}"
             )
-        self._check_guidance(guidance)
+        if 0 in hidden.shape:
+            raise ValueError(f"hidden_states (B, C, F, H, W) is empty: got shape {tuple(hidden.shape)}")
+        self._check_dtypes(hidden, hidden_states=hidden, source=source)
+
+    def _check_source(
+        self, hidden: Tensor, guidance: Tensor | None, source: Tensor | None, cache: SourceCache | None
+    ) -> None:
         if (
             self.spec.prediction is Prediction.RESIDUAL
             and source is not None
@@ -323,6 +356,44 @@ class InContextTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
             )
         if self.spec.guidance_embeds:
             cache.check_guidance(guidance, hidden.shape[0])
+
+    def _check_text(self, text: Tensor, mask: Tensor | None, pooled: Tensor, hidden: Tensor) -> None:
+        """Shapes against the config's widths, here rather than as a matmul error deep in the refiner."""
+        spec, batch = self.spec, hidden.shape[0]
+        if text.ndim != 3 or text.shape[0] not in (1, batch) or text.shape[2] != spec.text_embed_dim:
+            raise ValueError(
+                f"encoder_hidden_states must be (B, L, {spec.text_embed_dim}) with B = {batch} (or 1), "
+                f"got {tuple(text.shape)}"
+            )
+        if mask is not None and (
+            mask.ndim != 2 or mask.shape[0] not in (1, batch) or mask.shape[1] != text.shape[1]
+        ):
+            raise ValueError(
+                f"encoder_attention_mask must be (B, L) = ({batch}, {text.shape[1]}) to match "
+                f"encoder_hidden_states, got {tuple(mask.shape)}"
+            )
+        if (
+            pooled.ndim != 2
+            or pooled.shape[0] not in (1, batch)
+            or pooled.shape[1] != spec.pooled_projection_dim
+        ):
+            raise ValueError(
+                f"pooled_projections must be (B, {spec.pooled_projection_dim}) with B = {batch} (or 1), "
+                f"got {tuple(pooled.shape)}"
+            )
+        self._check_dtypes(hidden, encoder_hidden_states=text, pooled_projections=pooled)
+
+    def _check_dtypes(self, hidden: Tensor, **inputs: Tensor | None) -> None:
+        """Float inputs in the weights' dtype, else a layer fails on a dtype it does not name. Under autocast
+        (training in bf16) the layers cast themselves."""
+        weight = self.x_embedder.proj.weight
+        if torch.is_autocast_enabled(hidden.device.type):
+            return
+        for name, tensor in inputs.items():
+            if tensor is not None and tensor.dtype != weight.dtype:
+                raise ValueError(
+                    f"{name} is {tensor.dtype} but the model runs in {weight.dtype}; cast one of them"
+                )
 
     def _check_guidance(self, guidance: Tensor | None) -> None:
         if self.spec.guidance_embeds and guidance is None:

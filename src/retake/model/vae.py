@@ -1,9 +1,10 @@
 """The video VAE: HunyuanVideo's causal 3D autoencoder (diffusers `AutoencoderKLHunyuanVideo`) from a local
 directory, with the latent scaling the diffusion model was trained on and tiling for large videos.
 
-Shapes: pixels (B, 3, F, H, W) float in [-1, 1] (or uint8 (B, F, H, W, 3) / (F, H, W, 3), as `retake.video`
-reads them) <-> latents (B, C, (F - 1) / t + 1, H / s, W / s) with t, s the temporal / spatial compression
-(4 and 8 for HunyuanVideo); the first frame is encoded on its own (causal), hence F = t * k + 1.
+Shapes: pixels (B, 3, F, H, W) float in [-1, 1] (or uint8 (B, F, H, W, 3) / (F, H, W, 3), as tensors or as the
+numpy arrays `retake.video` reads) <-> latents (B, C, (F - 1) / t + 1, H / s, W / s) with t, s the temporal /
+spatial compression (4 and 8 for HunyuanVideo); the first frame is encoded on its own (causal), hence
+F = t * k + 1.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,8 +51,18 @@ class TilingConfig:
                 )
 
 
-def video_to_model_input(video: Tensor) -> Tensor:
-    """uint8 (F, H, W, 3) or (B, F, H, W, 3) -> float (B, 3, F, H, W) in [-1, 1]; float (B, 3, F, H, W) passes."""
+# How far past [-1, 1] a float video may reach: bfloat16 rounding of a video in range (one ulp at 1 is 2^-7),
+# while a [0, 255] video, the mistake this catches, is off by two orders of magnitude.
+RANGE_TOLERANCE = 0.01
+
+
+def video_to_model_input(video: Tensor | np.ndarray) -> Tensor:
+    """uint8 (F, H, W, 3) or (B, F, H, W, 3) -> float (B, 3, F, H, W) in [-1, 1]; float (B, 3, F, H, W) in
+    [-1, 1] passes. numpy arrays (as `retake.video` reads frames) are taken as tensors."""
+    if isinstance(video, np.ndarray):  # copied when a view such as [..., ::-1] has negative strides
+        video = torch.as_tensor(np.ascontiguousarray(video))
+    if not isinstance(video, Tensor):
+        raise ValueError(f"video must be a torch.Tensor or numpy array, got {type(video).__name__}")
     if video.dtype == torch.uint8:
         if video.ndim == 4:
             video = video.unsqueeze(0)
@@ -59,7 +71,20 @@ def video_to_model_input(video: Tensor) -> Tensor:
         return video.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
     if not video.is_floating_point() or video.ndim != 5 or video.shape[1] != 3:
         raise ValueError(f"float video must be (B, 3, F, H, W), got {video.dtype} {tuple(video.shape)}")
+    _check_range(video)
     return video
+
+
+def _check_range(video: Tensor) -> None:
+    """ValueError for a float video outside [-1, 1]: a [0, 255] one would encode to confident nonsense."""
+    if video.numel() == 0:
+        return
+    low, high = (float(v) for v in torch.aminmax(video))  # NaN fails both tests: not blamed on the VAE
+    if not (low >= -1.0 - RANGE_TOLERANCE and high <= 1.0 + RANGE_TOLERANCE):
+        raise ValueError(
+            f"float video must be in [-1, 1], got values in [{low:.4g}, {high:.4g}] "
+            "(pass uint8 frames, or map [0, 255] to [-1, 1] as x / 127.5 - 1)"
+        )
 
 
 def video_to_uint8(video: Tensor) -> Tensor:
@@ -151,10 +176,10 @@ class VideoVAE:
 
     @torch.no_grad()
     def encode(
-        self, video: Tensor, *, generator: torch.Generator | None = None, sample: bool = False
+        self, video: Tensor | np.ndarray, *, generator: torch.Generator | None = None, sample: bool = False
     ) -> Tensor:
-        """Video -> scaled latents (B, C, F', H', W'). sample=True draws from the posterior (with `generator`),
-        otherwise its mean is used (deterministic)."""
+        """Video (see `video_to_model_input`) -> scaled latents (B, C, F', H', W'). sample=True draws from the
+        posterior (with `generator`), otherwise its mean is used (deterministic)."""
         x = video_to_model_input(video)
         self.latent_shape(*x.shape[2:])
         posterior = self.vae.encode(x.to(device=self.device, dtype=self.dtype)).latent_dist
@@ -168,17 +193,22 @@ class VideoVAE:
             raise ValueError(
                 f"latents must be (B, {self.latent_channels}, F, H, W), got {tuple(latents.shape)}"
             )
+        if not bool(torch.isfinite(latents).all()):
+            # Checked first, so that what came in broken (a diverged sampler, say) is not blamed on the VAE.
+            raise ValueError("latents passed to decode hold NaN or inf values; the VAE was not run")
         z = latents.to(device=self.device, dtype=self.dtype) / self.scaling_factor + self.shift_factor
         return self._finite(self.vae.decode(z).sample, "decoded").float().clamp(-1.0, 1.0)
 
     def _finite(self, x: Tensor, what: str) -> Tensor:
-        """`x`, or a VAEError: NaN or inf frames would otherwise be written as black video."""
-        if not bool(torch.isfinite(x).all()):
-            raise VAEError(
-                f"the VAE {what} NaN or inf values in {self.dtype} (float16 activations overflow past 65504); "
-                "load it in bfloat16 or float32"
-            )
-        return x
+        """`x`, or a VAEError: NaN or inf frames would otherwise be written as black video. Inputs are checked
+        before, so the VAE itself made them: by overflow in float16, else its weights are broken."""
+        if bool(torch.isfinite(x).all()):
+            return x
+        if self.dtype == torch.float16:
+            cause = "float16 activations overflow past 65504; load it in bfloat16 or float32"
+        else:
+            cause = "from finite input, so its weights are likely broken (NaN or inf)"
+        raise VAEError(f"the VAE {what} NaN or inf values in {self.dtype} ({cause})")
 
     def decode_to_uint8(self, latents: Tensor) -> Tensor:
         """Latents -> uint8 video (B, F, H, W, 3), ready for `retake.video` writers."""

@@ -70,11 +70,12 @@ class BundleSpec:
 
 def read_bundle_spec(root: str | Path) -> BundleSpec:
     """Parse `root/retake_pipeline.json`; BundleError if it is missing, malformed or from a newer retake."""
-    path = Path(root).expanduser() / PIPELINE_FILE
-    if not Path(root).expanduser().exists():
+    folder = Path(root).expanduser()
+    path = folder / PIPELINE_FILE
+    if not folder.exists():
         raise BundleError(f"bundle {Path(root)} not found")
     if not path.is_file():
-        raise BundleError(f"{Path(root)} is not a retake pipeline bundle: no {PIPELINE_FILE}")
+        raise _not_a_bundle(Path(root), folder)
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -92,6 +93,17 @@ def read_bundle_spec(root: str | Path) -> BundleSpec:
     except (TypeError, ValueError) as exc:
         raise BundleError(f"{path}: bad sampler defaults: {exc}") from None
     return BundleSpec(defaults=defaults, format_version=version, **{k: data[k] for k in parts if k in data})
+
+
+def _not_a_bundle(root: Path, folder: Path) -> BundleError:
+    """The error for a path without a bundle description; it names the bundle folder when the caller pointed
+    inside one (at its retake_pipeline.json, or at a part such as transformer/)."""
+    hint = ""
+    if (folder.parent / PIPELINE_FILE).is_file():
+        hint = f"; pass the bundle folder {folder.parent} (it holds {PIPELINE_FILE})"
+    if folder.is_file():
+        return BundleError(f"{root} is a file, not a retake pipeline bundle folder{hint}")
+    return BundleError(f"{root} is not a retake pipeline bundle: no {PIPELINE_FILE}{hint}")
 
 
 def write_bundle_spec(root: Path, spec: BundleSpec) -> Path:

@@ -8,10 +8,10 @@ argument the caller leaves out comes from here. The guidance strategy follows fr
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from retake.checks import check_finite, check_int
 from retake.flow.guidance import ICVE_NEGATIVE_PROMPT, Guidance, NoGuidance, TextCFG, TextVideoGuidance
 
 
@@ -36,17 +36,18 @@ class EditConfig:
     width: int = 64
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.frames < 1:
-            raise ValueError(f"frames must be >= 1, got {self.frames}")
-        if self.height < 1 or self.width < 1:
+        # Counts must be ints: 2.5 steps or 5.5 frames would fail far away (a range, a slice) or round.
+        check_int("steps", self.steps, minimum=1)
+        check_int("frames", self.frames, minimum=1)
+        if check_int("height", self.height) < 1 or check_int("width", self.width) < 1:
             raise ValueError(f"size must be positive, got {self.height}x{self.width}")
         _check_scale("shift", self.shift, strictly_positive=True)
         _check_scale("cfg (text_scale)", self.text_scale)
         _check_scale("embedded_guidance", self.embedded_guidance)
         if self.video_scale is not None:
             _check_scale("video cfg (video_scale)", self.video_scale)
+        if not isinstance(self.negative_prompt, str):
+            raise ValueError(f"negative_prompt must be a str, got {type(self.negative_prompt).__name__}")
 
     # ------------------------------------------------------------------------------------------------------
     # presets
@@ -119,10 +120,11 @@ class EditConfig:
 
 
 def _check_scale(name: str, value: float, *, strictly_positive: bool = False) -> None:
-    low_ok = value > 0 if strictly_positive else value >= 0
-    if not (math.isfinite(value) and low_ok):
-        bound = "> 0" if strictly_positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
+    """A finite number (not a str such as "3", nor NaN, which passes every comparison) >= 0, or > 0."""
+    if strictly_positive:
+        check_finite(name, value, above=0)
+    else:
+        check_finite(name, value, minimum=0)
 
 
 SAMPLER_PRESETS = {"icve": EditConfig.icve, "insvie": EditConfig.insvie, "flatland": EditConfig.flatland}

@@ -8,8 +8,11 @@ grid: never more frames than the source has, never a size the caller did not ask
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass
+
+from retake.checks import check_int
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,8 @@ class ModelGrid:
 
     def fit_frames(self, requested: int | None, default: int, available: int) -> int:
         """Frames to edit. None: `default` capped to the source; an explicit request must fit in the source."""
-        if requested is not None and requested < 1:
-            raise ValueError(f"frames must be >= 1, got {requested}")
+        if requested is not None:
+            check_int("frames", requested, minimum=1)
         if requested is not None and requested > available:
             raise ValueError(f"frames={requested} is more than the source's {available} frames")
         wanted = min(default, available) if requested is None else requested
@@ -54,9 +57,10 @@ class ModelGrid:
             )
         return frames
 
-    def fit_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        """(H, W) rounded down to multiples of `spatial`; ValueError if either side rounds to nothing."""
-        height, width = size
+    def fit_size(self, size: int | tuple[int, int]) -> tuple[int, int]:
+        """(H, W) rounded down to multiples of `spatial`; ValueError if either side rounds to nothing. One int
+        N is N x N, as `parse_size` reads `--size N`."""
+        height, width = size_pair(size)
         if height < 1 or width < 1:
             raise ValueError(f"size must be positive, got {height}x{width}")
         fitted = (height - height % self.spatial, width - width % self.spatial)
@@ -65,6 +69,20 @@ class ModelGrid:
                 f"size {height}x{width} is smaller than this model's grid of {self.spatial} pixels per side"
             )
         return fitted
+
+
+def size_pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    """(H, W) as two ints from an int N (N x N) or a pair; ValueError naming anything else."""
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        return int(size), int(size)
+    message = f"size must be (height, width) or one int for a square, got {size!r}"
+    if isinstance(size, (str, bytes)):  # text is parse_size's to read; unpacked, "32" would be ("3", "2")
+        raise ValueError(message)
+    try:
+        height, width = size
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    return check_int("size height", height), check_int("size width", width)
 
 
 def parse_size(text: str) -> tuple[int, int]:

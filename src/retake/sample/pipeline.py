@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from retake.checks import check_int, check_seed
 from retake.device import check_device
 from retake.flow import TIMESTEP_SCALE, Branch, Step, denoise, flow_start, sigma_schedule, to_timestep
 from retake.model.config import AttentionMode, Prior
@@ -177,19 +178,20 @@ class EditPipeline:
         video_guidance: float | None = None,
         seed: int = 0,
         frames: int | None = None,
-        size: tuple[int, int] | None = None,
+        size: int | tuple[int, int] | None = None,
         progress: bool = True,
         callback: Callable[[Step], None] | None = None,
     ) -> Video:
         """Edit the first `frames` frames of `video` as `instruction` says; returns them at the source's fps.
 
         Left-out settings come from `self.defaults`. guidance: text CFG scale; video_guidance: InsViE's video
-        scale (3-way guidance). size: (H, W); the source is resized to cover it and centre-cropped. frames and
-        size are rounded down to the model's grid (frames 4k+1); frames=None takes the default, capped to the
-        source. Same seed, same output (the noise is drawn on the CPU, so on any device).
+        scale (3-way guidance). size: (H, W), or one int N for N x N; the source is resized to cover it and
+        centre-cropped. frames and size are rounded down to the model's grid (frames 4k+1); frames=None takes
+        the default, capped to the source. Same seed, same output (the noise is drawn on the CPU, so on any
+        device).
         """
         # 1. check inputs: a complete config with frames and size on the model's grid
-        overrides = {"steps": steps, "guidance": guidance, "video_guidance": video_guidance}
+        overrides = {"steps": steps, "guidance": guidance, "video_guidance": video_guidance, "seed": seed}
         config = self.check_inputs(video, instruction, frames=frames, size=size, **overrides)
         # 2. encode text: one batch with every prompt the guidance branches need
         prompts = branch_prompts(config.guidance().branches, instruction, config.negative_prompt)
@@ -214,13 +216,19 @@ class EditPipeline:
         guidance: float | None = None,
         video_guidance: float | None = None,
         frames: int | None = None,
-        size: tuple[int, int] | None = None,
+        size: int | tuple[int, int] | None = None,
+        seed: int = 0,
     ) -> EditConfig:
-        """Step 1: validate the request and resolve it to a complete config on the model's grid."""
+        """Step 1: validate the request and resolve it to a complete config on the model's grid (the seed is
+        checked here too, before minutes of encoding)."""
         if not isinstance(video, Video):
             raise ValueError(f"video must be a retake.video.Video, got {type(video).__name__}")
-        if not instruction or not instruction.strip():
+        if not isinstance(instruction, str):
+            # One edit takes one prompt; a list or bytes would reach the tokenizer, whose error names neither.
+            raise ValueError(f"instruction must be a str, got {type(instruction).__name__}: {instruction!r}")
+        if not instruction.strip():
             raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
+        check_seed("seed", seed)
         config = self.defaults.with_overrides(steps=steps, text_scale=guidance, video_scale=video_guidance)
         grid = self.grid
         height, width = grid.fit_size(size if size is not None else config.size)
@@ -250,8 +258,7 @@ class EditPipeline:
     def prepare_latents(self, source: Tensor, seed: int) -> Tensor:
         """Step 4a: the start point at t = 1, fp32 (the Euler integration runs in fp32 whatever the model
         dtype): seeded noise shaped like the source latents, plus those latents for a source-prior model."""
-        if not 0 <= seed < 2**32:  # torch's CPU generator seeds from the low 32 bits: 2**32 would repeat 0
-            raise ValueError(f"seed must be in 0..{2**32 - 1}, got {seed}")
+        seed = check_seed("seed", seed)
         generator = torch.Generator("cpu").manual_seed(seed)  # CPU noise: identical on every device
         noise = torch.randn(tuple(source.shape), generator=generator, dtype=torch.float32).to(self.device)
         anchor = source.float() if self.transformer.spec.prior is Prior.SOURCE else None
@@ -323,7 +330,7 @@ def edit_file(
     instruction: str,
     *,
     frames: int | None = None,
-    size: tuple[int, int] | None = None,
+    size: int | tuple[int, int] | None = None,
     **options: Any,
 ) -> Path:
     """Read `src`, edit it, write `dst` (.mp4, or .gif for a preview); `options` go to `EditPipeline.edit`.
@@ -332,7 +339,7 @@ def edit_file(
     """
     dst = check_output(dst)  # before the edit, which may take minutes
     fitted = pipeline.grid.fit_size(size if size is not None else pipeline.defaults.size)
-    wanted = frames if frames is not None and frames >= 1 else pipeline.defaults.frames  # edit() rejects < 1
+    wanted = pipeline.defaults.frames if frames is None else check_int("frames", frames, minimum=1)
     video = read(src, size=fitted, max_frames=wanted)
     result = pipeline.edit(video, instruction, frames=frames, size=fitted, **options)
     return write_gif(result, dst) if dst.suffix.lower() == ".gif" else write(result, dst)

@@ -17,6 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from retake.checks import check_field_types
 from retake.data.vlm import VLMConfig
 from retake.opticalflow import PRESETS
 
@@ -70,6 +71,7 @@ class SourceConfig:
     flow_max_side: int = 128
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.clip_frames < 1 or (self.clip_frames - 1) % 4:
             raise ValueError(f"clip_frames must be 4k+1 (5, 9, 13, 17 ...), got {self.clip_frames}")
         if not 1 <= self.min_frames <= self.clip_frames:
@@ -82,6 +84,12 @@ class SourceConfig:
             raise ValueError(
                 f"need min_luma < max_luma and min_motion <= max_motion, got {self.min_luma}, "
                 f"{self.max_luma}, {self.min_motion}, {self.max_motion}"
+            )
+        # Either inverted range passes no video: the run would finish having made nothing.
+        if not 0 <= self.min_duration_s <= self.max_duration_s or self.min_fps > self.max_fps:
+            raise ValueError(
+                f"need 0 <= min_duration_s <= max_duration_s and min_fps <= max_fps, got "
+                f"{self.min_duration_s}, {self.max_duration_s}, {self.min_fps}, {self.max_fps}"
             )
         _check_fraction(self, "max_clipped")
         _check_positive(self, "min_short_side", "flow_max_side")
@@ -104,6 +112,7 @@ class EditorConfig:
     instructions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check_choice("editor", self.name, EDITORS)
         if not self.strengths or any(s <= 0 for s in self.strengths):
             raise ValueError(f"strengths must be a non-empty tuple of values > 0, got {self.strengths}")
@@ -120,6 +129,7 @@ class SelectionConfig:
     max_side: int = 384  # candidates are shown at most this large
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check_choice("selection", self.name, SELECTIONS)
         if not 0 <= self.min_score <= 10:
             raise ValueError(f"min_score must be in [0, 10], got {self.min_score}")
@@ -148,6 +158,7 @@ class PropagationConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check_choice("propagator", self.name, PROPAGATORS)
         _check_choice("flow_preset", self.flow_preset, tuple(PRESETS))
         _check_fraction(self, "texture_weight")
@@ -171,6 +182,7 @@ class QualityConfig:
     flow_max_side: int = 128
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check_positive(self, "max_warp_error_ratio", "max_spike", "max_relative_epe", "flow_max_side")
         _check_fraction(self, "max_clipped")
         if not -1 <= self.min_motion_cosine <= 1:
@@ -189,6 +201,7 @@ class StillsConfig:
     zoom: float = 1.25  # zoom factor over the clip
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.frames < 1 or (self.frames - 1) % 4:
             raise ValueError(f"stills.frames must be 4k+1, got {self.frames}")
         if not self.motions:
@@ -219,6 +232,7 @@ class InsVieConfig:
     encode_preset: str = "veryfast"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.recipe != "insvie":
             raise ValueError(f"an InsVieConfig has recipe 'insvie', got {self.recipe!r}")
         _check_positive(self, "shard_size")
@@ -259,6 +273,7 @@ class MaskConfig:
     dilate: int = 3  # px the inpainting mask is grown (soft edges and shadows go with the object)
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check_choice("mask source", self.name, MASK_SOURCES)
         _check_fraction(self, "min_area", "max_area", "min_presence", "min_iou", "min_visible")
         if self.min_area >= self.max_area:
@@ -284,6 +299,7 @@ class InpaintConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check_choice("inpainter", self.name, INPAINTERS)
         _check_choice("opencv method", self.method, OPENCV_METHODS)
         _check_positive(self, "radius", "steps")
@@ -312,6 +328,7 @@ class PairsConfig:
     min_judge_total: int = 6
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not self.types or len(self.types) != len(self.proportions):
             raise ValueError(
                 f"types and proportions must be non-empty and of equal length, got {self.types} and "
@@ -350,6 +367,7 @@ class IcveSftConfig:
     encode_preset: str = "veryfast"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.recipe != "icve-sft":
             raise ValueError(f"an IcveSftConfig has recipe 'icve-sft', got {self.recipe!r}")
         _check_positive(self, "shard_size")

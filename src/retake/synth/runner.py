@@ -16,7 +16,7 @@ from retake.data.records import STATUS_DROPPED, STATUS_OK
 from retake.data.runner import VIDEO_EXTENSIONS, RunResult, list_inputs, run_shards
 from retake.synth.manifest import SYNTH_SCHEMA
 from retake.synth.pipeline import SYNTH_FAMILY
-from retake.synth.recipes import IcveSftConfig, SynthConfig
+from retake.synth.recipes import IcveSftConfig, InsVieConfig, SynthConfig, get_recipe
 from retake.synth.records import IMAGE_EXTENSIONS
 from retake.synth.sft import REBALANCE_STAGE, rebalance
 
@@ -26,7 +26,7 @@ INPUT_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
 def synthesize(
     input_path: str | Path,
     out: str | Path,
-    config: SynthConfig,
+    config: SynthConfig | str,
     *,
     executor: str = "local",
     workers: int | None = None,
@@ -35,6 +35,10 @@ def synthesize(
 ) -> RunResult:
     """Make (source, edited, instruction) triplets from `input_path` (a folder of videos and images, a .txt
     list, or one file) into the dataset folder `out`; resumes a stopped run with the same config and inputs."""
+    if isinstance(config, str):
+        config = get_recipe(config)
+    elif not isinstance(config, InsVieConfig | IcveSftConfig):  # the pipeline would fail far from here
+        raise ValueError(f"config must be a synth recipe config or name, got {type(config).__name__}")
     inputs = list_inputs(input_path, INPUT_EXTENSIONS)
     options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
     result = run_shards(inputs, out, config, SYNTH_FAMILY, **options)

@@ -277,11 +277,6 @@ class StageConfig:
         _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         _check(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
         _check(
-            self.optim.warmup_steps < self.steps,
-            f"stage {self.name!r}: warmup_steps {self.optim.warmup_steps} must be < steps {self.steps} (the "
-            "learning rate would never reach lr)",
-        )
-        _check(
             self.batch % self.optim.accumulation == 0,
             f"batch {self.batch} must be a multiple of optim.accumulation {self.optim.accumulation}",
         )
