@@ -82,17 +82,29 @@ def flatland_footage(
     console.print(f"wrote {len(paths)} videos with ground-truth sidecars to {out}")
 
 
+# Options the Flatland clip makers share.
+_CLIP_SIZE = typer.Option("64", help="Frame size: N (square) or HxW, e.g. 48x96.")
+_CLIP_FRAMES = typer.Option(17, help="Frames per clip.")
+_CLIP_FPS = typer.Option(8.0, help="Frame rate.")
+_EDIT_KINDS = typer.Option("", help="Comma-separated edit kinds (default: all, balanced).")
+_FLATLAND_SEED = typer.Option(0, help="Seed; the same seed gives byte-identical files.")
+
+
+def _kinds_list(kinds: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in kinds.split(",") if k.strip())
+
+
 @flatland_app.command("pairs")
 def flatland_pairs(
     out: Path = typer.Argument(
         ..., help="Output folder for the pairs and manifest.jsonl; a stopped run there is resumed."
     ),
     n: int = typer.Option(100, "--n", help="Number of pairs."),
-    size: str = typer.Option("64", help="Frame size: N (square) or HxW, e.g. 48x96."),
-    frames: int = typer.Option(17, help="Frames per clip."),
-    fps: float = typer.Option(8.0, help="Frame rate."),
-    kinds: str = typer.Option("", help="Comma-separated edit kinds (default: all, balanced)."),
-    seed: int = typer.Option(0, help="Seed; the same seed gives byte-identical files."),
+    size: str = _CLIP_SIZE,
+    frames: int = _CLIP_FRAMES,
+    fps: float = _CLIP_FPS,
+    kinds: str = _EDIT_KINDS,
+    seed: int = _FLATLAND_SEED,
     progress: bool = typer.Option(True, help="Show a progress bar."),
     overwrite: bool = typer.Option(
         False, help="Replace pairs OUT holds that were made with other settings (same settings: resumed)."
@@ -102,14 +114,13 @@ def flatland_pairs(
     from retake.flatland import make_pairs
     from retake.sample.grid import parse_size
 
-    chosen = [k.strip() for k in kinds.split(",") if k.strip()] or None
     manifest = make_pairs(
         _path_arg(out),
         n=n,
         size=parse_size(size),
         frames=frames,
         fps=fps,
-        kinds=chosen,
+        kinds=_kinds_list(kinds) or None,
         seed=seed,
         progress=progress,
         overwrite=overwrite,
@@ -121,11 +132,11 @@ def flatland_pairs(
 def flatland_sources(
     out: Path = typer.Argument(..., help="Output folder; a stopped run there is resumed."),
     n: int = typer.Option(100, "--n", help="Number of source videos."),
-    size: str = typer.Option("64", help="Frame size: N (square) or HxW, e.g. 48x96."),
-    frames: int = typer.Option(17, help="Frames per video."),
-    fps: float = typer.Option(8.0, help="Frame rate."),
-    kinds: str = typer.Option("", help="Comma-separated edit kinds (default: all, balanced)."),
-    seed: int = typer.Option(0, help="Seed; the same seed gives byte-identical files."),
+    size: str = _CLIP_SIZE,
+    frames: int = _CLIP_FRAMES,
+    fps: float = _CLIP_FPS,
+    kinds: str = _EDIT_KINDS,
+    seed: int = _FLATLAND_SEED,
     progress: bool = typer.Option(True, help="Show a progress bar."),
     overwrite: bool = typer.Option(
         False, help="Replace sources OUT holds that were made with other settings (same settings: resumed)."
@@ -137,11 +148,10 @@ def flatland_sources(
     from retake.sample.grid import parse_size
     from retake.synth.flatland import write_sources
 
-    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) or EDIT_KINDS
     paths = write_sources(
         _path_arg(out),
         n=n,
-        kinds=chosen,
+        kinds=_kinds_list(kinds) or EDIT_KINDS,
         size=parse_size(size),
         frames=frames,
         fps=fps,
