@@ -3,8 +3,8 @@
 1. build raw Flatland footage and paired edits, and curate ICVE pretraining pairs from the footage;
 2. print a table of what was made;
 3. edit the shipped Flatland clip with its suggested instruction using the shipped flatland-s editor (arm B's
-   recipe with residual prediction, configs/flatland/editor.toml, editor_decay.toml, editor_restart.toml then
-   editor_more_data.toml: pretrained on curated footage pairs, then fine-tuned on paired edits), write
+   recipe with residual prediction, configs/flatland/editor.toml and the five parts after it, README "Main
+   job": pretrained on curated footage pairs, then fine-tuned on paired edits), write
    OUT/edit.mp4 and OUT/side_by_side.gif (source | edit | ground truth), and score the edit with the oracle
    judge and PSNR against the clip's ground truth.
 

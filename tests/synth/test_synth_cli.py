@@ -59,11 +59,14 @@ def test_synth_command_writes_the_dataset_and_prints_the_stats(
 
 
 def test_synth_command_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.mp4").write_bytes(b"")  # an input, so that the settings are what is wrong
     for args, message in [
         (["--recipe", "nope"], "unknown synth recipe 'nope'"),
         (["--recipe", "icve-sft", "--editor", "flatland"], "unknown config section 'editor'"),
         (["--editor", "magic"], "editor must be one of"),
         (["--frames", "6"], "clip_frames must be 4k+1"),
+        ([], "editor 'precomputed' needs editor.path (--edits)"),
+        (["--recipe", "icve-sft"], "mask source 'files' needs masks.path (--masks-dir)"),
     ]:
         with pytest.raises(SystemExit) as exited:
             main(["synth", str(tmp_path), str(tmp_path / "out"), *args])

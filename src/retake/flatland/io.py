@@ -72,7 +72,7 @@ def claim_folder(out: Path, kind: str, settings: dict, own: re.Pattern[str], *, 
         if not overwrite:
             raise FileExistsError(
                 f"{out} holds files made with {_difference(old, kind, settings)}; pass --overwrite "
-                "(overwrite=True) to replace them, or choose a new folder"
+                "(from Python: overwrite=True) to replace them, or choose a new folder"
             )
         for path in entries:
             path.unlink()

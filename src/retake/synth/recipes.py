@@ -238,12 +238,13 @@ class InsVieConfig:
         _check_positive(self, "shard_size")
 
     def missing_paths(self) -> list[str]:
-        """Settings a run needs but this config leaves empty (a recipe's defaults name no folders)."""
+        """Settings a run needs but this config leaves empty (a recipe's defaults name no folders), each with
+        the setting's name and its `retake synth` option."""
         missing = []
         if self.editor.name in ("precomputed", "diffusers") and not self.editor.path:
-            missing.append(f"editor {self.editor.name!r} needs editor.path")
+            missing.append(f"editor {self.editor.name!r} needs editor.path (--edits)")
         if self.propagation.name in ("model", "diffusers") and not self.propagation.path:
-            missing.append(f"propagator {self.propagation.name!r} needs propagation.path")
+            missing.append(f"propagator {self.propagation.name!r} needs propagation.path (--propagator-path)")
         return missing
 
     @property
@@ -373,12 +374,13 @@ class IcveSftConfig:
         _check_positive(self, "shard_size")
 
     def missing_paths(self) -> list[str]:
-        """Settings a run needs but this config leaves empty (a recipe's defaults name no folders)."""
+        """Settings a run needs but this config leaves empty (a recipe's defaults name no folders), each with
+        the setting's name and its `retake synth` option."""
         missing = []
         if self.masks.name == "files" and not self.masks.path:
-            missing.append("mask source 'files' needs masks.path")
+            missing.append("mask source 'files' needs masks.path (--masks-dir)")
         if self.inpaint.name == "wan-vace" and not self.inpaint.path:
-            missing.append("inpainter 'wan-vace' needs inpaint.path")
+            missing.append("inpainter 'wan-vace' needs inpaint.path (--inpainter-path)")
         return missing
 
     @property

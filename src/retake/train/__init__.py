@@ -34,6 +34,10 @@ _EXPORTS = {
     "write_cache": "retake.train.cache",
     "train": "retake.train.loop",
     "StageTrainer": "retake.train.loop",
+    "StageStart": "retake.train.loop",
+    "StageResult": "retake.train.loop",
+    "StepInfo": "retake.train.loop",
+    "TrainResult": "retake.train.loop",
     "TrainingInterrupted": "retake.train.loop",
     "NonFiniteLossError": "retake.train.loop",
 }

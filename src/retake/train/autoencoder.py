@@ -604,7 +604,9 @@ def train_autoencoder(
     out_dir = Path(out_dir)
     state_path = out_dir / STATE_FILE
     if state_path.exists() and not resume:
-        raise FileExistsError(f"{out_dir} already holds a training run; resume it or choose another folder")
+        raise FileExistsError(
+            f"{out_dir} already holds a training run; continue it with --resume (resume=True) or choose another folder"
+        )
     if resume and not state_path.exists():
         raise FileNotFoundError(f"nothing to resume: no {STATE_FILE} in {out_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
