@@ -69,11 +69,15 @@ def _check_value(name: str, value: Any, hint: Any) -> None:
     if type(None) in args:  # X | None
         if value is not None:
             _check_value(name, value, next(a for a in args if a is not type(None)))
-    elif typing.get_origin(hint) is tuple:  # tuple[X, ...]
+    elif typing.get_origin(hint) is tuple:  # tuple[X, ...] or tuple[X, Y]
         if not isinstance(value, (tuple, list)):
             raise ValueError(f"{name} must be a sequence, got {value!r}")
-        for item in value:
-            _check_value(f"{name} item", item, args[0])
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        elif len(value) != len(args):
+            raise ValueError(f"{name} must have {len(args)} items, got {value!r}")
+        for item, item_hint in zip(value, args, strict=True):
+            _check_value(f"{name} item", item, item_hint)
     elif hint is int:
         check_int(name, value)
     elif hint is float:

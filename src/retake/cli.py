@@ -895,8 +895,6 @@ def main(argv: list[str] | None = None) -> None:
             raise
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(2) from None
-    except typer.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         code = ABORTED
     except Exception as exc:

@@ -106,6 +106,7 @@ def test_a_stopped_run_resumes_and_other_files_are_never_deleted(tmp_path: Path,
     complete = _files(out)
     (out / "pair_00001.json").write_text('{"id": "pair_0')  # killed while writing pair 1's record
     (out / "manifest.jsonl").unlink()
+    (out / ".manifest.jsonl.1234.5678.tmp").write_text("")  # and a temporary file of a write killed outright
     made = []
     monkeypatch.setattr("retake.flatland.pairs.write_pair", _recording(made))
     make_pairs(out, **settings)  # the same settings: pairs 0 and 2 are kept, pair 1 is redone

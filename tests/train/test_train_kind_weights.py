@@ -71,8 +71,10 @@ def test_shares_and_bad_weights():
 
 def test_configs_take_a_table_and_refuse_weights_on_kinds_left_out():
     assert DataConfig(cache=("c",), kind_weights={"add": 3}).kind_weights == (("add", 3.0),)
-    with pytest.raises(ValueError, match=r"kind_weights\.add must be a finite number > 0"):
+    with pytest.raises(ValueError, match=r"kind_weights\.add must be > 0, got 0\.0"):
         DataConfig(cache=("c",), kind_weights={"add": 0})
+    with pytest.raises(ValueError, match=r"kind_weights\.add must be a number, got '3'"):
+        DataConfig(cache=("c",), kind_weights={"add": "3"})
     with pytest.raises(
         ValueError, match=r"kind_weights names kinds \['add'\] that `kinds` \['style'\] leaves out"
     ):
@@ -100,3 +102,11 @@ def test_a_weighted_stage_resumes_exactly_and_says_how_it_draws(tmp_path, capsys
     )
     main(["train", str(tmp_path / "run.toml")])
     assert "on 6 samples drawn as add 44%, remove 44%, style 11%, from fresh" in capsys.readouterr().err
+
+
+def test_a_weighted_stage_trains_on_the_weighted_kind_more_often(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 6, kinds=KINDS)  # one add among six samples
+    seen: list[str] = []
+    weighted = stage("s", cache, steps=6, batch=4, data={"cache": str(cache), "kind_weights": {"add": 20}})
+    train(run_config(tmp_path / "run", [weighted]), callbacks=[lambda info: seen.extend(info.ids)])
+    assert len(seen) == 24 and seen.count("s000") >= 12  # expected 80% of the draws, 1/6 unweighted

@@ -81,6 +81,21 @@ def test_kinds_only_refuses_a_dataset_the_cache_was_not_built_from(tmp_path, vae
     assert label_cache(tmp_path / "cache", tmp_path / "." / "pairs") == {"add": 2, "style": 1}
 
 
+def test_an_older_index_with_a_relative_dataset_labels_from_that_folder(tmp_path, vae_dir, monkeypatch):
+    """Caches built before locations were recorded absolute hold the dataset as it was typed."""
+    pairs = write_flatland_pairs(tmp_path / "pairs", 3, kinds=KINDS[:3])
+    _cache_cmd(pairs, tmp_path / "cache", vae_dir, "--no-progress")
+    index_file = tmp_path / "cache" / "index.json"
+    index = json.loads(index_file.read_text())
+    index["dataset"] = "pairs"
+    index_file.write_text(json.dumps(index))
+    monkeypatch.chdir(tmp_path)
+    assert label_cache("cache", "pairs") == {"add": 2, "style": 1}
+    other = write_flatland_pairs(tmp_path / "other", 3, kinds=KINDS[3:])
+    with pytest.raises(CacheError, match="was built from pairs"):
+        label_cache("cache", other)
+
+
 def test_encoding_needs_a_vae(tmp_path, capsys):
     pairs = write_flatland_pairs(tmp_path / "pairs", 1)
     with pytest.raises(SystemExit) as exit_info:

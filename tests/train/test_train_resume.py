@@ -191,6 +191,14 @@ def test_a_finished_stage_with_other_settings_is_refused_and_run_json_kept(tmp_p
         train(longer)
     assert (config.out / "run.json").read_text() == recorded
     assert train(config).stages[0].already_done
+    more = run_config(tmp_path / "run", [stage("s", cache, steps=6)])
+    with pytest.raises(
+        ResumeError,
+        match=r"finished after fewer steps \(steps: 4 -> 6\); to train it on, delete .*done\.json",
+    ):
+        train(more)
+    (config.out / "stages/s/done.json").unlink()
+    assert train(more).stages[0].resumed_from == 4
 
 
 def test_a_checkpoint_past_the_stage_end_is_refused(tmp_path):

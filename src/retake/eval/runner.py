@@ -278,19 +278,24 @@ def _run_sample(
 
 
 def conform(edited: Video, source: Video) -> tuple[Video, list[str]]:
-    """The edit made comparable with the source, frame for frame: extra frames cut, another frame rate
-    resampled by time, a different picture resized (cover, then centre crop). Returns it with notes on what
-    was done; raises ShortEditError when frames are missing.
+    """The edit made comparable with the source, frame for frame: another frame rate resampled by time, extra
+    frames cut, a different picture resized (cover, then centre crop). Returns it with notes on what was done;
+    raises ShortEditError when frames are missing.
 
-    An edit at another frame rate with the source's frame count is paired one for one: editors that write
-    every video at one fixed rate keep the frames and change only the label."""
+    An edit at another frame rate is resampled when it lasts as long as the source. One that does not, but
+    has the frames, is paired one for one: editors that write every video at one fixed rate keep the frames
+    and change only the label."""
     notes = []
     frames = edited.frames
-    if not math.isclose(edited.fps, source.fps, rel_tol=1e-3) and len(frames) != source.num_frames:
-        frames = _resample_by_time(edited, source)
-        notes.append(f"resampled {len(edited.frames)} frames at {edited.fps:g} fps to {source.fps:g} fps")
-    elif not math.isclose(edited.fps, source.fps, rel_tol=1e-3):
-        notes.append(f"paired one for one though the edit says {edited.fps:g} fps, the source {source.fps:g}")
+    if not math.isclose(edited.fps, source.fps, rel_tol=1e-3):
+        resampled = _resample_by_time(edited, source)
+        if resampled is not None and len(frames) != source.num_frames:
+            frames = resampled
+            notes.append(f"resampled {len(edited.frames)} frames at {edited.fps:g} fps to {source.fps:g} fps")
+        elif len(frames) >= source.num_frames:
+            notes.append(
+                f"paired one for one though the edit says {edited.fps:g} fps, the source {source.fps:g}"
+            )
     if len(frames) < source.num_frames:
         raise ShortEditError(f"the edit has {len(frames)} frames, the source {source.num_frames}")
     if len(frames) > source.num_frames:
@@ -302,16 +307,11 @@ def conform(edited: Video, source: Video) -> tuple[Video, list[str]]:
     return Video(frames, source.fps), notes
 
 
-def _resample_by_time(edited: Video, source: Video) -> np.ndarray:
-    """The edit's frame on screen at each source frame's start time; ShortEditError if it ends sooner."""
+def _resample_by_time(edited: Video, source: Video) -> np.ndarray | None:
+    """The edit's frame on screen at each source frame's start time; None if the edit ends sooner."""
     # A small tolerance so that 1/3-second grids do not round down a whole frame.
     index = np.floor(np.arange(source.num_frames) * edited.fps / source.fps + 1e-6).astype(int)
-    if index[-1] >= len(edited.frames):
-        raise ShortEditError(
-            f"the edit lasts {len(edited.frames) / edited.fps:.2f} s ({len(edited.frames)} frames at "
-            f"{edited.fps:g} fps), the source {source.num_frames / source.fps:.2f} s"
-        )
-    return edited.frames[index]
+    return edited.frames[index] if index[-1] < len(edited.frames) else None
 
 
 def score_sample(

@@ -58,7 +58,7 @@ def claim_folder(out: Path, kind: str, settings: dict, own: re.Pattern[str], *, 
     record = {"format": kind, "settings": settings}
     entries = sorted(out.iterdir()) if out.is_dir() else []
     if entries:
-        others = [p.name for p in entries if not own.fullmatch(p.name) and p.name != RUN_FILE]
+        others = [p.name for p in entries if not _ours(p.name, own)]
         if others:
             raise FileExistsError(
                 f"{out} holds files this command does not write ({', '.join(others[:3])}"
@@ -66,8 +66,9 @@ def claim_folder(out: Path, kind: str, settings: dict, own: re.Pattern[str], *, 
             )
         old = read_json(out / RUN_FILE)
         if old == record and not overwrite:
-            for leftover in out.glob(".*partial*"):  # half-written videos of a killed run: redone
-                leftover.unlink()
+            for leftover in entries:  # half-written files of a killed run: redone
+                if _TEMPORARY.fullmatch(leftover.name) or ".partial" in leftover.name:
+                    leftover.unlink()
             return
         if not overwrite:
             raise FileExistsError(
@@ -78,6 +79,18 @@ def claim_folder(out: Path, kind: str, settings: dict, own: re.Pattern[str], *, 
             path.unlink()
     out.mkdir(parents=True, exist_ok=True)
     write_json(record, out / RUN_FILE)
+
+
+# The name `retake.files` writes a file under before renaming it into place: .NAME.PID.THREAD.tmp
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.\d+\.\d+" + re.escape(files.TEMP_SUFFIX))
+
+
+def _ours(name: str, own: re.Pattern[str]) -> bool:
+    """Whether a run of this kind writes `name`, finished or (killed mid-write) as a temporary file."""
+    temporary = _TEMPORARY.fullmatch(name)
+    if temporary is not None:
+        name = temporary["name"]
+    return own.fullmatch(name) is not None or name == RUN_FILE
 
 
 def _difference(old: dict | None, kind: str, settings: dict) -> str:

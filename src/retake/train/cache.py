@@ -527,7 +527,8 @@ def _check_distinct(parts: list[LatentCache]) -> None:
     for i, a in enumerate(parts):
         for b in parts[i + 1 :]:
             dataset = a.index.get("dataset")
-            if dataset is None or dataset != b.index.get("dataset"):
+            # Only locations recorded absolute can be told the same: "pairs" may be two folders.
+            if dataset is None or not Path(dataset).is_absolute() or dataset != b.index.get("dataset"):
                 continue
             held = set(a.ids())
             shared = next((sample for sample in b.ids() if sample in held), None)
@@ -584,6 +585,19 @@ def _location(path_or_name: str | Path) -> str:
     """An existing path made absolute; anything else (a registered name such as "minilm") as given."""
     path = Path(path_or_name)
     return str(path.resolve()) if path.exists() else str(path_or_name)
+
+
+_LOCATIONS = ("dataset", "vae", "text_encoder")  # index entries that name folders
+
+
+def _same_location(recorded: Any, now: str) -> bool:
+    """Whether a location an index records is `now`. Indexes written before locations were made absolute
+    hold the folder as it was typed ("data/pairs"): that matches any absolute `now` ending in it, since the
+    folder it was relative to is not known."""
+    if recorded is None or recorded == now:
+        return True
+    recorded = str(recorded)
+    return not Path(recorded).is_absolute() and Path(now).is_absolute() and now.endswith(f"/{recorded}")
 
 
 def cache_dataset(
@@ -679,7 +693,11 @@ def _finished_cache(
         return None
     index = read_index(root)
     now = json.loads(json.dumps({**info, "dtype": str(dtype).removeprefix("torch.")}))
-    changed = _differences({k: index.get(k) for k in now}, now)
+    then = {k: index.get(k) for k in now}
+    for key in _LOCATIONS:  # an older index's relative spelling of the same folder is no change
+        if key in now and index.get(key) is not None and _same_location(index[key], str(now[key])):
+            then[key] = now[key]
+    changed = _differences(then, now)
     if changed:
         raise CacheError(
             f"{root} already holds a latent cache made with other settings ({changed}); choose another "
@@ -714,7 +732,7 @@ def label_cache(
     index = read_index(root)
     triplets = open_triplets(dataset, ClipSpec(1, (1, 1)), format)  # only the manifest is read
     built_from, given = index.get("dataset"), _location(Path(dataset).expanduser())
-    if not force and built_from is not None and built_from != given:
+    if not force and not _same_location(built_from, given):
         raise CacheError(
             f"the cache in {root} was built from {built_from}, not {given}; label it from the dataset it was "
             "built from, or pass --force if this is that dataset moved"

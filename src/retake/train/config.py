@@ -42,7 +42,7 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
-from retake.checks import check_seed
+from retake.checks import check_finite, check_seed
 from retake.model.config import TransformerConfig
 from retake.model.presets import get_preset
 
@@ -231,14 +231,11 @@ class DataConfig:
         weights = self.kind_weights
         if isinstance(weights, dict):  # from Python or TOML: a table of kind -> weight
             weights = tuple(sorted(weights.items()))
-        weights = tuple((kind, float(weight)) for kind, weight in weights)
-        object.__setattr__(self, "kind_weights", weights)
         for kind, weight in weights:
             _check(isinstance(kind, str) and bool(kind), f"kind_weights names a kind {kind!r}")
-            _check(
-                math.isfinite(weight) and weight > 0,
-                f"kind_weights.{kind} must be a finite number > 0 (leave a kind out with `kinds`), got {weight}",
-            )
+            check_finite(f"kind_weights.{kind}", weight, above=0)  # leave a kind out with `kinds`, not 0
+        weights = tuple((kind, float(weight)) for kind, weight in weights)
+        object.__setattr__(self, "kind_weights", weights)
         _check(len({k for k, _ in weights}) == len(weights), f"kind_weights names a kind twice: {weights}")
         outside = [k for k, _ in weights if self.kinds and k not in self.kinds]
         _check(not outside, f"kind_weights names kinds {outside} that `kinds` {list(self.kinds)} leaves out")

@@ -68,6 +68,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
 
 
+def _weighted_draws(weights: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` indices drawn with replacement, i with probability w_i / sum(w): by the inverse of the
+    cumulative weights (torch.multinomial stops at 2**24 categories, fewer than a large dataset has)."""
+    cumulative = weights.cumsum(0)
+    uniform = torch.rand(count, generator=generator, dtype=torch.float64) * cumulative[-1]
+    return torch.searchsorted(cumulative, uniform, right=True).clamp_(max=len(weights) - 1)
+
+
 class SampleStream:
     """One rank's view of the stream: `next_batch()` returns its next `micro_batch` usable samples."""
 
@@ -117,7 +125,7 @@ class SampleStream:
             if self.weights is None:
                 order = torch.randperm(n, generator=generator)
             else:
-                order = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+                order = _weighted_draws(self.weights, n, generator)
             self._perm = (epoch, order)
         return int(self._perm[1][position % n])
 

@@ -292,6 +292,11 @@ def _done_check(done: dict[str, Any], config: RunConfig, stage: StageConfig) -> 
     if "stage_config" not in done:  # finished before done records kept their settings
         return
     changes = setting_changes(done, config, stage)
+    if changes and all(change.startswith("steps:") for change in changes):
+        raise ResumeError(
+            f"stage {stage.name!r} in {config.out} finished after fewer steps ({changes[0]}); to train it on, "
+            f"delete {stage_dir(config.out, stage.name) / 'done.json'}: it resumes from its last checkpoint"
+        )
     if changes:
         raise ResumeError(
             f"stage {stage.name!r} in {config.out} finished with other settings ({'; '.join(changes)}); train "
