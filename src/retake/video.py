@@ -900,6 +900,8 @@ def write(
         raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}; got {preset!r}")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
+    # Not `retake.files.temp_sibling`: the muxer picks the container from the extension, and the Flatland
+    # folders know a killed write by this name.
     temp = path.with_name(f".{path.stem}.partial.mp4")
     with _writing(path, temp):
         _encode_mp4(video, temp, crf=crf, preset=preset, threads=threads)
