@@ -86,3 +86,14 @@ def test_staged_folder_replaces_a_link_not_its_target(tmp_path):
         (staging / "spec.json").write_text("new")
     assert not link.is_symlink() and (link / "spec.json").read_text() == "new"
     assert (target / "spec.json").read_text() == "old"
+
+
+def test_leftovers_of_killed_writes_are_removed_and_nothing_else(tmp_path):
+    for name in (".stats.json.12.34.tmp", ".tmpduhIqE", "keep.json", ".hidden", "plain.tmp"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".bundle.k2j3.tmp").mkdir()  # a staged folder
+    (tmp_path / ".bundle.k2j3.tmp" / "weights").write_text("x")
+    removed = files.remove_leftovers(tmp_path)
+    assert sorted(p.name for p in removed) == [".bundle.k2j3.tmp", ".stats.json.12.34.tmp", ".tmpduhIqE"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "keep.json", "plain.tmp"]
+    assert files.remove_leftovers(tmp_path / "missing") == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -105,3 +106,25 @@ def staged_folder(out: str | Path, *, marker: str, what: str, overwrite: bool = 
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+# safetensors writes its own `.tmpXXXXXXXX` beside the destination before renaming it to our temporary name.
+_FOREIGN_TEMPORARY = re.compile(r"\.tmp\w{6,8}")
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete what writes killed outright left in `folder` (not below it): this module's temporary files and
+    folders (`.NAME....tmp`) and the first temporary files of safetensors. Returns what was deleted.
+
+    Call it when a run that owns `folder` starts (two runs must not share one folder): a killed write leaves
+    them behind, and a checkpoint or model folder among them can hold gigabytes."""
+    removed = []
+    for path in folder.iterdir() if folder.is_dir() else ():
+        name = path.name
+        if name.startswith(".") and (name.endswith(TEMP_SUFFIX) or _FOREIGN_TEMPORARY.fullmatch(name)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed

@@ -118,6 +118,11 @@ def test_a_stopped_run_resumes_and_other_files_are_never_deleted(tmp_path: Path,
     (tmp_path / "file").write_text("")
     with pytest.raises(FileExistsError, match="not a folder"):
         make_pairs(tmp_path / "file", **settings)
+    early = tmp_path / "early"  # killed while writing run.json, before any pair
+    early.mkdir()
+    (early / ".run.json.1234.5678.tmp").write_text('{"format"')
+    make_pairs(early, **settings)
+    assert _files(early) == complete
 
 
 def _recording(made: list[str]):

@@ -270,3 +270,20 @@ def test_a_damaged_checkpoint_is_named_not_resumed_from(tmp_path, damage, messag
     damage(config.out / "stages/s/checkpoints/step-00000003")
     with pytest.raises(ResumeError, match=message + ".*delete .*step-00000003 to resume from the one before"):
         train(config)
+
+
+def test_what_writes_killed_outright_left_is_cleared_when_the_stage_resumes(tmp_path):
+    cache = write_random_cache(tmp_path / "cache", 5)
+    config = _interrupted(tmp_path, stage("s", cache, steps=6), 3)
+    stage_folder = config.out / "stages/s"
+    leftovers = [
+        stage_folder / ".transformer.dwxgon_5.tmp",  # a staged export
+        stage_folder / "checkpoints/.step-00000004.29084.tmp",  # a half checkpoint
+        stage_folder / "checkpoints/.tmp-step-00000004-29084",  # one named as before files.py
+    ]
+    for folder in leftovers:
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x" * 100)
+    (stage_folder / ".done.json.1.2.tmp").write_text("{")
+    assert train(config).stages[0].resumed_from == 3
+    assert not [p for p in stage_folder.rglob(".*") if p.name != ".cache"], "leftovers remain"

@@ -23,6 +23,7 @@ from pyarrow.dataset import dataset
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from retake import files
 from retake.data import shards
 from retake.data.executors import make_executor
 from retake.data.pipeline import (
@@ -184,9 +185,8 @@ def _claim_out(out: Path, config: Any, inputs: list[tuple[Path, str]]) -> None:
     else:
         out.mkdir(parents=True, exist_ok=True)
         shards.write_json(run_file, run)
-    for folder in (out / "shards", out / "parts"):
-        for stale in folder.glob(".*.tmp") if folder.is_dir() else ():
-            stale.unlink(missing_ok=True)  # the leftovers of a killed run; their shards are redone
+    for folder in (out, out / "shards", out / "parts"):
+        files.remove_leftovers(folder)  # the leftovers of a killed run; their shards are redone
 
 
 def _run(

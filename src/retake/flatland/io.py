@@ -57,6 +57,9 @@ def claim_folder(out: Path, kind: str, settings: dict, own: re.Pattern[str], *, 
     settings = json.loads(json.dumps(settings))  # tuples as lists: as run.json reads back
     record = {"format": kind, "settings": settings}
     entries = sorted(out.iterdir()) if out.is_dir() else []
+    if entries and all(_TEMPORARY.fullmatch(p.name) for p in entries):  # killed before its first file
+        files.remove_leftovers(out)
+        entries = []
     if entries:
         others = [p.name for p in entries if not _ours(p.name, own)]
         if others:

@@ -728,8 +728,6 @@ def export_vae(
         vae, calibration_clips(calibration, size=config.eval_size, frames=config.eval_frames)
     )
     vae.register_to_config(scaling_factor=round(1.0 / std, 6))
-    out_dir = Path(out_dir)
-    vae.save_pretrained(out_dir, safe_serialization=True)
     metrics = {
         "heldout_psnr_db": _rows(scores),
         "heldout_psnr_db_by_style": style_means(scores),
@@ -746,8 +744,11 @@ def export_vae(
         },
         "notes": notes,
     }
-    files.write_json(out_dir / METRICS_FILE, metrics, indent=2)
-    return out_dir
+    # Staged: a kill mid-export never leaves a config.json without its weights at the final path.
+    with files.staged_folder(out_dir, marker="config.json", what="VAE export", overwrite=True) as staging:
+        vae.save_pretrained(staging, safe_serialization=True)
+        files.write_json(staging / METRICS_FILE, metrics, indent=2)
+    return Path(out_dir)
 
 
 def _below_target(scores: dict[str, KindScore]) -> list[str]:

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from retake.errors import RetakeError
-from retake.files import replacing, write_json
+from retake.files import remove_leftovers, replacing, write_json
 from retake.model.text import TextEmbedding
 from retake.train.datasets import SampleError, TripletDataset
 from retake.train.encode import LatentDataset, LatentSample
@@ -117,6 +117,7 @@ class CacheWriter:
 
     def _resume(self) -> None:
         """Take over the readable shards an interrupted build left, in order, up to the first missing one."""
+        remove_leftovers(self.root)  # half-written shards and index of a build killed outright
         while (path := self.root / shard_file(len(self._shards))).is_file():
             try:
                 with safe_open(path, framework="pt") as handle:

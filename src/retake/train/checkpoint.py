@@ -87,7 +87,7 @@ def write_checkpoint(
     """Write `tensors` (file stem -> tensors) and `state` as checkpoint `step` atomically; prune to `keep`."""
     root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_path(root, step)
-    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    tmp = root / f".{final.name}.{os.getpid()}.tmp"  # what `files.remove_leftovers` clears after a kill
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     for stem, group in tensors.items():
@@ -97,7 +97,7 @@ def write_checkpoint(
             )
     (tmp / STATE_NAME).write_text(json.dumps(state, indent=1) + "\n")
     if final.exists():  # the same step saved again (e.g. a signal right after a periodic save)
-        old = root / f".old-{final.name}-{os.getpid()}"
+        old = root / f".{final.name}.{os.getpid()}.old.tmp"
         os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old)

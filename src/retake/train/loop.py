@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -403,6 +404,12 @@ class StageTrainer:
 
     def resume(self) -> None:
         """Continue from the newest checkpoint of this stage, if any."""
+        if self.env.is_main:  # what writes killed outright left: half checkpoints, exports, done.json
+            for folder in (self.dir, self.checkpoints):
+                files.remove_leftovers(folder)
+            for pattern in (".tmp-step-*", ".old-step-*"):  # the names checkpoints were staged under before
+                for legacy in self.checkpoints.glob(pattern):
+                    shutil.rmtree(legacy, ignore_errors=True)
         found = latest_checkpoint(self.checkpoints)
         if found is None:  # a run killed before its first checkpoint logged steps that are redone now
             if self.env.is_main:
