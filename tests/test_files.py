@@ -58,6 +58,15 @@ def test_staged_folder_appears_only_whole(tmp_path):
     assert (out / "spec.json").is_file() and list(tmp_path.iterdir()) == [out]
 
 
+def test_a_staged_folder_clears_what_a_killed_write_to_it_left(tmp_path):
+    stale = tmp_path / ".bundle.k2j3.tmp"
+    stale.mkdir()
+    (tmp_path / ".other.k2j3.tmp").mkdir()  # another output's: not ours to clear
+    with files.staged_folder(tmp_path / "bundle", marker="spec.json", what="bundle") as staging:
+        (staging / "spec.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.k2j3.tmp", "bundle"]
+
+
 def test_staged_folder_replaces_only_its_own_kind(tmp_path):
     notes, photos, old = tmp_path / "notes.txt", tmp_path / "photos", tmp_path / "old"
     notes.write_text("keep")

@@ -8,6 +8,7 @@ cleanup code can recognise them.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -94,6 +95,8 @@ def staged_folder(out: str | Path, *, marker: str, what: str, overwrite: bool = 
     out = Path(out).expanduser()
     check_replaceable_folder(out, marker=marker, what=what, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*{TEMP_SUFFIX}"):  # of a write to `out` killed
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; what is written here is meant to be shared
     try:
