@@ -200,10 +200,8 @@ def _scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig) -> Any:
 
 # Stage settings that are tables of defaults: a checkpoint written before a setting existed holds the default
 _TABLES = {"optim": OptimConfig, "tricks": TricksConfig, "lora": LoraSettings}
-_DATA_ADDED = {
-    "kinds": [],
-    "kind_weights": [],
-}  # data settings added since checkpoints were first written, at their defaults
+# Data settings added since checkpoints were first written, at their defaults.
+_DATA_ADDED = {"kinds": [], "kind_weights": []}
 _STAGE_ADDED = {"repatch": False}  # the same for stage settings
 
 
@@ -218,8 +216,11 @@ def settings_record(config: RunConfig, stage: StageConfig) -> dict[str, Any]:
     }
 
 
-def setting_changes(saved: dict[str, Any], config: RunConfig, stage: StageConfig) -> list[str]:
-    """'key: then -> now' for each setting `saved` (a checkpoint's state or a done record) holds otherwise.
+def setting_changes(
+    saved: dict[str, Any], config: RunConfig, stage: StageConfig, ignore: tuple[str, ...] = ()
+) -> list[str]:
+    """'key: then -> now' for each setting `saved` (a checkpoint's state or a done record) holds otherwise,
+    but those in `ignore`.
 
     Records older than a setting hold its default. A path matches when it is the same, or the same relative
     to `out`: a run folder moved on its own, or a project moved as a whole (config, data and run), still
@@ -234,7 +235,8 @@ def setting_changes(saved: dict[str, Any], config: RunConfig, stage: StageConfig
     return [
         f"{key}: {flat_then.get(key)!r} -> {value!r}"
         for key, value in flat_now.items()
-        if value != flat_then.get(key)
+        if key not in ignore
+        and value != flat_then.get(key)
         and (root_then is None or _portable(value, now["out"]) != _portable(flat_then.get(key), root_then))
     ]
 
@@ -275,7 +277,7 @@ def _portable(value: Any, root: str) -> Any:
 def _resume_check(saved: dict[str, Any], config: RunConfig, stage: StageConfig, path: Path) -> None:
     """Everything but `steps` must match the checkpoint's settings (else the continuation is not exact), and
     the checkpoint must not be past the stage's end."""
-    changes = [c for c in setting_changes(saved, config, stage) if not c.startswith("steps:")]
+    changes = setting_changes(saved, config, stage, ignore=("steps",))
     if changes:
         raise ResumeError(
             f"{path} was written with other settings ({'; '.join(changes)}); restore them, or train into a "
@@ -293,7 +295,8 @@ def _done_check(done: dict[str, Any], config: RunConfig, stage: StageConfig) -> 
     if "stage_config" not in done:  # finished before done records kept their settings
         return
     changes = setting_changes(done, config, stage)
-    if changes and all(change.startswith("steps:") for change in changes):
+    more_steps = stage.steps > int(done["stage_config"].get("steps", stage.steps))
+    if changes and more_steps and not setting_changes(done, config, stage, ignore=("steps",)):
         raise ResumeError(
             f"stage {stage.name!r} in {config.out} finished after fewer steps ({changes[0]}); to train it on, "
             f"delete {stage_dir(config.out, stage.name) / 'done.json'}: it resumes from its last checkpoint"
