@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from retake.checks import check_finite, check_int
+from retake.checks import check_finite, check_int, describe_changes
 
 
 def test_check_int_takes_integers_only():
@@ -28,3 +28,10 @@ def test_check_finite_catches_nan_that_comparisons_miss():
         check_finite("power", -1, minimum=0)
     with pytest.raises(ValueError, match="must be a number, got '3'"):
         check_finite("shift", "3")
+
+
+def test_describe_changes_names_each_changed_key_once_in_one_wording():
+    then = {"seed": 0, "size": [16, 16], "gone": "x", "same": 1}
+    now = {"seed": 5, "size": [16, 16], "same": 1, "new": 2.5}
+    assert describe_changes(then, now) == ["seed: 0 -> 5", "new: None -> 2.5", "gone: 'x' -> None"]
+    assert describe_changes(now, now) == []

@@ -8,6 +8,7 @@ import functools
 import math
 import numbers
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -45,6 +46,17 @@ def check_seed(name: str, value: Any) -> int:
     if not 0 <= value < SEED_LIMIT:
         raise ValueError(f"{name} must be in 0..{SEED_LIMIT - 1}, got {value}")
     return value
+
+
+def describe_changes(then: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """'key: then -> now' for each key whose value differs (a missing key reads None): the one wording every
+    refused rerun uses to say what changed since the run on disk."""
+    keys = [*now, *(k for k in then if k not in now)]
+    return [describe_change(k, then.get(k), now.get(k)) for k in keys if then.get(k) != now.get(k)]
+
+
+def describe_change(key: str, then: Any, now: Any) -> str:
+    return f"{key}: {then!r} -> {now!r}"
 
 
 def check_field_types(config: Any) -> None:

@@ -145,7 +145,9 @@ def test_resume_after_sigkill_gives_the_uninterrupted_dataset(
 
 
 def test_a_restart_with_another_config_is_refused(inputs, reference: Path) -> None:
-    with pytest.raises(ValueError, match="pairs_per_scene"):
+    with pytest.raises(
+        ValueError, match=rf"another config \(pairs_per_scene: {CONFIG.pairs_per_scene} -> 3\)"
+    ):
         curate(inputs[0], reference, CONFIG.replace(pairs_per_scene=3), workers=1, progress=False)
 
 

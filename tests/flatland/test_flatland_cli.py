@@ -83,7 +83,7 @@ def test_pairs_command_refuses_other_pairs_unless_overwrite(tmp_path: Path, caps
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--kinds", "remove", "--seed", "1"])
     err = " ".join(capsys.readouterr().err.split())
-    assert exit_info.value.code == 2 and "seed 0 there, 1 now; pass --overwrite" in err
+    assert exit_info.value.code == 2 and "seed: 0 -> 1; pass --overwrite" in err
     main([*args, "--kinds", "style", "--seed", "1", "--overwrite"])
     records = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in records] == ["style", "style"]

@@ -102,7 +102,7 @@ def test_footage_of_other_settings_is_refused_unless_overwritten_and_a_rerun_is_
     (out / "footage_0001.json").unlink()  # a run killed before video 1's sidecar
     make_footage(out, videos=2, seed=0, **settings)  # the same settings: continued, video 1 redone
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    with pytest.raises(FileExistsError, match="videos 2 there, 1 now; pass --overwrite"):
+    with pytest.raises(FileExistsError, match="videos: 2 -> 1; pass --overwrite"):
         make_footage(out, videos=1, seed=0, **settings)  # would leave a stale footage_0001 to be curated
     make_footage(out, videos=1, seed=3, overwrite=True, **settings)
     assert sorted(p.name for p in out.iterdir()) == ["footage_0000.json", "footage_0000.mp4", "run.json"]

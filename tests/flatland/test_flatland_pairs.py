@@ -85,9 +85,9 @@ def test_a_folder_of_other_pairs_is_refused_unless_overwritten(tmp_path: Path) -
     settings = {"frames": 5, "size": 32, "kinds": ["remove"], "progress": False}
     make_pairs(out, n=3, seed=0, **settings)
     before = _files(out)
-    with pytest.raises(FileExistsError, match="other settings: seed 0 there, 1 now; pass --overwrite"):
+    with pytest.raises(FileExistsError, match="other settings: seed: 0 -> 1; pass --overwrite"):
         make_pairs(out, n=3, seed=1, **settings)  # would silently replace every pair
-    with pytest.raises(FileExistsError, match="n 3 there, 2 now"):
+    with pytest.raises(FileExistsError, match="n: 3 -> 2"):
         make_pairs(out, n=2, seed=0, **settings)  # would leave pair_00002 outside the manifest
     assert _files(out) == before  # refused before anything was written
     manifest = make_pairs(out, n=2, seed=1, overwrite=True, **settings)

@@ -30,7 +30,7 @@ def test_a_stopped_run_resumes_and_other_settings_are_refused(tmp_path: Path) ->
     first[1].unlink()  # the run stopped before its last video
     assert write_sources(out, n=2, frames=5, progress=False) == first
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the same bytes, nothing else
-    with pytest.raises(FileExistsError, match="n 2 there, 3 now"):
+    with pytest.raises(FileExistsError, match="n: 2 -> 3"):
         write_sources(out, n=3, frames=5, progress=False)
     assert len(write_sources(out, n=3, frames=5, progress=False, overwrite=True)) == 3
 

@@ -261,7 +261,7 @@ def test_an_interrupted_cache_build_resumes_where_its_last_shard_ends(tmp_path):
         )
     with pytest.raises(
         CacheError,
-        match=r"unfinished cache made with other settings \(dataset: d then, e now; vae: v then, None now\)",
+        match=r"unfinished cache made with other settings \(dataset: 'd' -> 'e'; vae: 'v' -> None\)",
     ):
         build_cache(
             _RandomLatents(11), tmp_path / "other", shard_size=3, info={"dataset": "e"}, progress=False
@@ -359,9 +359,9 @@ def test_rerunning_a_finished_cache_returns_it_before_loading_the_encoders(tmp_p
         first.skipped_ids,
     )
     assert (tmp_path / "cache" / "index.json").read_text() == index
-    with pytest.raises(CacheError, match=r"other settings \(dtype: float32 then, bfloat16 now\)"):
+    with pytest.raises(CacheError, match=r"other settings \(dtype: 'float32' -> 'bfloat16'\)"):
         cache_dataset(pairs, tmp_path / "cache", dtype=torch.bfloat16, **args)
-    with pytest.raises(CacheError, match=r"other settings \(frames: 5 then, 1 now; size: \[16, 16\] then"):
+    with pytest.raises(CacheError, match=r"other settings \(frames: 5 -> 1; size: \[16, 16\] ->"):
         cache_dataset(pairs, tmp_path / "cache", **{**args, "frames": 1, "size": (8, 8)})
     manifest = pairs / "manifest.jsonl"
     record = json.loads(manifest.read_text().splitlines()[0])
@@ -374,11 +374,11 @@ def test_resuming_with_other_settings_names_what_changed(tmp_path):
     info = {"dataset": "d", "vae": "v"}
     with pytest.raises(_Interrupted):
         build_cache(_RandomLatents(6, stop_at=4), tmp_path / "cut", shard_size=2, info=info, progress=False)
-    with pytest.raises(CacheError, match=r"other settings \(dtype: torch.float32 then, torch.bfloat16 now\)"):
+    with pytest.raises(CacheError, match=r"other settings \(dtype: 'torch.float32' -> 'torch.bfloat16'\)"):
         build_cache(
             _RandomLatents(6), tmp_path / "cut", shard_size=2, dtype=torch.bfloat16, info=info, progress=False
         )
-    with pytest.raises(CacheError, match=r"\(vae: v then, w now; frames: None then, 9 now\)"):
+    with pytest.raises(CacheError, match=r"\(vae: 'v' -> 'w'; frames: None -> 9\)"):
         build_cache(
             _RandomLatents(6),
             tmp_path / "cut",

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from retake import files
+from retake.checks import describe_change, describe_changes
 from retake.data import shards
 from retake.data.executors import make_executor
 from retake.data.pipeline import (
@@ -174,14 +175,11 @@ def _claim_out(out: Path, config: Any, inputs: list[tuple[Path, str]]) -> None:
     if run_file.is_file():
         previous = shards.read_json(run_file)
         if previous["config"] != run["config"]:
-            changed = sorted(k for k in run["config"] if previous["config"].get(k) != run["config"][k])
-            raise ValueError(
-                f"{out} holds a run with another config (differs in {', '.join(changed)}); use a new OUT"
-            )
+            changed = "; ".join(describe_changes(previous["config"], run["config"]))
+            raise ValueError(f"{out} holds a run with another config ({changed}); use a new OUT")
         if previous["inputs_sha256"] != digest:
-            raise ValueError(
-                f"{out} holds a run over other inputs ({previous['inputs']} then, {len(inputs)} now)"
-            )
+            changed = describe_change("inputs", previous["inputs"], len(inputs))
+            raise ValueError(f"{out} holds a run over other inputs ({changed}); use a new OUT")
     else:
         out.mkdir(parents=True, exist_ok=True)
         shards.write_json(run_file, run)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from retake import files, video
+from retake.checks import describe_changes
 from retake.flatland.render import as_size
 
 
@@ -101,8 +102,7 @@ def _difference(old: dict | None, kind: str, settings: dict) -> str:
     if old is None or old.get("format") != kind:
         return "unrecorded settings (no readable run.json)"
     before = old.get("settings") or {}
-    changed = [f"{k} {before.get(k)!r} there, {v!r} now" for k, v in settings.items() if before.get(k) != v]
-    return "other settings: " + "; ".join(changed)
+    return "other settings: " + "; ".join(describe_changes(before, settings))
 
 
 def read_json(path: Path) -> dict | None:

@@ -28,6 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from retake.checks import describe_changes
 from retake.errors import RetakeError
 from retake.files import remove_leftovers, replacing, write_json
 from retake.model.text import TextEmbedding
@@ -281,9 +282,8 @@ def _write_index_file(root: Path, index: dict[str, Any]) -> None:
 
 
 def _differences(then: Mapping[str, Any], now: Mapping[str, Any]) -> str:
-    """'key: A then, B now' for each setting that differs (what a refused rerun changed); '' when none."""
-    keys = [*now, *(k for k in then if k not in now)]
-    return "; ".join(f"{k}: {then.get(k)} then, {now.get(k)} now" for k in keys if then.get(k) != now.get(k))
+    """'key: A -> B' for each setting that differs (what a refused rerun changed); '' when none."""
+    return "; ".join(describe_changes(then, now))
 
 
 def _in_order(some: Iterable[str], ids: Iterable[str]) -> bool:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from retake import files
+from retake.checks import describe_change
 from retake.errors import RetakeError
 from retake.model.text import TextEmbedding, load_text_encoder
 from retake.model.vae import VideoVAE
@@ -233,7 +234,7 @@ def setting_changes(
     flat_now = _flatten({**now["stage_config"], **now["run_settings"]})
     root_then = saved.get("out")
     return [
-        f"{key}: {flat_then.get(key)!r} -> {value!r}"
+        describe_change(key, flat_then.get(key), value)
         for key, value in flat_now.items()
         if key not in ignore
         and value != flat_then.get(key)
