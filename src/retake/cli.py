@@ -561,12 +561,13 @@ def edit_command(
 ) -> None:
     """Edit a video as an instruction says, with a pipeline bundle."""
     from retake.sample import EditPipeline, edit_file, parse_size
-    from retake.video import check_output
+    from retake.video import check_output, probe
 
     # What can be checked without the model is checked before it loads (seconds to minutes).
     check_output(_path_arg(out))
-    if not _path_arg(src).is_file():
+    if not _path_arg(src).exists():
         raise FileNotFoundError(f"source video not found: {_path_arg(src)}")
+    probe(_path_arg(src))  # a folder, or a file that is empty, not a video or has no index, fails here
     if not instruction.strip():
         raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
     pipeline = EditPipeline.from_pretrained(_path_arg(model), device=device, dtype=dtype)

@@ -206,8 +206,34 @@ def _open(path: Path) -> av.container.InputContainer:
         return av.open(str(path), mode="r")
     except av.error.FFmpegError as exc:
         # FFmpeg says only "Invalid data found": an unknown format, or a container whose index is missing
-        # (e.g. an mp4 cut short before its moov atom).
+        # (e.g. an mp4 cut short before its moov atom, as a copy or a recording stopped half-way leaves it).
+        if _mp4_without_index(path):
+            reason = "an MP4/MOV file without its index (no 'moov' box): cut short, or still being written"
+            raise NotMediaError(path, reason) from exc
         raise NotMediaError(path, f"not a readable media file (FFmpeg: {exc.strerror})") from exc
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """Whether `path` starts like an MP4/MOV (an 'ftyp' box) but holds no whole 'moov' box at its top level."""
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        if file.read(8)[4:8] != b"ftyp":
+            return False
+        offset = 0
+        while offset + 8 <= size:  # top-level boxes: a 32-bit size (1: a 64-bit one follows), a 4-byte type
+            file.seek(offset)
+            head = file.read(16)
+            length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if length == 1 and len(head) == 16:
+                length = int.from_bytes(head[8:16], "big")
+            elif length == 0:  # the box runs to the end of the file
+                length = size - offset
+            if kind == b"moov":
+                return offset + length > size
+            if length < 8:
+                return False  # not a box structure after all: leave the verdict to FFmpeg's message
+            offset += length
+    return True
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
@@ -501,8 +527,9 @@ def read(
     """Decode frames [start, end) or [start_time, end_time) of a video into a `Video` (see the module doc).
 
     fps: resample to this rate by presentation timestamps (None: every source frame; `Video.fps` is then the
-        stream's average rate). size: (H, W), resize to cover then centre-crop (`resize_cover_crop`); None keeps
-        the displayed size. max_frames: stop after this many output frames.
+        stream's average rate, or the frames' own where the container states a rate they do not keep).
+        size: (H, W), resize to cover then centre-crop (`resize_cover_crop`); None keeps the displayed size.
+        max_frames: stop after this many output frames.
     allow_partial: on a truncated or damaged stream return what decodes, with `Video.decode_errors` counting
         the packets/frames that failed or are missing; otherwise raise `CorruptStreamError`.
     skip_loop_filter: decode without the in-loop deblocking filter (FFmpeg's `skip_loop_filter=all`; H.264,
@@ -515,20 +542,18 @@ def read(
     size = None if size is None else _check_size(size)
     path = Path(path)
     with _open(path) as container:
-        stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"  # frame + slice threads: the main decode speed-up
-        stream.codec_context.thread_count = _decoder_threads
-        if skip_loop_filter:  # read by the decoder when it opens, at the first packet
-            stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
+        stream = _decoding_stream(container, path, skip_loop_filter)
         window = _window(container, stream, path, start, end, start_time, end_time)
-        if window.lo is not None and _timed(stream):
-            container.seek(int(window.lo), stream=stream, backward=True)  # to the keyframe at/before lo
-        log = _DecodeLog()
-        stack = _FrameStack(_capacity(stream, window, fps, max_frames))
-        _convert(_select(_decode(container, stream, log), stream, path, window, fps, max_frames), size, stack)
-        if log.reached_eof:  # decoding ran into the end of the file: was it cut short inside the window?
-            log.failed += _missing_from_index(stream, path, quick=False, before=window.hi)
-        source_fps = _source_fps(stream)
+        sought = window.lo is not None and _timed(stream)
+        if sought:
+            _seek(container, stream, window.lo)
+        stack, log, source_fps = _decode_window(container, stream, path, window, fps, max_frames, size)
+    if sought and log.decoded == 0:
+        # Some demuxers lose their packets on a seek, or refuse it (a single .jpg: FFmpeg's image2 has
+        # nothing after a seek to 0 and answers EPERM past it): decode from the start instead.
+        with _open(path) as container:
+            stream = _decoding_stream(container, path, skip_loop_filter)
+            stack, log, source_fps = _decode_window(container, stream, path, window, fps, max_frames, size)
     if stack.count == 0:
         _raise_empty(path, log, start, start_time)
     if log.failed and not allow_partial:
@@ -540,6 +565,77 @@ def read(
             failed=log.failed,
         )
     return Video(stack.frames(), fps=fps or source_fps, decode_errors=log.failed)
+
+
+def _decoding_stream(
+    container: av.container.InputContainer, path: Path, skip_loop_filter: bool
+) -> av.VideoStream:
+    """The video stream, its decoder set up for `read`."""
+    stream = _video_stream(container, path)
+    stream.thread_type = "AUTO"  # frame + slice threads: the main decode speed-up
+    stream.codec_context.thread_count = _decoder_threads
+    if skip_loop_filter:  # read by the decoder when it opens, at the first packet
+        stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
+    return stream
+
+
+def _seek(container: av.container.InputContainer, stream: av.VideoStream, tick: float) -> None:
+    """Seek to the keyframe at or before `tick`; a demuxer that cannot seek there is left to `read`'s retry."""
+    with suppress(av.error.FFmpegError):
+        container.seek(int(tick), stream=stream, backward=True)
+
+
+def _decode_window(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    path: Path,
+    window: _Window,
+    fps: float | None,
+    max_frames: int | None,
+    size: tuple[int, int] | None,
+) -> tuple[_FrameStack, _DecodeLog, float]:
+    """Decode from where the container stands: the frames `read` returns, what decoding saw, the source fps."""
+    log = _DecodeLog()
+    stack = _FrameStack(_capacity(stream, window, fps, max_frames))
+    span = _Span()
+    chosen = span.watch(_select(_decode(container, stream, log), stream, path, window, fps, max_frames))
+    _convert(chosen, size, stack)
+    if log.reached_eof:  # decoding ran into the end of the file: was it cut short inside the window?
+        log.failed += _missing_from_index(stream, path, quick=False, before=window.hi)
+    return stack, log, span.rate(stream)
+
+
+@dataclass
+class _Span:
+    """The first and last timestamps of the frames `read` returns, for their frame rate."""
+
+    first: int | None = None
+    previous: int | None = None
+    last: int | None = None
+    count: int = 0
+
+    def watch(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        for frame in frames:
+            if self.first is None:
+                self.first = frame.pts
+            self.previous, self.last = self.last, frame.pts
+            self.count += 1
+            yield frame
+
+    def rate(self, stream: av.VideoStream) -> float:
+        """The frames' own average rate, or the stream's when they agree to timestamp rounding (1%).
+
+        A container's stated rate can be wrong: Matroska and WebM state a default frame duration, and a
+        variable-rate recording (screen capture, WebRTC) that states 25 fps but holds 14 frames a second
+        would otherwise be edited or clipped 1.8 times too fast.
+        """
+        nominal = _source_fps(stream)
+        if self.count < 2 or not _timed(stream) or self.last <= self.previous:
+            return nominal
+        # As `probe` counts it: the last frame lasts as long as the one before it.
+        ticks = 2 * self.last - self.previous - self.first
+        measured = float(self.count / (ticks * stream.time_base))
+        return nominal if nominal and abs(measured / nominal - 1) <= 0.01 else measured
 
 
 def _window(
@@ -584,7 +680,7 @@ def _select(
     if fps is None:
         return _select_native(frames, window, limit)
     step = 1.0 / (fps * stream.time_base)  # ticks between output instants
-    return _select_resampled(frames, window, step, limit, _header_end(stream, path))
+    return _select_resampled(frames, window, step, limit, _header_end(stream, path), _frame_ticks(stream))
 
 
 def _decode(
@@ -628,17 +724,23 @@ def _select_native(frames: Iterator[av.VideoFrame], window: _Window, limit: floa
 
 
 def _select_resampled(
-    frames: Iterator[av.VideoFrame], window: _Window, step: float, limit: float, stream_end: int | None
+    frames: Iterator[av.VideoFrame],
+    window: _Window,
+    step: float,
+    limit: float,
+    stream_end: int | None,
+    frame_ticks: int,
 ) -> Iterator[av.VideoFrame]:
     """For instants t_k = t0 + k * step (ticks) inside the window, the last frame with pts <= t_k.
 
     A frame may be yielded several times in a row (held) or never (skipped). stream_end: the tick where the
-    last frame stops showing, from the container's index; None: the last frame lasts as long as the one before.
+    last frame stops showing, from the container's index; None: the last frame lasts as long as the one before,
+    or `frame_ticks` (the nominal rate) when it is the only one (a still image, a one-frame mkv or webm).
     """
     held: av.VideoFrame | None = None
     t0 = window.lo
     count = 0
-    last_step = 0  # ticks between the last two frames, for a last frame that carries no duration
+    last_step = frame_ticks  # ticks between the last two frames, for a last frame that carries no duration
     for frame in frames:
         if t0 is None:
             t0 = float(frame.pts)

@@ -341,5 +341,9 @@ def edit_file(
     fitted = pipeline.grid.fit_size(size if size is not None else pipeline.defaults.size)
     wanted = pipeline.defaults.frames if frames is None else check_int("frames", frames, minimum=1)
     video = read(src, size=fitted, max_frames=wanted)
+    try:  # a source too short for the request: say which file, as read's own errors do
+        pipeline.grid.fit_frames(frames, pipeline.defaults.frames, video.num_frames)
+    except ValueError as exc:
+        raise ValueError(f"{src}: {exc}") from None
     result = pipeline.edit(video, instruction, frames=frames, size=fitted, **options)
     return write_gif(result, dst) if dst.suffix.lower() == ".gif" else write(result, dst)
