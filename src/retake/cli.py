@@ -555,26 +555,45 @@ def edit_command(
     size: str | None = typer.Option(
         None, help="Output HEIGHTxWIDTH or N (square), e.g. 480x768 (default: the bundle's)."
     ),
+    fps: float | None = typer.Option(
+        None,
+        help="Resample the source to this frame rate first, so the frames cover more time (default: its own).",
+    ),
+    start: float = typer.Option(0.0, help="Seconds into the source where the edited part begins."),
     device: str = typer.Option("cpu", help="torch device, e.g. cpu or cuda:0."),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Edit a video as an instruction says, with a pipeline bundle."""
     from retake.sample import EditPipeline, edit_file, parse_size
+    from retake.sample.pipeline import check_read_window
     from retake.video import check_output, probe
 
     # What can be checked without the model is checked before it loads (seconds to minutes).
     check_output(_path_arg(out))
     if not _path_arg(src).exists():
         raise FileNotFoundError(f"source video not found: {_path_arg(src)}")
-    probe(_path_arg(src))  # a folder, or a file that is empty, not a video or has no index, fails here
+    info = probe(_path_arg(src))  # a folder, or a file that is empty, not a video or has no index, fails here
+    check_read_window(fps, start)
+    if start >= info.duration:
+        raise ValueError(
+            f"--start {start:g} s is past the end of {_path_arg(src)} ({info.duration:.2f} s long)"
+        )
     if not instruction.strip():
         raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
     pipeline = EditPipeline.from_pretrained(_path_arg(model), device=device, dtype=dtype)
     sampler = dict(steps=steps, guidance=cfg, video_guidance=video_cfg, seed=seed, progress=progress)
     size_hw = parse_size(size) if size is not None else None
     written = edit_file(
-        pipeline, _path_arg(src), _path_arg(out), instruction, frames=frames, size=size_hw, **sampler
+        pipeline,
+        _path_arg(src),
+        _path_arg(out),
+        instruction,
+        frames=frames,
+        size=size_hw,
+        fps=fps,
+        start=start,
+        **sampler,
     )
     console.print(f"wrote {written}")
 
