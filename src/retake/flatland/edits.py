@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from retake.flatland.generate import pick, random_background, unused_colours
+from retake.flatland.generate import pick, random_background, rate, unused_colours
 from retake.flatland.palette import OBJECT_COLOURS, SHAPES, SIZES, STYLES, check_name
 from retake.flatland.scene import Background, Scene, SceneObject
 
@@ -191,7 +191,7 @@ def sample_edit(rng: np.random.Generator, scene: Scene, kind: str, *, fps: float
             new_colour=pick(rng, free),
             new_size=pick(rng, SIZES),
             position=(round(float(rng.uniform(0.25, 0.75)), 4), round(float(rng.uniform(0.25, 0.75)), 4)),
-            velocity=(round(float(speed * np.cos(heading)), 4), round(float(speed * np.sin(heading)), 4)),
+            velocity=(rate(speed * np.cos(heading), fps), rate(speed * np.sin(heading), fps)),
         )
     target = scene.objects[int(rng.integers(len(scene.objects)))]
     named = {"target_colour": target.colour, "target_shape": target.shape}

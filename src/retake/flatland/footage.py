@@ -16,7 +16,7 @@ import numpy as np
 from rich.progress import track
 
 from retake.flatland import io
-from retake.flatland.generate import pick, random_object, random_scene, unused_colours
+from retake.flatland.generate import pick, random_object, random_scene, rate, unused_colours
 from retake.flatland.motion import EXTENT, object_track, simulate
 from retake.flatland.palette import SIZES
 from retake.flatland.render import as_size, render_states
@@ -190,7 +190,7 @@ def _with_event(
         exits = {(-1.0, 0.0): state.x, (1.0, 0.0): 1 - state.x, (0.0, -1.0): state.y, (0.0, 1.0): 1 - state.y}
         direction = min(exits, key=exits.__getitem__)
         speed = rng.uniform(*config.travel_speed) / fps
-        velocity = (round(direction[0] * speed, 5), round(direction[1] * speed, 5))
+        velocity = (rate(direction[0] * speed, fps, 5), rate(direction[1] * speed, fps, 5))
         return replace(obj, events=(Event(frame, "leave", velocity=velocity),))
     return obj
 
@@ -213,7 +213,7 @@ def _entering(
     ][edge]
     appear = int(rng.integers(max(1, length // 6), max(2, 3 * length // 5)))
     return replace(
-        base, x=round(x, 4), y=round(y, 4), vx=round(vx, 5), vy=round(vy, 5), appear=appear, events=()
+        base, x=round(x, 4), y=round(y, 4), vx=rate(vx, fps, 5), vy=rate(vy, fps, 5), appear=appear, events=()
     )
 
 

@@ -2,10 +2,13 @@
 
 Every object of a scene gets its own colour, so an instruction (and the judge) can name an object by colour
 and shape without ambiguity. Speeds are given per second and converted with the frame rate, so a scene
-looks alike at 8 and at 24 fps. Floats are rounded to 4 decimals to keep sidecar files readable.
+looks alike at 8 and at 24 fps. Floats are rounded to 4 decimals to keep sidecar files readable (per-frame
+rates of faster frame rates keep more: see `rate`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -14,6 +17,7 @@ from retake.flatland.palette import BACKGROUND_COLOURS, OBJECT_COLOURS, PATTERNS
 from retake.flatland.scene import Background, Camera, Scene, SceneObject
 
 CAMERA_MODES = ("static", "pan", "zoom")
+_MAX_ZOOM_OUT = 0.5  # the largest share of the zoom a zoom-out loses per frame
 
 
 def pick(rng: np.random.Generator, options) -> str:
@@ -24,6 +28,14 @@ def pick(rng: np.random.Generator, options) -> str:
 
 def _r(value: float) -> float:
     return round(float(value), 4)
+
+
+def rate(value: float, fps: float, decimals: int = 4) -> float:
+    """A per-frame rate (speed, spin, zoom rate) rounded to `decimals` up to 24 fps, and to one more decimal
+    per tenfold frame rate above: rates shrink as 1 / fps, and at 1000 fps 4 decimals rounded a seventh of
+    all objects to a standstill and stretched others by up to 25%."""
+    extra = math.ceil(math.log10(fps / 24)) if fps > 24 else 0
+    return round(float(value), decimals + extra)
 
 
 def random_background(
@@ -62,10 +74,10 @@ def random_object(
         size=size,
         x=_r(rng.uniform(reach, 1 - reach)),
         y=_r(rng.uniform(reach, 1 - reach)),
-        vx=_r(v * np.cos(heading)),
-        vy=_r(v * np.sin(heading)),
+        vx=rate(v * np.cos(heading), fps),
+        vy=rate(v * np.sin(heading), fps),
         rotation=_r(rng.uniform(0, 2 * np.pi)),
-        spin=_r(spin),
+        spin=rate(spin, fps),
     )
 
 
@@ -76,12 +88,15 @@ def random_camera(rng: np.random.Generator, *, fps: float, mode: str | None = No
         return Camera()
     if mode == "pan":
         heading, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.03, 0.06) / fps
-        return Camera(vx=_r(speed * np.cos(heading)), vy=_r(speed * np.sin(heading)))
+        return Camera(vx=rate(speed * np.cos(heading), fps), vy=rate(speed * np.sin(heading), fps))
     if mode != "zoom":
         raise ValueError(f"unknown camera mode {mode!r}; expected one of {', '.join(CAMERA_MODES)}")
-    rate = rng.uniform(0.06, 0.12) / fps
+    change = rng.uniform(0.06, 0.12) / fps
     zoom_in = rng.random() < 0.5
-    return Camera(zoom=1.0 if zoom_in else 1.25, zoom_rate=_r(rate if zoom_in else -rate))
+    # The zoom multiplies by (1 + zoom_rate) per frame: below 0.24 fps a zoom-out's share per frame would
+    # reach a half, and below 0.12 fps all of it (zoom 0); it is held at a half per frame there.
+    zoom_rate = change if zoom_in else -min(change, _MAX_ZOOM_OUT)
+    return Camera(zoom=1.0 if zoom_in else 1.25, zoom_rate=rate(zoom_rate, fps))
 
 
 def random_scene(

@@ -73,7 +73,12 @@ def make_pair(
             masks = edit_masks(scene, edit, source, target)
             instruction = describe_edit(edit, rng)
             return PairSample(source.frames, target.frames, masks, edit, instruction, float(fps), scene)
-    raise RuntimeError(f"no judgeable {kind!r} pair in {_MAX_DRAWS} draws (seed {seed})")  # pragma: no cover
+    # Settings, not bad luck: e.g. at 0.01 fps objects cross the view many times a frame.
+    raise ValueError(
+        f"no {kind!r} pair whose edit stays in view in all {frames} frames in {_MAX_DRAWS} draws (seed {seed}) "
+        f"at size {hw[0]}x{hw[1]} and fps {fps:g}: objects drift {0.04 / fps:.2g} to {0.16 / fps:.2g} of the "
+        "view per frame; use a higher --fps or fewer --frames"
+    )
 
 
 def make_pairs(

@@ -630,7 +630,7 @@ def cache_dataset(
     the VAE and text encoder load.
     """
     from retake.model.vae import VideoVAE
-    from retake.train.datasets import ClipSpec, open_triplets
+    from retake.train.datasets import ClipSpec, check_flatland_crop, open_triplets
     from retake.train.encode import check_clip_size
 
     if workers < 1 or (workers > 1 and device != "cpu"):
@@ -638,6 +638,7 @@ def cache_dataset(
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for the default), got {threads}")
     triplets = open_triplets(dataset, ClipSpec(frames, size), format)
+    check_flatland_crop(triplets)
     # Absolute paths: a rerun that spells a folder differently (relative vs absolute) still resumes the build.
     info = {
         "dataset": _location(dataset),

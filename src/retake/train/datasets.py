@@ -120,6 +120,7 @@ class _FlatlandEntry:
     target: Path
     instruction: str | None  # None: the manifest gives no text for it, so the sample is unusable
     kind: str | None
+    size: tuple[int, int] | None = None  # (H, W) of its videos, when the manifest says
 
 
 class FlatlandPairs:
@@ -196,7 +197,40 @@ def _flatland_entry(root: Path, record: dict, where: str) -> _FlatlandEntry:
         root / str(record["target"]),
         instruction if isinstance(instruction, str) else None,  # missing, null or not text: a bad sample
         None if kind is None else str(kind),
+        _record_size(record.get("size")),
     )
+
+
+def _record_size(size: object) -> tuple[int, int] | None:
+    """A manifest record's [H, W]; None when it has none (or not two positive ints: then nothing is checked)."""
+    if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+        return size[0], size[1]
+    return None
+
+
+_MAX_CROP = 0.03  # share of a side that cover-resizing may cut off a Flatland pair (rounding, not content)
+
+
+def check_flatland_crop(triplets: TripletDataset) -> None:
+    """ValueError when Flatland pairs would be resized to another aspect ratio. Clips are resized to cover the
+    stage's size and centre-cropped: fine for real video, but a pair's edited object is only guaranteed in
+    view in the whole frame, so a crop can cut it out and leave an instruction about nothing visible."""
+    if not isinstance(triplets, FlatlandPairs):
+        return
+    height, width = triplets.spec.size
+    for entry in triplets.entries:
+        if entry.size is None:
+            continue
+        h, w = entry.size
+        scale = max(height / h, width / w)
+        kept = min(height / (h * scale), width / (w * scale))
+        if 1 - kept > _MAX_CROP:
+            cover = f"{round(h * scale)}x{round(w * scale)}"
+            raise ValueError(
+                f"Flatland pairs in {triplets.root} are {h}x{w} (HxW), but the clip size (--size, data.size) "
+                f"{height}x{width} has another aspect ratio: resizing would crop {1 - kept:.0%} of a side, "
+                f"and with it maybe the edited object; use a size of the pairs' shape, e.g. {h}x{w} or {cover}"
+            )
 
 
 # ----------------------------------------------------------------------------------------------------------

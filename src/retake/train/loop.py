@@ -47,7 +47,7 @@ from retake.train.config import (
     TricksConfig,
     config_to_dict,
 )
-from retake.train.datasets import ClipSpec, open_triplets
+from retake.train.datasets import ClipSpec, check_flatland_crop, open_triplets
 from retake.train.distributed import (
     DistEnv,
     all_mean,
@@ -164,6 +164,7 @@ def open_stage_data(config: RunConfig, stage: StageConfig, device: torch.device)
             f"stage {stage.name!r} reads videos (data.path) and needs `vae = DIR`; or set data.cache"
         )
     triplets = open_triplets(data.path, ClipSpec(data.frames, data.size), data.format)
+    check_flatland_crop(triplets)
     if data.kinds:
         kept_indices(triplets.kinds(), data.kinds, where)  # a bad kind fails before the encoders load
     vae = VideoVAE.from_pretrained(config.vae, subfolder=config.vae_subfolder, device=device)
@@ -186,6 +187,45 @@ def check_data_fits(dataset: LatentDataset, model: nn.Module, stage: str) -> Non
     wrong = [f"{k}: model {getattr(spec, k)}, data {v}" for k, v in have.items() if getattr(spec, k) != v]
     if wrong:
         raise ValueError(f"stage {stage!r}: the data does not fit the model ({'; '.join(wrong)})")
+    grid, clips = _data_grid(dataset)
+    if grid is not None:
+        _check_patches(grid, clips, spec, stage)
+
+
+def _data_grid(dataset: LatentDataset) -> tuple[tuple[int, ...] | None, dict[str, Any]]:
+    """The latent (F, H, W) of every sample and the clips' {"frames", "size"} they were encoded from, where
+    known (a cache made by `retake cache` records them; one written otherwise may not)."""
+    if isinstance(dataset, LatentCache | LatentCaches):
+        index = dataset.index if isinstance(dataset, LatentCache) else dataset.parts[0].index
+        clips = {k: index[k] for k in ("frames", "size") if k in index}
+        return tuple(dataset.latent_shape[1:]), clips
+    spec = getattr(getattr(dataset, "triplets", None), "spec", None)
+    if isinstance(dataset, EncodingDataset) and isinstance(spec, ClipSpec):
+        grid = dataset.vae.latent_shape(spec.frames, *spec.size)[1:]
+        return tuple(grid), {"frames": spec.frames, "size": list(spec.size)}
+    return None, {}
+
+
+def _check_patches(grid: tuple[int, ...], clips: dict[str, Any], spec: Any, stage: str) -> None:
+    """ValueError at the stage's start, naming the clip size to change, when the data's latents do not split
+    into the model's patches (otherwise the first step fails with only the latent shape to go on)."""
+    patch = (spec.patch_size_t, spec.patch_size, spec.patch_size)
+    if all(g % p == 0 for g, p in zip(grid, patch, strict=True)):
+        return
+    made = ""
+    if "frames" in clips and "size" in clips:
+        made = f" (clips of {clips['frames']} frames at {clips['size'][0]}x{clips['size'][1]} px)"
+    need = f"latent height and width multiples of {spec.patch_size}"
+    if "size" in clips and grid[1]:
+        pixels = clips["size"][0] // grid[1] * spec.patch_size  # VAE compression x patch
+        need = f"clip height and width multiples of {pixels} px"
+    if grid[0] % spec.patch_size_t:
+        need += f" and latent frames a multiple of {spec.patch_size_t}"
+    raise ValueError(
+        f"stage {stage!r}: the data's latents (F, H, W) = {grid}{made} do not split into the model's "
+        f"(F, H, W) patches {patch}; this model needs {need}: encode the data at such a size "
+        "(`retake cache --size/--frames`, or data.size/data.frames), or change the model's patch sizes"
+    )
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, stage: StageConfig) -> Any:
