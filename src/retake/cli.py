@@ -593,6 +593,7 @@ def edit_command(
         size=size_hw,
         fps=fps,
         start=start,
+        note=lambda text: console.print(f"note: {text}"),
         **sampler,
     )
     console.print(f"wrote {written}")

@@ -56,3 +56,46 @@ def test_a_bad_window_is_refused_in_one_line_before_the_model_loads(tmp_path: Pa
             edit(source, tmp_path / "out.mp4", *extra, model=tmp_path / "no-bundle")
         err = capsys.readouterr().err
         assert stop.value.code == 2 and reason in err and len(err.strip().splitlines()) == 1, err
+
+
+def clip(path: Path, count: int, height: int, width: int) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(count):
+            image = np.full((height, width, 3), 20 + 2 * i, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def notes(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+
+
+def test_without_a_size_a_source_keeps_its_shape_and_the_note_says_so(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(EditPipeline, "edit", lambda self, video, instruction, **options: video)
+    source = clip(tmp_path / "portrait.mp4", 5, 48, 32)  # the shipped bundle edits 64x64 by default
+    main(["edit", str(source), "x", "-o", str(tmp_path / "out.mp4"), "--model", str(EDITOR), "--no-progress"])
+    info = probe(tmp_path / "out.mp4")
+    assert (info.height, info.width) == (80, 56)  # about 64 * 64 pixels, 1.5 times as high as wide, on 8 px
+    assert notes(capsys) == [
+        "note: editing at 80x56: the source's shape at about the bundle's 64x64 pixels",
+        "note: editing 5 frames, not the default 17 frames: the source gives 5",
+    ]
+
+
+def test_a_size_or_frame_count_off_the_grid_and_a_crop_are_told(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(EditPipeline, "edit", lambda self, video, instruction, **options: video)
+    source = clip(tmp_path / "wide.mp4", 10, 32, 48)
+    edit(source, tmp_path / "out.mp4", "--size", "50", "--frames", "8")  # `edit` asks --size 16 first
+    assert notes(capsys) == [
+        "note: size 50x50 rounded down to 48x48 (multiples of 8 px)",
+        "note: the source (32x48) is cropped to the shape of 48x48: 33% of its width is cut off",
+        "note: editing 5 frames, not frames=8: this model takes 4k + 1 frames",
+    ]
+    edit(source, tmp_path / "out.mp4")
+    assert notes(capsys) == [
+        "note: the source (32x48) is cropped to the shape of 16x16: 33% of its width is cut off",
+        "note: editing 9 frames, not the default 17 frames: the source gives 10 and this model takes 4k + 1 frames",
+    ]

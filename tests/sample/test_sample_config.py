@@ -121,3 +121,9 @@ def test_parse_size():
     assert parse_size("64") == (64, 64)  # square, as `retake flatland ... --size 64`
     with pytest.raises(ValueError, match="'480x'"):
         parse_size("480x")
+
+
+def test_fit_shape_keeps_the_default_area_at_the_source_shape():
+    assert HUNYUAN.fit_shape((480, 768), (832, 480)) == (800, 464)  # a portrait phone clip stays portrait
+    assert HUNYUAN.fit_shape((480, 768), (480, 768)) == (480, 768)
+    assert HUNYUAN.fit_shape((64, 64), (10, 1000)) == (16, 256)  # a side never rounds to nothing

@@ -8,6 +8,7 @@ grid: never more frames than the source has, never a size the caller did not ask
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from dataclasses import dataclass
@@ -69,6 +70,22 @@ class ModelGrid:
                 f"size {height}x{width} is smaller than this model's grid of {self.spatial} pixels per side"
             )
         return fitted
+
+    def fit_shape(self, default: tuple[int, int], source: tuple[int, int]) -> tuple[int, int]:
+        """(H, W) of about the pixels of `default` (the model's usual size) at the shape of `source`, on the
+        grid: a portrait clip is edited in portrait instead of being cropped to the default's landscape.
+        Each side is at least one grid step; the other then keeps the area."""
+        area = default[0] * default[1]
+        aspect = source[0] / source[1]
+        height, width = math.sqrt(area * aspect), math.sqrt(area / aspect)
+        if height < self.spatial:
+            height, width = self.spatial, area / self.spatial
+        elif width < self.spatial:
+            height, width = area / self.spatial, self.spatial
+        return (self._nearest(height), self._nearest(width))
+
+    def _nearest(self, pixels: float) -> int:
+        return max(self.spatial, round(pixels / self.spatial) * self.spatial)
 
 
 def size_pair(size: int | tuple[int, int]) -> tuple[int, int]:

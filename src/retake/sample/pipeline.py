@@ -42,8 +42,8 @@ from retake.sample.bundle import (
     write_bundle_spec,
 )
 from retake.sample.config import EditConfig
-from retake.sample.grid import ModelGrid
-from retake.video import Video, check_output, read, resize_cover_crop, write, write_gif
+from retake.sample.grid import ModelGrid, size_pair
+from retake.video import Video, check_output, probe, read, resize_cover_crop, write, write_gif
 
 # branch -> (which prompt, whether the source is seen)
 BRANCH_INPUTS: dict[str, tuple[str, bool]] = {
@@ -220,7 +220,7 @@ class EditPipeline:
         seed: int = 0,
     ) -> EditConfig:
         """Step 1: validate the request and resolve it to a complete config on the model's grid (the seed is
-        checked here too, before minutes of encoding)."""
+        checked here too, before minutes of encoding). size=None: the default's area at the video's shape."""
         if not isinstance(video, Video):
             raise ValueError(f"video must be a retake.video.Video, got {type(video).__name__}")
         if not isinstance(instruction, str):
@@ -231,7 +231,8 @@ class EditPipeline:
         check_seed("seed", seed)
         config = self.defaults.with_overrides(steps=steps, text_scale=guidance, video_scale=video_guidance)
         grid = self.grid
-        height, width = grid.fit_size(size if size is not None else config.size)
+        shape = video.frames.shape[1:3]
+        height, width = grid.fit_size(size) if size is not None else grid.fit_shape(config.size, shape)
         num_frames = grid.fit_frames(frames, config.frames, video.num_frames)
         return config.with_overrides(frames=num_frames, height=height, width=width)
 
@@ -333,6 +334,7 @@ def edit_file(
     size: int | tuple[int, int] | None = None,
     fps: float | None = None,
     start: float = 0.0,
+    note: Callable[[str], None] | None = None,
     **options: Any,
 ) -> Path:
     """Read `src`, edit it, write `dst` (.mp4, or .gif for a preview); `options` go to `EditPipeline.edit`.
@@ -340,18 +342,28 @@ def edit_file(
     fps: resample the source to this rate first (None: its own). A model edits a fixed number of frames, so
     this sets how much time they cover: 17 frames of a 120 fps phone clip last 0.14 s, at 24 fps 0.7 s.
     start: where the edited part begins, in seconds from the first frame.
+    note: told, in a sentence each, what was changed from the request: a size or frame count rounded to the
+    model's grid, a picture cropped to another shape, fewer frames than the default.
     Only the frames the edit can use are decoded, resized straight to the model's grid as they are read.
+    size=None edits at the bundle's default area in the source's shape (`ModelGrid.fit_shape`).
     """
     dst = check_output(dst)  # before the edit, which may take minutes
-    fitted = pipeline.grid.fit_size(size if size is not None else pipeline.defaults.size)
+    tell = note or (lambda _: None)
+    shape = _displayed_size(src)
+    fitted = _edit_size(pipeline, size, shape, tell)
     wanted = pipeline.defaults.frames if frames is None else check_int("frames", frames, minimum=1)
     check_read_window(fps, start)
     video = read(src, size=fitted, max_frames=wanted, fps=fps, start_time=start or None)
     try:  # a source too short for the request: say which file, as read's own errors do
-        pipeline.grid.fit_frames(frames, pipeline.defaults.frames, video.num_frames)
+        edited = pipeline.grid.fit_frames(frames, pipeline.defaults.frames, video.num_frames)
     except ValueError as exc:
         raise ValueError(f"{src}: {exc}") from None
-    result = pipeline.edit(video, instruction, frames=frames, size=fitted, **options)
+    if edited != (frames if frames is not None else pipeline.defaults.frames):
+        asked = f"frames={frames}" if frames is not None else f"the default {pipeline.defaults.frames} frames"
+        tell(
+            f"editing {edited} frames, not {asked}: {_frames_reason(pipeline.grid, frames, video.num_frames)}"
+        )
+    result = pipeline.edit(video, instruction, frames=edited, size=fitted, **options)
     return write_gif(result, dst) if dst.suffix.lower() == ".gif" else write(result, dst)
 
 
@@ -360,3 +372,50 @@ def check_read_window(fps: float | None, start: float) -> None:
     if fps is not None:
         check_finite("fps", fps, above=0)
     check_finite("start", start, minimum=0)
+
+
+def _displayed_size(src: str | os.PathLike[str]) -> tuple[int, int]:
+    info = probe(src)
+    return info.height, info.width
+
+
+def _edit_size(
+    pipeline: EditPipeline,
+    size: int | tuple[int, int] | None,
+    source: tuple[int, int],
+    tell: Callable[[str], None],
+) -> tuple[int, int]:
+    """The (H, W) to edit at, telling what differs from the request or the bundle's default."""
+    grid = pipeline.grid
+    if size is None:
+        fitted = grid.fit_shape(pipeline.defaults.size, source)
+        if fitted != pipeline.defaults.size:
+            default = "x".join(map(str, pipeline.defaults.size))
+            tell(
+                f"editing at {fitted[0]}x{fitted[1]}: the source's shape at about the bundle's {default} pixels"
+            )
+        return fitted
+    fitted = grid.fit_size(size)
+    if fitted != size_pair(size):
+        asked = "x".join(map(str, size_pair(size)))
+        tell(f"size {asked} rounded down to {fitted[0]}x{fitted[1]} (multiples of {grid.spatial} px)")
+    kept = min(fitted[0] / source[0], fitted[1] / source[1]) / max(
+        fitted[0] / source[0], fitted[1] / source[1]
+    )
+    if kept < 0.97:
+        side = "height" if fitted[0] / source[0] < fitted[1] / source[1] else "width"
+        tell(
+            f"the source ({source[0]}x{source[1]}) is cropped to the shape of {fitted[0]}x{fitted[1]}: "
+            f"{1 - kept:.0%} of its {side} is cut off"
+        )
+    return fitted
+
+
+def _frames_reason(grid: ModelGrid, requested: int | None, available: int) -> str:
+    """Why `fit_frames` edits fewer frames than asked: the source ran short, the grid, or both."""
+    reasons = []
+    if requested is None:
+        reasons.append(f"the source gives {available}")
+    if grid.round_frames(requested if requested is not None else available) != (requested or available):
+        reasons.append(f"this model takes {grid.temporal}k + 1 frames")
+    return " and ".join(reasons)
