@@ -505,7 +505,8 @@ def eval_probe(
             f"{len(result.unjudgeable)} edits the oracle cannot read even in the ground truth"
         )
     if out is not None:
-        files.write_json(out, result.to_json())
+        files.remove_temporaries_of(_path_arg(out))  # of a run killed while it wrote OUT
+        files.write_json(_path_arg(out), result.to_json())
         console.print(f"wrote {out}")
 
 

@@ -103,12 +103,24 @@ def staged_folder(out: str | Path, *, marker: str, what: str, overwrite: bool = 
         yield staging
         if out.is_symlink():
             out.unlink()  # a link to an older one: replace the link, not what it points to
-        elif out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
+        move_folder_over(staging, out)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def move_folder_over(src: Path, out: Path) -> None:
+    """Rename the folder `src` to `out`, replacing a folder there. The old one is first renamed aside, to a
+    temporary name that `staged_folder` and `remove_leftovers` clear, and deleted only then: deleted in place,
+    a kill half way would leave at `out` a folder that is neither the old one nor the new one (perhaps its
+    marker without its weights), which a rerun would refuse to replace or take for a whole one."""
+    if out.is_dir() and not out.is_symlink():
+        aside = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.old{TEMP_SUFFIX}")
+        os.replace(out, aside)
+        os.replace(src, out)
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    os.replace(src, out)
 
 
 # safetensors writes its own `.tmpXXXXXXXX` beside the destination before renaming it to our temporary name.
@@ -131,3 +143,27 @@ def remove_leftovers(folder: Path) -> list[Path]:
                 path.unlink()
             removed.append(path)
     return removed
+
+
+# retake.video writes a video as `.NAME.partial.EXT` beside its destination (the muxer needs the extension).
+_PARTIAL_VIDEO = re.compile(r"\..+\.partial\.(mp4|gif)")
+
+
+def remove_leftovers_and_videos(folder: Path) -> list[Path]:
+    """`remove_leftovers`, and the half-written videos that `retake.video` writes killed outright left."""
+    removed = remove_leftovers(folder)
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if _PARTIAL_VIDEO.fullmatch(path.name) and path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def remove_temporaries_of(path: Path) -> list[Path]:
+    """Delete the temporary files that writes of `path` killed outright left beside it (`.NAME.*.tmp`). For a
+    file in a folder that holds other things (`remove_leftovers` clears the whole folder). Returns them."""
+    path = Path(path)
+    stale = [p for p in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}") if p.is_file()]
+    for leftover in stale:
+        leftover.unlink()
+    return stale

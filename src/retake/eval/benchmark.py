@@ -210,13 +210,12 @@ def build_flatland_benchmark(
             samples.append(sample)
             redrawn += draws
     files.write_json_lines(root / INSTRUCTIONS, [_task(s) for s in samples])
-    (root / "README.md").write_text(_readme(config, len(samples)))
+    files.write_text(root / "README.md", _readme(config, len(samples)))
     manifest = {"format": FORMAT, "config": config.to_json(), "samples": [s.to_json() for s in samples]}
     manifest["fingerprint"] = _fingerprint(manifest)
     manifest["redrawn"] = redrawn
     files.write_json(root / MANIFEST, manifest)
-    (root / PROGRESS).unlink()
-    (root / PENDING).unlink()
+    _finish(root)
     return load_benchmark(root)
 
 
@@ -226,19 +225,23 @@ def _claim(root: Path, config: BenchmarkConfig) -> dict[tuple[str, int], dict[st
     pending = root / PENDING
     if root.exists() and not root.is_dir():
         raise FileExistsError(f"{root} exists and is not a folder; choose a new benchmark folder")
+    files.remove_temporaries_of(pending)  # a build killed while writing it wrote nothing else
     if root.is_dir() and any(root.iterdir()):
-        if (root / MANIFEST).is_file() or not pending.is_file():
+        if (root / MANIFEST).is_file():
+            _finish(root)  # killed after writing the manifest: its last two files may be left
+            raise FileExistsError(
+                f"{root} already holds a finished benchmark, not an empty folder; use it as it is or choose "
+                "a new benchmark folder"
+            )
+        if not pending.is_file():
             raise FileExistsError(f"{root} exists and is not an empty folder; choose a new benchmark folder")
         if json.loads(pending.read_text()) != config.to_json():
             raise FileExistsError(
                 f"{root} holds an interrupted build of another benchmark config; choose a new folder"
             )
-        rows = []
-        for line in (root / PROGRESS).read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # the line being written when the build was killed
-                continue
+        for folder in (root, root / "sources", root / "truth"):  # the samples they were part of are redrawn
+            files.remove_leftovers_and_videos(folder)
+        rows = _progress_rows(root / PROGRESS)
         return {
             (row["kind"], row["index"]): row
             for row in rows
@@ -248,6 +251,23 @@ def _claim(root: Path, config: BenchmarkConfig) -> dict[tuple[str, int], dict[st
     files.write_json(pending, config.to_json())
     (root / PROGRESS).write_text("")
     return {}
+
+
+def _progress_rows(path: Path) -> list[dict[str, Any]]:
+    """The samples an interrupted build logged; none when it was killed before it made the log."""
+    rows = []
+    for line in path.read_text().splitlines() if path.is_file() else ():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # the line being written when the build was killed
+            continue
+    return rows
+
+
+def _finish(root: Path) -> None:
+    """Delete the files of a build under way, once its manifest is written."""
+    (root / PROGRESS).unlink(missing_ok=True)
+    (root / PENDING).unlink(missing_ok=True)
 
 
 def _from_row(root: Path, row: dict[str, Any]) -> BenchmarkSample:

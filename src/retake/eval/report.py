@@ -201,7 +201,8 @@ def _write_plots(summary: dict[str, Any], folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     figures = {"success.png": _success_figure({"": summary}), "metrics.png": _metrics_figure(summary)}
     for name, figure in figures.items():
-        figure.savefig(folder / name, dpi=100)
+        with files.replacing(folder / name) as tmp:  # a PNG cut short is never left behind the page
+            figure.savefig(tmp, dpi=100, format="png")
     return [f"plots/{name}" for name in figures]
 
 
@@ -445,8 +446,8 @@ def write_comparison(
     report_a: str | os.PathLike[str], report_b: str | os.PathLike[str], out: str | os.PathLike[str]
 ) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(compare(report_a, report_b))
+    files.remove_temporaries_of(out)  # of a comparison killed while it was written
+    files.write_text(out, compare(report_a, report_b))
     return out
 
 

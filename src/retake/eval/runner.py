@@ -163,6 +163,7 @@ def run_seeds(
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be one or more distinct integers, got {list(seeds)}")
     out_dir = Path(out_dir)
+    files.remove_temporaries_of(out_dir / SEEDS_FILE)  # of a run killed while writing it
     if (out_dir / RUN_FILE).is_file():
         raise RunMismatchError(
             f"{out_dir} holds a single-seed run; use a new output folder for several seeds"
@@ -199,7 +200,9 @@ def run_seeds(
 def _start(out_dir: Path, header: dict[str, Any]) -> None:
     """Write run.json, or check that the one there describes the same run."""
     path = out_dir / RUN_FILE
+    files.remove_temporaries_of(path)  # killed while writing it: the folder holds nothing else of the run
     if path.is_file():
+        _remove_leftovers(out_dir)
         old = json.loads(path.read_text())
         differ = [key for key in header if _comparable(old.get(key)) != _comparable(header[key])]
         if differ:
@@ -210,6 +213,13 @@ def _start(out_dir: Path, header: dict[str, Any]) -> None:
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty and holds no {RUN_FILE}; use a new output folder")
     files.write_json(path, header)
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Clear what writes killed outright left in a run's folder (and in the folders of the report that
+    retake.eval.report writes beside the run): the rerun writes those files again."""
+    for folder in (out_dir, out_dir / EDITS_DIR, out_dir / "gifs", out_dir / "plots"):
+        files.remove_leftovers_and_videos(folder)
 
 
 def _comparable(value: Any) -> Any:

@@ -610,6 +610,7 @@ def train_autoencoder(
     if resume and not state_path.exists():
         raise FileNotFoundError(f"nothing to resume: no {STATE_FILE} in {out_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    files.remove_leftovers(out_dir)  # checkpoints and exports killed mid-write
     vae = build_vae(config.arch, seed=config.seed)
     if config.init is not None and not resume:  # a resumed run's checkpoint already holds the weights
         load_init_weights(vae, Path(config.init))
@@ -617,6 +618,7 @@ def train_autoencoder(
     optimizer = make_optimizer(vae, config)
     ema = EMA(vae, config.ema_decay) if config.ema_decay else None
     info = _resume(state_path, vae, optimizer, config, ema) if resume else CheckpointInfo(config, 0, 0.0)
+    _trim_log(out_dir / LOG_FILE, info.step)
     heldout = heldout_set(config.eval_clips, size=config.eval_size, frames=config.eval_frames, fps=config.fps)
     last = min(config.steps, config.steps if stop_after is None else stop_after)
     began = time.monotonic() - info.seconds
@@ -702,6 +704,26 @@ def _progress(enabled: bool) -> Progress:
         TimeRemainingColumn(),
         disable=not enabled,
     )
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Keep only the log rows of the steps the run starts after. A run killed after its last checkpoint
+    logged steps that the resumed run takes and logs again (a fresh run in a killed one's folder: all of
+    them), and perhaps a line cut short; the log then reads as an uninterrupted run's."""
+    if not path.is_file():
+        return
+    text = path.read_text()
+    kept = "".join(line + "\n" for line in text.splitlines() if _logged_by(line, step))
+    if kept != text:  # also a last line without its newline: appending would continue it
+        files.write_text(path, kept)
+
+
+def _logged_by(line: str, step: int) -> bool:
+    """Whether a log line is whole and was logged at or before `step`."""
+    try:
+        return int(json.loads(line)["step"]) <= step
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):  # a line cut short
+        return False
 
 
 def _log(handle, row: dict) -> None:
