@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -201,6 +201,27 @@ def convert_icve(
     )
 
 
+SET_HELP = (
+    "Change a recipe setting, e.g. --set {example}; repeatable. Values are read as TOML (32, 0.5, true, "
+    "[5, 7.5]; null for none); unknown keys are refused naming the known ones."
+)
+
+
+def _settings(assignments: list[str] | None) -> dict[str, Any]:
+    from retake.overrides import parse_assignment
+
+    return dict(parse_assignment(text) for text in assignments or [])
+
+
+def _note_all_dropped(made: int, stats: dict[str, Any]) -> None:
+    """A run whose every input a filter dropped exits 0 (the table says why), but says so plainly."""
+    from retake.data.summary import all_dropped_note
+
+    note = all_dropped_note(made, stats)
+    if note:
+        console.print(f"[yellow]note: {note}[/yellow]")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # curate
 # ----------------------------------------------------------------------------------------------------------
@@ -218,6 +239,9 @@ def curate_command(
     vlm_base_url: str | None = typer.Option(None, help="OpenAI-compatible URL ($RETAKE_VLM_BASE_URL)."),
     vlm_model: str | None = typer.Option(None, help="VLM model name (or $RETAKE_VLM_MODEL)."),
     vlm_key_env: str | None = typer.Option(None, help="Environment variable holding the VLM API key."),
+    settings: list[str] | None = typer.Option(
+        None, "--set", help=SET_HELP.format(example="min_short_side=32")
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Curate unpaired-clip training pairs (ICVE pretraining data) from raw videos."""
@@ -232,12 +256,15 @@ def curate_command(
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
     vlm = {"base_url": vlm_base_url, "model": vlm_model, "api_key_env": vlm_key_env}
     config = config.replace(vlm=replace(config.vlm, **{k: v for k, v in vlm.items() if v is not None}))
+    config = config.with_settings(_settings(settings))
     options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
     result = curate(_path_arg(input_path), _path_arg(out), config, **options)
     console.print(headline(result.stats, result.seconds))
     console.print(stats_table(result.stats))
     console.print(f"wrote {result.manifest} ({result.shards} shards, {result.shards_skipped} already done)")
-    check_something_made(result.stats.get("pairs_ok", 0), result.stats, result.manifest)
+    made = result.stats.get("pairs_ok", 0)
+    check_something_made(made, result.stats, result.manifest)
+    _note_all_dropped(made, result.stats)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -286,11 +313,14 @@ def synth_command(
     vlm_base_url: str | None = typer.Option(None, help="OpenAI-compatible URL ($RETAKE_VLM_BASE_URL)."),
     vlm_model: str | None = typer.Option(None, help="VLM model name (or $RETAKE_VLM_MODEL)."),
     vlm_key_env: str | None = typer.Option(None, help="Environment variable holding the VLM API key."),
+    settings: list[str] | None = typer.Option(
+        None, "--set", help=SET_HELP.format(example="source.min_short_side=32")
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Make paired (source, edited, instruction) training triplets: InsViE's pipeline or ICVE's SFT pairs."""
     from retake.data.summary import check_something_made, stats_table
-    from retake.synth.recipes import get_recipe, with_overrides
+    from retake.synth.recipes import get_recipe, with_overrides, with_settings
     from retake.synth.runner import synthesize
     from retake.synth.stats import headline
 
@@ -324,12 +354,15 @@ def synth_command(
     models = ("editor", "propagation") if recipe == "insvie" else ("inpaint",)
     changes.update({f"{part}.device": device for part in models})
     config = with_overrides(config, {k: v for k, v in changes.items() if v is not None})
+    config = with_settings(config, _settings(settings))
     options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
     result = synthesize(_path_arg(input_path), _path_arg(out), config, **options)
     console.print(headline(result.stats, result.seconds))
     console.print(stats_table(result.stats))
     console.print(f"wrote {result.manifest} ({result.shards} shards, {result.shards_skipped} already done)")
-    check_something_made(result.stats.get("triplets_ok", 0), result.stats, result.manifest)
+    made = result.stats.get("triplets_ok", 0)
+    check_something_made(made, result.stats, result.manifest)
+    _note_all_dropped(made, result.stats)
 
 
 # ----------------------------------------------------------------------------------------------------------

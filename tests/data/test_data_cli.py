@@ -65,3 +65,24 @@ def test_a_curate_run_whose_every_input_failed_exits_with_the_first_failure(
     err = " ".join(capsys.readouterr().err.split())
     assert "nothing was made: 1 failed; the first, broken.mp4: probe not_media" in err
     assert (tmp_path / "out" / "manifest.parquet").is_file()  # the run's record is kept for inspection
+
+
+def test_set_changes_a_recipe_limit_and_a_run_that_filtered_everything_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "240")
+    write_video(tmp_path / "in" / "shots.mp4", [(80, 2), (80, 3)])
+    command = ["curate", str(tmp_path / "in"), "--workers", "1", "--no-progress"]
+    main([*command[:2], str(tmp_path / "strict"), *command[2:], "--set", "min_short_side=4096"])
+    err = capsys.readouterr().err
+    assert "1 videos -> 0 pairs" in err
+    assert (
+        "note: nothing was made: filters dropped every input, most for low_resolution at basic_filter" in err
+    )
+    main([*command[:2], str(tmp_path / "loose"), *command[2:], "--set", "pairs_per_scene=1"])
+    assert "1 videos -> 2 pairs" in capsys.readouterr().err  # one pair for each of the two shots
+    with pytest.raises(SystemExit) as exited:
+        main([*command[:2], str(tmp_path / "bad"), *command[2:], "--set", "min_side=32"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "unknown config field 'min_side'; known there: " in err
+    assert "min_short_side" in err and len(err.strip().splitlines()) == 1

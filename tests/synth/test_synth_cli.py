@@ -142,3 +142,19 @@ def test_a_synth_run_that_made_nothing_because_inputs_failed_exits_with_the_firs
     err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
     assert "nothing was made: 1 failed; the first," in err and "model_index.json" in err
     assert "manifest.parquet" in err
+
+
+def test_the_headline_counts_inputs_dropped_before_any_triplet() -> None:
+    from retake.synth.stats import headline
+
+    stats = {"videos": 6, "videos_dropped": 6, "triplets_ok": 0, "triplets_dropped": 0, "triplets_error": 0}
+    assert headline(stats) == "6 inputs -> 0 triplets (6 dropped, 0 failed)"
+    stats = {**stats, "videos_dropped": 1, "videos_error": 2, "triplets_ok": 3, "triplets_dropped": 1}
+    assert headline(stats) == "6 inputs -> 3 triplets (2 dropped, 2 failed)"
+
+
+def test_set_changes_any_synth_setting_by_dotted_name() -> None:
+    from retake.synth.recipes import with_settings
+
+    config = with_settings(get_recipe("insvie"), {"source.target_fps": None, "editor.strengths": [3, 6]})
+    assert config.source.target_fps is None and config.editor.strengths == (3, 6)

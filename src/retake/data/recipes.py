@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from retake.checks import check_field_types
 from retake.data.vlm import VLMConfig
+from retake.overrides import apply_overrides
 from retake.video import X264_PRESETS
 
 WRITERS = ("none", "flatland", "vlm")
@@ -106,6 +108,11 @@ class CurateConfig:
 
     def replace(self, **changes: Any) -> CurateConfig:
         return dataclasses.replace(self, **changes)
+
+    def with_settings(self, settings: Mapping[str, Any]) -> CurateConfig:
+        """This config with fields set by dotted name ({"min_short_side": 32, "vlm.model": "m"}), as
+        `retake curate --set KEY=VALUE` does; each value is checked as the field's type."""
+        return CurateConfig.from_dict(apply_overrides(self.to_dict(), settings))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

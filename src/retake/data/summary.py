@@ -49,6 +49,19 @@ def stats_table(stats: dict[str, Any]) -> Table:
     return table
 
 
+def all_dropped_note(made: int, stats: dict[str, Any]) -> str | None:
+    """What to tell a run that made nothing because filters dropped every input (None when it made something
+    or something failed): the commonest reason, and how to loosen the recipe."""
+    dropped = [row for row in stats_rows(stats) if row[0] == "dropped"]
+    if made or not dropped:
+        return None
+    _, stage, reason, unit, count = max(dropped, key=lambda row: row[4])
+    return (
+        f"nothing was made: filters dropped every input, most for {reason} at {stage} ({count} {unit}s); "
+        "a recipe's limits can be changed with --set KEY=VALUE"
+    )
+
+
 class NothingMadeError(RetakeError):
     """A run that made nothing because its inputs failed (not because a filter dropped them all)."""
 

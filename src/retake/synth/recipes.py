@@ -14,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from retake.checks import check_field_types
 from retake.data.vlm import VLMConfig
 from retake.opticalflow import PRESETS
+from retake.overrides import apply_overrides
 
 EDITORS = ("precomputed", "diffusers", "flatland")
 SELECTIONS = ("vlm", "flatland", "none")
@@ -439,17 +441,9 @@ def get_recipe(name: str) -> SynthConfig:
 def with_overrides(config: SynthConfig, changes: dict[str, Any]) -> SynthConfig:
     """`config` with fields changed by dotted name ({"editor.path": "...", "seed": 3}); None values are
     skipped, so optional CLI flags can be passed straight through."""
-    data = config.to_dict()
-    for dotted, value in changes.items():
-        if value is None:
-            continue
-        *parents, leaf = dotted.split(".")
-        node = data
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise ValueError(f"unknown config section {part!r} in {dotted!r}")
-            node = node[part]
-        if leaf not in node:
-            raise ValueError(f"unknown config field {dotted!r}")
-        node[leaf] = value
-    return config_from_dict(data)
+    return with_settings(config, {k: v for k, v in changes.items() if v is not None})
+
+
+def with_settings(config: SynthConfig, settings: Mapping[str, Any]) -> SynthConfig:
+    """`config` with fields set by dotted name, None included (`--set KEY=VALUE`, `source.target_fps=null`)."""
+    return config_from_dict(apply_overrides(config.to_dict(), settings))
