@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,34 @@ def test_leftovers_of_killed_writes_are_removed_and_nothing_else(tmp_path):
     assert sorted(p.name for p in removed) == [".bundle.k2j3.tmp", ".stats.json.12.34.tmp", ".tmpduhIqE"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "keep.json", "plain.tmp"]
     assert files.remove_leftovers(tmp_path / "missing") == []
+
+
+def test_an_output_file_path_that_cannot_be_written_is_refused_up_front(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "plain.txt").write_text("x")
+    assert (
+        files.check_output_file(tmp_path / "new" / "deeper" / "out.json") == tmp_path / "new/deeper/out.json"
+    )
+    with pytest.raises(ValueError, match="taken is a folder; give a file path"):
+        files.check_output_file(tmp_path / "taken")
+    with pytest.raises(ValueError, match=r"plain\.txt is a file, not a folder"):
+        files.check_output_file(tmp_path / "plain.txt" / "sub" / "out.json")
+
+
+def test_probe_refuses_an_output_folder_before_the_model_loads(tmp_path: Path, capsys) -> None:
+    from retake.cli import main
+
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(SystemExit) as stop:  # neither the benchmark nor the bundle exists
+        main(
+            [
+                "eval",
+                "probe",
+                str(tmp_path / "bench"),
+                "--model",
+                str(tmp_path / "m"),
+                "-o",
+                str(tmp_path / "taken"),
+            ]
+        )
+    assert stop.value.code == 2 and "taken is a folder" in capsys.readouterr().err

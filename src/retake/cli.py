@@ -518,6 +518,8 @@ def eval_probe(
     from retake.eval.editors import BundleEditConfig, open_editor
     from retake.eval.probe import probe_adds
 
+    if out is not None:
+        files.check_output_file(_path_arg(out))  # before minutes of edits
     sampler = BundleEditConfig(steps=steps, guidance=guidance, device=device)
     editor = open_editor(bundle=_path_arg(model), config=sampler)
     benchmark = load_benchmark(_path_arg(bench))
@@ -567,6 +569,7 @@ def eval_compare(
     """Two reports side by side with the differences B - A."""
     from retake.eval.report import write_comparison
 
+    files.check_output_file(_path_arg(out))
     console.print(f"wrote {write_comparison(_path_arg(a), _path_arg(b), _path_arg(out))}")
 
 
@@ -587,7 +590,9 @@ def edit_command(
         None, help="Frames to edit, rounded down to 4k+1 (default: the bundle's, capped to the source)."
     ),
     size: str | None = typer.Option(
-        None, help="Output HEIGHTxWIDTH or N (square), e.g. 480x768 (default: the bundle's)."
+        None,
+        help="Output HEIGHTxWIDTH or N (square), e.g. 480x768 (default: about the bundle's pixels, in the "
+        "source's shape).",
     ),
     fps: float | None = typer.Option(
         None,
@@ -927,11 +932,9 @@ ABORTED = 130  # the shell's code for a run stopped by Ctrl-C
 
 
 def _hide_library_bars() -> None:
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
+    from retake.model.weights import quiet_loading_bars
 
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
+    quiet_loading_bars()
 
 
 def _path_arg(p: Path) -> Path:

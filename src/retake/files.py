@@ -69,6 +69,20 @@ def write_json_lines(path: str | Path, rows: list[Any]) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # folders
 # ----------------------------------------------------------------------------------------------------------
+def check_output_file(path: str | Path) -> Path:
+    """`path` as a Path, refused before any work when a file cannot be written there: it is a folder, or a
+    folder on the way to it is a file (what would otherwise fail only at the end of a long run)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file path to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
 def check_replaceable_folder(out: Path, *, marker: str, what: str, overwrite: bool) -> None:
     """FileExistsError unless `out` may become a new `what` (e.g. "bundle"): it is missing, an empty folder,
     or, with `overwrite`, a `what` already (it holds the file `marker`). Overwrite deletes the folder, so it

@@ -119,6 +119,7 @@ def test_broken_or_foreign_folders_are_refused(bench, tmp_path):
         ({"kinds": ("add", "paint")}, "unknown edit kind 'paint'"),
         ({"kinds": ("add", "add")}, "without repeats"),
         ({"frames": 1}, "frames >= 2"),
+        ({"frames": 8}, r"frames must be 4k \+ 1 \(5, 9, 13, 17, ...\) as editors edit, got 8"),
         ({"crf": 60}, "crf in 0..51"),
         ({"size": 61}, "even sides .* got 61x61"),  # H.264 would pad the videos to 62, not the masks
         ({"fps": float("inf")}, "fps > 0 and finite; got 64, 17, inf"),
@@ -175,3 +176,10 @@ def test_a_limited_pick_takes_every_kind_in_turn(bench):
     assert kinds == list(EDIT_KINDS)  # one of each, in benchmark order
     assert bench.pick(3) == [0, 2, 4] and set(bench.pick(3)) < set(bench.pick(8))  # a larger limit only adds
     assert bench.pick(None) == bench.pick(100) == list(range(len(bench.samples)))
+
+
+def test_a_size_too_small_to_judge_a_kind_says_which_option_to_raise(tmp_path, monkeypatch):
+    monkeypatch.setattr(benchmark_module, "oracle_judge", lambda *args: False)  # as at 16 px, now and then
+    tiny = BenchmarkConfig(per_kind=1, kinds=("replace",), size=16, frames=5)
+    with pytest.raises(BenchmarkError, match=r"no replace sample .* at size 16 .* use a larger --size"):
+        build_flatland_benchmark(tmp_path / "set", tiny, progress=False)

@@ -403,3 +403,23 @@ def test_one_cache_twice_or_two_caches_of_one_sample_do_not_join(tmp_path, monke
     )
     with pytest.raises(CacheError, match=r"caches d1 and again both hold sample 's001' of /data/one"):
         LatentCaches(["d1", "d2", "again"])
+
+
+def test_cache_workers_draw_no_weight_loading_bars(tmp_path, vae_dir, monkeypatch):
+    """N workers' bars from transformers and diffusers broke the parent's progress bar, even with
+    --no-progress."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from retake.train import encode_pool
+
+    pairs = write_flatland_pairs(tmp_path / "pairs", 2)
+    spec = encode_pool.EncoderSpec(str(pairs), "auto", CLIP[0], CLIP[1:], str(vae_dir), None, "minilm")
+    monkeypatch.setattr(encode_pool, "_ENCODED", None)
+    try:
+        encode_pool._start_worker(spec)  # what each worker process runs first
+        assert not transformers_logging.is_progress_bar_enabled()
+        assert not diffusers_logging.is_progress_bar_enabled()
+    finally:
+        transformers_logging.enable_progress_bar()
+        diffusers_logging.enable_progress_bar()

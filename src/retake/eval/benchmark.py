@@ -78,6 +78,10 @@ class BenchmarkConfig:
             raise ValueError(
                 f"need size >= 16, frames >= 2, fps > 0 and finite; got {self.size}, {self.frames}, {self.fps}"
             )
+        if self.frames % 4 != 1:
+            # An editor edits 4k + 1 frames (the causal video VAE's grid; 2k + 1 and every count included),
+            # so any other benchmark length comes back shorter and fails every sample.
+            raise ValueError(f"frames must be 4k + 1 (5, 9, 13, 17, ...) as editors edit, got {self.frames}")
         video_size(self.size)  # even: the masks must match the videos, which H.264 pads to even sides
         if not 0 <= self.crf <= 51 or self.mask_margin < 0:
             raise ValueError(f"need crf in 0..51 and mask_margin >= 0, got {self.crf} and {self.mask_margin}")
@@ -290,7 +294,10 @@ def _draw_sample(root: Path, kind: str, index: int, config: BenchmarkConfig) -> 
         source, target = sample.source().frames, sample.target().frames
         if oracle_judge(source, target, sample.edit) and not oracle_judge(source, source, sample.edit):
             return sample, draw
-    raise BenchmarkError(f"no {kind} sample the oracle judge can score after encoding in {_MAX_DRAWS} draws")
+    raise BenchmarkError(
+        f"no {kind} sample the oracle judge can score after encoding in {_MAX_DRAWS} draws at size {config.size} "
+        f"and {config.frames} frames: small shapes blur past recognition; use a larger --size (64 is safe)"
+    )
 
 
 def load_benchmark(path: str | os.PathLike[str]) -> Benchmark:

@@ -64,3 +64,12 @@ def _weight_files(folder: Path) -> list[Path]:
     if missing:
         raise WeightsError(f"{folder} lacks the weight shards {', '.join(missing)} that {INDEX_NAME} lists")
     return [folder / name for name in shards]
+
+
+def quiet_loading_bars() -> None:
+    """Turn off diffusers' and transformers' weight-loading progress bars in this process."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()

@@ -46,10 +46,12 @@ def _start_worker(spec: EncoderSpec) -> None:
     global _ENCODED
     from retake.model.text import load_text_encoder
     from retake.model.vae import VideoVAE
+    from retake.model.weights import quiet_loading_bars
     from retake.train.datasets import ClipSpec, open_triplets
     from retake.train.encode import EncodingDataset
 
     torch.set_num_threads(spec.threads)
+    quiet_loading_bars()  # N workers' weight-loading bars would break the parent's own progress bar
     triplets = open_triplets(Path(spec.dataset), ClipSpec(spec.frames, spec.size), spec.format)
     vae = VideoVAE.from_pretrained(spec.vae, subfolder=spec.vae_subfolder)
     _ENCODED = EncodingDataset(triplets, vae, load_text_encoder(spec.text_encoder))
