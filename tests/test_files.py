@@ -138,3 +138,41 @@ def test_probe_refuses_an_output_folder_before_the_model_loads(tmp_path: Path, c
             ]
         )
     assert stop.value.code == 2 and "taken is a folder" in capsys.readouterr().err
+
+
+def test_a_file_written_through_mkstemp_gets_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    import torch
+    from safetensors.torch import save_file
+
+    with files.replacing(tmp_path / "masks.safetensors") as tmp:
+        save_file({"m": torch.zeros(2)}, str(tmp))  # safetensors writes a 0600 mkstemp file and renames it
+    with files.replacing(tmp_path / "plain.txt") as tmp:
+        tmp.write_text("x")
+    mode = (tmp_path / "masks.safetensors").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o666 & ~files._UMASK
+    assert os.access(tmp_path / "masks.safetensors", os.R_OK)
+
+
+def test_a_staged_folder_of_safetensors_is_readable_by_others(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    with files.staged_folder(tmp_path / "model", marker="config.json", what="model") as staging:
+        (staging / "config.json").write_text("{}")
+        (staging / "sub").mkdir()
+        save_file({"w": torch.zeros(2)}, str(staging / "sub" / "weights.safetensors"))
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [tmp_path / "model", *(tmp_path / "model").rglob("*")]}
+    dirs, plain = 0o777 & ~files._UMASK, 0o666 & ~files._UMASK
+    assert modes == {"model": dirs, "config.json": plain, "sub": dirs, "weights.safetensors": plain}
+
+
+def test_a_checkpoint_is_readable_by_others(tmp_path: Path) -> None:
+    import torch
+
+    from retake.train.checkpoint import write_checkpoint
+
+    folder = write_checkpoint(tmp_path, 3, {"model": {"w": torch.zeros(2)}}, {"step": 3}, keep=2)
+    assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o666 & ~files._UMASK}
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~files._UMASK

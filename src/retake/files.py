@@ -23,6 +23,27 @@ from typing import Any
 TEMP_SUFFIX = ".tmp"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # reading the mask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # at import, before worker threads exist
+
+
+def share(path: Path) -> None:
+    """Give a file, or a folder and all in it, the permissions a plain write would: writers that stage
+    through mkstemp/mkdtemp (safetensors writes every file so) leave them readable by their owner only, and a
+    checkpoint, cache or benchmark on a shared disk would be unreadable to the rest of the team."""
+    if path.is_file():
+        os.chmod(path, 0o666 & ~_UMASK)
+    elif path.is_dir():
+        os.chmod(path, 0o777 & ~_UMASK)
+        for inner in path.rglob("*"):
+            os.chmod(inner, (0o777 if inner.is_dir() else 0o666) & ~_UMASK)
+
+
 def temp_sibling(path: Path) -> Path:
     """The temporary name `path` is written under before it is renamed into place."""
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{TEMP_SUFFIX}")
@@ -37,6 +58,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
     tmp = temp_sibling(path)
     try:
         yield tmp
+        share(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -112,9 +134,9 @@ def staged_folder(out: str | Path, *, marker: str, what: str, overwrite: bool = 
     for stale in out.parent.glob(f".{glob.escape(out.name)}.*{TEMP_SUFFIX}"):  # of a write to `out` killed
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; what is written here is meant to be shared
     try:
         yield staging
+        share(staging)  # mkdtemp and safetensors make it private; what is written here is meant to be shared
         if out.is_symlink():
             out.unlink()  # a link to an older one: replace the link, not what it points to
         move_folder_over(staging, out)

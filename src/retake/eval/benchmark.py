@@ -338,6 +338,7 @@ def _write_sample(sample: BenchmarkSample, pair: PairSample, config: BenchmarkCo
     write(Video(pair.source, pair.fps), sample.source_path, crf=config.crf)
     write(Video(pair.target, pair.fps), sample.target_path, crf=config.crf)
     save_file({"masks": grow_masks(pair.masks, config.mask_margin)}, str(sample.masks_path))
+    files.share(sample.masks_path)
 
 
 def _task(sample: BenchmarkSample) -> dict[str, str]:

@@ -37,6 +37,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from retake import files
 from retake.errors import RetakeError
 from retake.train.distributed import DistEnv, barrier, gather_objects
 from retake.train.ema import EMA
@@ -96,6 +97,7 @@ def write_checkpoint(
                 {k: v.detach().cpu().contiguous() for k, v in group.items()}, tmp / f"{stem}.safetensors"
             )
     (tmp / STATE_NAME).write_text(json.dumps(state, indent=1) + "\n")
+    files.share(tmp)
     if final.exists():  # the same step saved again (e.g. a signal right after a periodic save)
         old = root / f".{final.name}.{os.getpid()}.old.tmp"
         os.replace(final, old)
