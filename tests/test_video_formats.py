@@ -195,3 +195,34 @@ def test_paths_with_spaces_and_unicode(tmp_path: Path) -> None:
     folder.mkdir()
     path = encode(folder / "clip 视频.mp4", np.stack([picture()] * 2))
     assert probe(path).frame_count == 2 and read(path).num_frames == 2
+
+
+@pytest.mark.parametrize("rate", [30, 60, 120])
+def test_a_few_frames_of_a_matroska_file_keep_its_stated_rate(tmp_path: Path, rate: int) -> None:
+    """Millisecond timestamps put 2 or 3 frames at 60 fps 2-4% off their rate: rounding, not a wrong rate."""
+    clip = encode(tmp_path / "fast.mkv", np.stack([picture()] * 12), rate=rate)
+    for count in (2, 3, 8, 12):
+        assert read(clip, max_frames=count).fps == rate
+
+
+def test_a_demuxer_that_refuses_to_seek_still_gives_the_frames_asked(tmp_path: Path, monkeypatch) -> None:
+    import retake.video as video_module
+
+    frames = np.stack([np.full((16, 16, 3), 10 * i, np.uint8) for i in range(20)])
+    clip = encode(tmp_path / "one_keyframe.mp4", frames, options={"g": "1000"})
+    expected = read(clip, start=10, end=13).frames
+    monkeypatch.setattr(video_module, "_seek", lambda *args: False)  # as a demuxer that cannot seek
+    refused = read(clip, start=10, end=13)
+    np.testing.assert_array_equal(refused.frames, expected)
+    assert abs(float(refused.frames[0].mean()) - 100) < 3
+
+
+def test_a_heif_photo_is_not_called_a_video_cut_short(tmp_path: Path) -> None:
+    # An 'ftyp' box of brand heic and a 'meta' box: the layout of an iPhone photo, which has no 'moov'.
+    ftyp = (20).to_bytes(4, "big") + b"ftypheic" + (0).to_bytes(4, "big") + b"mif1"
+    meta = (16).to_bytes(4, "big") + b"meta" + bytes(8)
+    photo = tmp_path / "IMG_0001.heic"
+    photo.write_bytes(ftyp + meta)
+    with pytest.raises(NotMediaError) as error:
+        read(photo)
+    assert "without its index" not in str(error.value)

@@ -213,11 +213,16 @@ def _open(path: Path) -> av.container.InputContainer:
         raise NotMediaError(path, f"not a readable media file (FFmpeg: {exc.strerror})") from exc
 
 
+# HEIF/AVIF photos start with an 'ftyp' box too, but hold no 'moov' by design: not a cut-short video.
+_STILL_IMAGE_BRANDS = {b"mif1", b"msf1", b"heic", b"heix", b"heim", b"heis", b"hevc", b"avif", b"avis"}
+
+
 def _mp4_without_index(path: Path) -> bool:
     """Whether `path` starts like an MP4/MOV (an 'ftyp' box) but holds no whole 'moov' box at its top level."""
     size = path.stat().st_size
     with open(path, "rb") as file:
-        if file.read(8)[4:8] != b"ftyp":
+        head = file.read(12)
+        if head[4:8] != b"ftyp" or head[8:12] in _STILL_IMAGE_BRANDS:
             return False
         offset = 0
         while offset + 8 <= size:  # top-level boxes: a 32-bit size (1: a 64-bit one follows), a 4-byte type
@@ -545,12 +550,15 @@ def read(
         stream = _decoding_stream(container, path, skip_loop_filter)
         window = _window(container, stream, path, start, end, start_time, end_time)
         sought = window.lo is not None and _timed(stream)
-        if sought:
-            _seek(container, stream, window.lo)
-        stack, log, source_fps = _decode_window(container, stream, path, window, fps, max_frames, size)
-    if sought and log.decoded == 0:
-        # Some demuxers lose their packets on a seek, or refuse it (a single .jpg: FFmpeg's image2 has
-        # nothing after a seek to 0 and answers EPERM past it): decode from the start instead.
+        decoded = None
+        if not sought or _seek(container, stream, window.lo):
+            decoded = _decode_window(container, stream, path, window, fps, max_frames, size)
+    if decoded is not None and (not sought or decoded[1].decoded > 0):
+        stack, log, source_fps = decoded
+    else:
+        # Some demuxers refuse a seek (the container stands wherever `_window`'s demuxing left it), or lose
+        # their packets on one (a single .jpg: FFmpeg's image2 has nothing after a seek to 0 and answers
+        # EPERM past it): decode from the start instead, which the window still bounds.
         with _open(path) as container:
             stream = _decoding_stream(container, path, skip_loop_filter)
             stack, log, source_fps = _decode_window(container, stream, path, window, fps, max_frames, size)
@@ -579,10 +587,13 @@ def _decoding_stream(
     return stream
 
 
-def _seek(container: av.container.InputContainer, stream: av.VideoStream, tick: float) -> None:
-    """Seek to the keyframe at or before `tick`; a demuxer that cannot seek there is left to `read`'s retry."""
-    with suppress(av.error.FFmpegError):
+def _seek(container: av.container.InputContainer, stream: av.VideoStream, tick: float) -> bool:
+    """Seek to the keyframe at or before `tick`; False when the demuxer cannot (`read` then starts over)."""
+    try:
         container.seek(int(tick), stream=stream, backward=True)
+    except av.error.FFmpegError:
+        return False
+    return True
 
 
 def _decode_window(
@@ -635,7 +646,12 @@ class _Span:
         # As `probe` counts it: the last frame lasts as long as the one before it.
         ticks = 2 * self.last - self.previous - self.first
         measured = float(self.count / (ticks * stream.time_base))
-        return nominal if nominal and abs(measured / nominal - 1) <= 0.01 else measured
+        if not nominal:
+            return measured
+        # Timestamps are rounded to ticks, and `ticks` adds three of them: up to two ticks off (a millisecond
+        # time base puts 3 frames at 60 fps 2% off), or 1% over long spans.
+        expected = self.count / (nominal * stream.time_base)
+        return nominal if abs(ticks - expected) <= max(2.0, 0.01 * expected) else measured
 
 
 def _window(
