@@ -3,20 +3,39 @@
 import pytest
 
 from retake.data.recipes import CurateConfig
-from retake.overrides import apply_overrides, parse_assignment
+from retake.overrides import apply_overrides, parse_assignments
 
 
-def test_values_are_read_as_toml_or_else_as_text():
-    assert parse_assignment("min_short_side=32") == ("min_short_side", 32)
-    assert parse_assignment(" editor.strengths = [5, 7.5] ") == ("editor.strengths", [5, 7.5])
-    assert parse_assignment("skip_loop_filter=false") == ("skip_loop_filter", False)
-    assert parse_assignment("writer=flatland") == ("writer", "flatland")
-    assert parse_assignment("writer=none") == ("writer", "none")  # a recipe's word, not None
-    assert parse_assignment("target_fps=null") == ("target_fps", None)
-    assert parse_assignment('url="http://x:1/v1"') == ("url", "http://x:1/v1")
+def test_values_are_read_as_the_setting_they_change():
+    current = {
+        "min_short_side": 64,
+        "writer": "none",
+        "target_fps": 12.0,
+        "vlm": {"model": "m"},
+        "path": None,
+    }
+    texts = [
+        "min_short_side=32",
+        " target_fps = null ",
+        "writer=flatland",
+        "vlm.model=4",  # a text setting takes the text, not the number
+        "path=runs/x",  # not TOML: text
+    ]
+    assert parse_assignments(texts, current) == {
+        "min_short_side": 32,
+        "target_fps": None,
+        "writer": "flatland",
+        "vlm.model": "4",
+        "path": "runs/x",
+    }
+    assert parse_assignments(['writer="none"', "strengths=[5, 7.5]", "on=true"], current) == {
+        "writer": "none",
+        "strengths": [5, 7.5],
+        "on": True,
+    }
     for bad in ("min_short_side", "=3", "seed="):
         with pytest.raises(ValueError, match="KEY=VALUE"):
-            parse_assignment(bad)
+            parse_assignments([bad], current)
 
 
 def test_dotted_keys_reach_nested_settings_and_unknown_ones_name_the_known():
@@ -32,6 +51,11 @@ def test_dotted_keys_reach_nested_settings_and_unknown_ones_name_the_known():
         ValueError, match=r"unknown config section 'seed' in 'seed\.x'; the recipe has seed, vlm"
     ):
         apply_overrides(data, {"seed.x": 1})
+    # A whole section would set its other fields back to their defaults (a --device given beside it, too).
+    with pytest.raises(
+        ValueError, match=r"'vlm' is a section; set its fields one by one, e\.g\. vlm\.model="
+    ):
+        apply_overrides(data, {"vlm": None})
 
 
 def test_a_curate_config_takes_settings_and_checks_their_types():

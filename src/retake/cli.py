@@ -207,10 +207,10 @@ SET_HELP = (
 )
 
 
-def _settings(assignments: list[str] | None) -> dict[str, Any]:
-    from retake.overrides import parse_assignment
+def _settings(assignments: list[str] | None, current: dict[str, Any]) -> dict[str, Any]:
+    from retake.overrides import parse_assignments
 
-    return dict(parse_assignment(text) for text in assignments or [])
+    return parse_assignments(assignments or [], current)
 
 
 def _note_all_dropped(made: int, stats: dict[str, Any]) -> None:
@@ -256,7 +256,7 @@ def curate_command(
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
     vlm = {"base_url": vlm_base_url, "model": vlm_model, "api_key_env": vlm_key_env}
     config = config.replace(vlm=replace(config.vlm, **{k: v for k, v in vlm.items() if v is not None}))
-    config = config.with_settings(_settings(settings))
+    config = config.with_settings(_settings(settings, config.to_dict()))
     options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
     result = curate(_path_arg(input_path), _path_arg(out), config, **options)
     console.print(headline(result.stats, result.seconds))
@@ -354,7 +354,7 @@ def synth_command(
     models = ("editor", "propagation") if recipe == "insvie" else ("inpaint",)
     changes.update({f"{part}.device": device for part in models})
     config = with_overrides(config, {k: v for k, v in changes.items() if v is not None})
-    config = with_settings(config, _settings(settings))
+    config = with_settings(config, _settings(settings, config.to_dict()))
     options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
     result = synthesize(_path_arg(input_path), _path_arg(out), config, **options)
     console.print(headline(result.stats, result.seconds))

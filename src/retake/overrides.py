@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -26,6 +26,10 @@ def apply_overrides(data: Mapping[str, Any], changes: Mapping[str, Any]) -> dict
             node = node[part]
         if leaf not in node:
             raise ValueError(f"unknown config field {dotted!r}; known there: {_known(node)}")
+        if isinstance(node[leaf], dict):  # a whole section given: its other fields would fall to defaults
+            raise ValueError(
+                f"{dotted!r} is a section; set its fields one by one, e.g. {dotted}.{next(iter(node[leaf]))}=..."
+            )
         node[leaf] = value
     return result
 
@@ -34,16 +38,36 @@ def _known(node: Mapping[str, Any]) -> str:
     return ", ".join(sorted(node))
 
 
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """ "KEY=VALUE" -> (KEY, VALUE). VALUE is read as a TOML value (32, 0.5, true, [5, 7.5], "text"); one that
-    is not TOML is taken as text (`writer=flatland`), and `null` means None."""
-    key, equals, value = text.partition("=")
-    key, value = key.strip(), value.strip()
-    if not equals or not key or not value:
-        raise ValueError(f"a setting must look like KEY=VALUE (e.g. min_short_side=32), got {text!r}")
-    if value == "null":  # TOML has no null; some settings are optional (target_fps = None: the native rate)
-        return key, None
+def parse_assignments(texts: Iterable[str], current: Mapping[str, Any]) -> dict[str, Any]:
+    """ "KEY=VALUE" texts -> {KEY: VALUE}, each VALUE read against the setting's current value in the nested
+    dict `current`: text for a text setting (`vlm.model=4` is the model "4", not the number), else a TOML
+    value (32, 0.5, true, [5, 7.5], "text"), or text when it is not TOML (`editor.path=runs/x`); `null` is
+    None (TOML has none; some settings are optional: `target_fps=null` keeps the native rate)."""
+    settings = {}
+    for text in texts:
+        key, equals, raw = text.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not equals or not key or not raw:
+            raise ValueError(f"a setting must look like KEY=VALUE (e.g. min_short_side=32), got {text!r}")
+        settings[key] = _read_value(raw, _lookup(current, key))
+    return settings
+
+
+def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None  # unknown: `apply_overrides` names it
+        node = node[part]
+    return node
+
+
+def _read_value(raw: str, current: Any) -> Any:
+    if raw == "null":
+        return None
+    if isinstance(current, str) and raw[0] not in "\"'":
+        return raw
     try:
-        return key, tomllib.loads(f"value = {value}")["value"]
+        return tomllib.loads(f"value = {raw}")["value"]
     except tomllib.TOMLDecodeError:
-        return key, value
+        return raw
