@@ -119,7 +119,6 @@ def test_broken_or_foreign_folders_are_refused(bench, tmp_path):
         ({"kinds": ("add", "paint")}, "unknown edit kind 'paint'"),
         ({"kinds": ("add", "add")}, "without repeats"),
         ({"frames": 1}, "frames >= 2"),
-        ({"frames": 8}, r"frames must be 4k \+ 1 \(5, 9, 13, 17, ...\) as editors edit, got 8"),
         ({"crf": 60}, "crf in 0..51"),
         ({"size": 61}, "even sides .* got 61x61"),  # H.264 would pad the videos to 62, not the masks
         ({"fps": float("inf")}, "fps > 0 and finite; got 64, 17, inf"),
@@ -183,3 +182,12 @@ def test_a_size_too_small_to_judge_a_kind_says_which_option_to_raise(tmp_path, m
     tiny = BenchmarkConfig(per_kind=1, kinds=("replace",), size=16, frames=5)
     with pytest.raises(BenchmarkError, match=r"no replace sample .* at size 16 .* use a larger --size"):
         build_flatland_benchmark(tmp_path / "set", tiny, progress=False)
+
+
+def test_a_new_benchmark_must_have_a_length_editors_edit_but_an_old_one_still_loads(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"frames must be 4k \+ 1 \(5, 9, 13, 17, ...\) as editors edit, got 8"
+    ):
+        build_flatland_benchmark(tmp_path / "new", BenchmarkConfig(per_kind=1, frames=8), progress=False)
+    assert not (tmp_path / "new").exists()
+    assert BenchmarkConfig.from_json({"frames": 16}).frames == 16  # what a manifest built before holds

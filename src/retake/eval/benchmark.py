@@ -78,10 +78,6 @@ class BenchmarkConfig:
             raise ValueError(
                 f"need size >= 16, frames >= 2, fps > 0 and finite; got {self.size}, {self.frames}, {self.fps}"
             )
-        if self.frames % 4 != 1:
-            # An editor edits 4k + 1 frames (the causal video VAE's grid; 2k + 1 and every count included),
-            # so any other benchmark length comes back shorter and fails every sample.
-            raise ValueError(f"frames must be 4k + 1 (5, 9, 13, 17, ...) as editors edit, got {self.frames}")
         video_size(self.size)  # even: the masks must match the videos, which H.264 pads to even sides
         if not 0 <= self.crf <= 51 or self.mask_margin < 0:
             raise ValueError(f"need crf in 0..51 and mask_margin >= 0, got {self.crf} and {self.mask_margin}")
@@ -199,6 +195,11 @@ def build_flatland_benchmark(
     `out_dir` must be empty or absent, or hold an interrupted build of the same config: that one continues
     where it stopped (samples already drawn are kept, the rest are rendered; rendering is seeded, so the result
     is the benchmark an uninterrupted build writes)."""
+    if config.frames % 4 != 1:
+        # An editor edits 4k + 1 frames (the causal video VAE's grid), so a new benchmark of another length
+        # would come back shorter from every editor and fail every sample. (Checked when building, not in
+        # the config: benchmarks of other lengths built before still load, e.g. for folders of edits.)
+        raise ValueError(f"frames must be 4k + 1 (5, 9, 13, 17, ...) as editors edit, got {config.frames}")
     root = Path(out_dir)
     done = _claim(root, config)
     jobs = [(kind, i) for kind in config.kinds for i in range(config.per_kind)]
@@ -296,7 +297,8 @@ def _draw_sample(root: Path, kind: str, index: int, config: BenchmarkConfig) -> 
             return sample, draw
     raise BenchmarkError(
         f"no {kind} sample the oracle judge can score after encoding in {_MAX_DRAWS} draws at size {config.size} "
-        f"and {config.frames} frames: small shapes blur past recognition; use a larger --size (64 is safe)"
+        f"and {config.frames} frames: small shapes blur past recognition"
+        + ("; use a larger --size (64 is safe)" if config.size < 64 else "")
     )
 
 
