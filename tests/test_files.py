@@ -115,9 +115,9 @@ def test_an_output_file_path_that_cannot_be_written_is_refused_up_front(tmp_path
     assert (
         files.check_output_file(tmp_path / "new" / "deeper" / "out.json") == tmp_path / "new/deeper/out.json"
     )
-    with pytest.raises(ValueError, match="taken is a folder; give a file path"):
+    with pytest.raises(ValueError, match="taken: it is a folder; give a file path"):
         files.check_output_file(tmp_path / "taken")
-    with pytest.raises(ValueError, match=r"plain\.txt is a file, not a folder"):
+    with pytest.raises(ValueError, match=r"cannot make its folder: .*plain\.txt is a file"):
         files.check_output_file(tmp_path / "plain.txt" / "sub" / "out.json")
 
 
@@ -137,7 +137,7 @@ def test_probe_refuses_an_output_folder_before_the_model_loads(tmp_path: Path, c
                 str(tmp_path / "taken"),
             ]
         )
-    assert stop.value.code == 2 and "taken is a folder" in capsys.readouterr().err
+    assert stop.value.code == 2 and "taken: it is a folder" in capsys.readouterr().err
 
 
 def test_a_file_written_through_mkstemp_gets_the_usual_permissions(tmp_path: Path) -> None:
@@ -176,3 +176,20 @@ def test_a_checkpoint_is_readable_by_others(tmp_path: Path) -> None:
     folder = write_checkpoint(tmp_path, 3, {"model": {"w": torch.zeros(2)}}, {"step": 3}, keep=2)
     assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o666 & ~files._UMASK}
     assert folder.stat().st_mode & 0o777 == 0o777 & ~files._UMASK
+
+
+def test_a_folder_moved_aside_by_a_replace_killed_midway_is_put_back(tmp_path: Path) -> None:
+    """Killed between `move_folder_over`'s two renames: nothing at OUT, the old folder aside, the new one in
+    staging. The next write to OUT must not sweep away the old one with the staging leftovers."""
+    out = tmp_path / "bundle"
+    (aside := tmp_path / ".bundle.123.456.old.tmp").mkdir()
+    (aside / "marker.json").write_text("old")
+    (staging := tmp_path / ".bundle.abc.tmp").mkdir()
+    (staging / "marker.json").write_text("new, never moved in")
+    with (
+        pytest.raises(RuntimeError),
+        files.staged_folder(out, marker="marker.json", what="bundle", overwrite=True),
+    ):
+        raise RuntimeError("this rerun fails too")
+    assert (out / "marker.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]

@@ -44,6 +44,12 @@ def share(path: Path) -> None:
             os.chmod(inner, (0o777 if inner.is_dir() else 0o666) & ~_UMASK)
 
 
+def temporaries_of(path: Path, tail: str = "") -> list[Path]:
+    """What writes of `path` (`temp_sibling`, staged folders, folders moved aside) left beside it:
+    `.NAME.<anything><tail>.tmp`."""
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*{tail}{TEMP_SUFFIX}"))
+
+
 def temp_sibling(path: Path) -> Path:
     """The temporary name `path` is written under before it is renamed into place."""
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{TEMP_SUFFIX}")
@@ -92,17 +98,28 @@ def write_json_lines(path: str | Path, rows: list[Any]) -> None:
 # folders
 # ----------------------------------------------------------------------------------------------------------
 def check_output_file(path: str | Path) -> Path:
-    """`path` as a Path, refused before any work when a file cannot be written there: it is a folder, or a
-    folder on the way to it is a file (what would otherwise fail only at the end of a long run)."""
+    """`path` as a Path, refused with a ValueError before any work when a file cannot be written there (what
+    would otherwise fail only at the end of a long run)."""
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give a file path to write")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
-            break
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise ValueError(f"cannot write {path}: {reason}")
     return path
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why a file cannot be written at `path` (it is a folder; the folder to make it in is a file or not
+    writable), or None."""
+    if path.is_dir():
+        return "it is a folder; give a file path"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists must be writable
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"cannot make its folder: {folder} is a file"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write into {folder} (permission denied)"
+    return None
 
 
 def check_replaceable_folder(out: Path, *, marker: str, what: str, overwrite: bool) -> None:
@@ -129,9 +146,10 @@ def staged_folder(out: str | Path, *, marker: str, what: str, overwrite: bool = 
     a failed or interrupted write never leaves half a `what` behind. `out` is checked first as
     `check_replaceable_folder` does; the block must write `marker` into the folder."""
     out = Path(out).expanduser()
+    _restore_aside(out)
     check_replaceable_folder(out, marker=marker, what=what, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.*{TEMP_SUFFIX}"):  # of a write to `out` killed
+    for stale in temporaries_of(out):  # of a write to `out` killed
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
     try:
@@ -143,6 +161,16 @@ def staged_folder(out: str | Path, *, marker: str, what: str, overwrite: bool = 
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def _restore_aside(out: Path) -> None:
+    """Put back the folder `move_folder_over` had moved aside when a kill came before the new one took its
+    place: otherwise the sweep of stale temporaries would delete the only whole copy."""
+    if out.exists() or out.is_symlink():
+        return
+    for aside in temporaries_of(out, ".old"):
+        os.replace(aside, out)
+        return
 
 
 def move_folder_over(src: Path, out: Path) -> None:
@@ -199,7 +227,7 @@ def remove_temporaries_of(path: Path) -> list[Path]:
     """Delete the temporary files that writes of `path` killed outright left beside it (`.NAME.*.tmp`). For a
     file in a folder that holds other things (`remove_leftovers` clears the whole folder). Returns them."""
     path = Path(path)
-    stale = [p for p in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}") if p.is_file()]
+    stale = [p for p in temporaries_of(path) if p.is_file()]
     for leftover in stale:
         leftover.unlink()
     return stale

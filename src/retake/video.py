@@ -30,6 +30,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
+from retake import files
 from retake.checks import check_finite, check_int
 from retake.errors import RetakeError
 
@@ -981,13 +982,9 @@ def check_output(path: str | os.PathLike[str], suffixes: tuple[str, ...] = (".mp
         raise UnwritableOutputError(
             path, f"is a folder; give a file name such as {path / ('edit' + suffixes[0])}"
         )
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists must be writable
-        folder = folder.parent
-    if not folder.is_dir():
-        raise UnwritableOutputError(path, f"cannot make its folder: {folder} is a file")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UnwritableOutputError(path, f"cannot write into {folder} (permission denied)")
+    reason = files.unwritable_reason(path)
+    if reason is not None:
+        raise UnwritableOutputError(path, reason)
     return path
 
 

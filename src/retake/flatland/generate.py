@@ -31,9 +31,10 @@ def _r(value: float) -> float:
 
 
 def rate(value: float, fps: float, decimals: int = 4) -> float:
-    """A per-frame rate (speed, spin, zoom rate) rounded to `decimals` up to 24 fps, and to one more decimal
-    per tenfold frame rate above: rates shrink as 1 / fps, and at 1000 fps 4 decimals rounded a seventh of
-    all objects to a standstill and stretched others by up to 25%."""
+    """A per-frame rate (speed, spin, zoom rate) rounded to `decimals` up to 24 fps, to one more from 25 fps,
+    and one more again for each further tenfold (240, 2400 fps): rates shrink as 1 / fps, and at 1000 fps 4
+    decimals rounded a seventh of all objects to a standstill and stretched others by up to 25%. (Clips at
+    24 fps and below are byte for byte as before; faster ones made before this rule differ from new ones.)"""
     extra = math.ceil(math.log10(fps / 24)) if fps > 24 else 0
     return round(float(value), decimals + extra)
 
