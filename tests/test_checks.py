@@ -35,3 +35,5 @@ def test_describe_changes_names_each_changed_key_once_in_one_wording():
     now = {"seed": 5, "size": [16, 16], "same": 1, "new": 2.5}
     assert describe_changes(then, now) == ["seed: 0 -> 5", "new: None -> 2.5", "gone: 'x' -> None"]
     assert describe_changes(now, now) == []
+    nested = describe_changes({"vlm": {"model": "a", "url": "u"}}, {"vlm": {"model": "b", "url": "u"}})
+    assert nested == ["vlm.model: 'a' -> 'b'"]  # the leaf that changed, not the whole section twice

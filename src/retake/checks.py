@@ -50,9 +50,21 @@ def check_seed(name: str, value: Any) -> int:
 
 def describe_changes(then: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     """'key: then -> now' for each key whose value differs (a missing key reads None): the one wording every
-    refused rerun uses to say what changed since the run on disk."""
+    refused rerun uses to say what changed since the run on disk. Nested settings are compared leaf by leaf
+    ('vlm.model: ...'), not printed whole."""
+    then, now = _flat(then), _flat(now)
     keys = [*now, *(k for k in then if k not in now)]
     return [describe_change(k, then.get(k), now.get(k)) for k in keys if then.get(k) != now.get(k)]
+
+
+def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def describe_change(key: str, then: Any, now: Any) -> str:

@@ -632,6 +632,7 @@ def edit_command(
         size=size_hw,
         fps=fps,
         start=start,
+        info=info,
         note=lambda text: console.print(f"note: {text}"),
         **sampler,
     )

@@ -78,10 +78,10 @@ def test_without_a_size_a_source_keeps_its_shape_and_the_note_says_so(tmp_path: 
     source = clip(tmp_path / "portrait.mp4", 5, 48, 32)  # the shipped bundle edits 64x64 by default
     main(["edit", str(source), "x", "-o", str(tmp_path / "out.mp4"), "--model", str(EDITOR), "--no-progress"])
     info = probe(tmp_path / "out.mp4")
-    assert (info.height, info.width) == (80, 56)  # about 64 * 64 pixels, 1.5 times as high as wide, on 8 px
+    assert (info.height, info.width) == (72, 48)  # about 64 * 64 pixels, 1.5 times as high as wide, on 8 px
     assert notes(capsys) == [
-        "note: editing at 80x56: the source's shape at about the bundle's 64x64 pixels",
-        "note: editing 5 frames, not the default 17 frames: the source gives 5",
+        "note: editing at 72x48: about the bundle's 64x64 pixels, in the source's shape",
+        "note: editing 5 frames, not the default 17 frames: the source has 5",
     ]
 
 
@@ -97,5 +97,25 @@ def test_a_size_or_frame_count_off_the_grid_and_a_crop_are_told(tmp_path: Path, 
     edit(source, tmp_path / "out.mp4")
     assert notes(capsys) == [
         "note: the source (32x48) is cropped to the shape of 16x16: 33% of its width is cut off",
-        "note: editing 9 frames, not the default 17 frames: the source gives 10 and this model takes 4k + 1 frames",
+        "note: editing 9 frames, not the default 17 frames: the source has 10 and this model takes 4k + 1 frames",
+    ]
+
+
+def test_a_source_short_after_start_and_resampling_says_so(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(EditPipeline, "edit", lambda self, video, instruction, **options: video)
+    source = clip(tmp_path / "short.mp4", 20, 32, 32)  # 2 s at 10 fps
+    edit(source, tmp_path / "out.mp4", "--start", "1", "--fps", "5")  # 1 s left: 5 frames at 5 fps
+    assert notes(capsys) == [
+        "note: editing 5 frames, not the default 17 frames: the source has 5 from 1 s at 5 fps"
+    ]
+    assert probe(tmp_path / "out.mp4").frame_count == 5
+
+
+def test_a_panorama_without_a_size_is_cropped_and_the_note_says_how_much(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(EditPipeline, "edit", lambda self, video, instruction, **options: video)
+    source = clip(tmp_path / "strip.mp4", 5, 8, 2000)  # 250 times as wide as high
+    main(["edit", str(source), "x", "-o", str(tmp_path / "out.mp4"), "--model", str(EDITOR), "--no-progress"])
+    assert notes(capsys)[:2] == [  # at most twice the bundle's 64 x 64 pixels
+        "note: editing at 8x1024: about the bundle's 64x64 pixels, in the source's shape",
+        "note: the source (8x2000) is cropped to the shape of 8x1024: 49% of its width is cut off",
     ]

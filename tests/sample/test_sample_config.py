@@ -126,4 +126,8 @@ def test_parse_size():
 def test_fit_shape_keeps_the_default_area_at_the_source_shape():
     assert HUNYUAN.fit_shape((480, 768), (832, 480)) == (800, 464)  # a portrait phone clip stays portrait
     assert HUNYUAN.fit_shape((480, 768), (480, 768)) == (480, 768)
-    assert HUNYUAN.fit_shape((64, 64), (10, 1000)) == (16, 256)  # a side never rounds to nothing
+    assert HUNYUAN.fit_shape((64, 64), (10, 1000)) == (16, 512)  # a side never rounds to nothing, and
+    assert HUNYUAN.fit_shape((64, 64), (1000, 10)) == (512, 16)  # a panorama gets at most twice the pixels
+    fine = ModelGrid(spatial=8, temporal=4)
+    assert fine.fit_shape((64, 64), (48, 32)) == (72, 48)  # the exact shape, where the grid has it
+    assert fine.fit_shape((64, 64), (2400, 1080)) == (88, 40)  # a phone's 20:9 as near as 8 px steps go

@@ -148,9 +148,15 @@ def test_the_headline_counts_inputs_dropped_before_any_triplet() -> None:
     from retake.synth.stats import headline
 
     stats = {"videos": 6, "videos_dropped": 6, "triplets_ok": 0, "triplets_dropped": 0, "triplets_error": 0}
-    assert headline(stats) == "6 inputs -> 0 triplets (6 dropped, 0 failed)"
+    assert (
+        headline(stats)
+        == "6 inputs -> 0 triplets (6 inputs and 0 triplets dropped, 0 inputs and 0 triplets failed)"
+    )
     stats = {**stats, "videos_dropped": 1, "videos_error": 2, "triplets_ok": 3, "triplets_dropped": 1}
-    assert headline(stats) == "6 inputs -> 3 triplets (2 dropped, 2 failed)"
+    assert (
+        headline(stats)
+        == "6 inputs -> 3 triplets (1 inputs and 1 triplets dropped, 2 inputs and 0 triplets failed)"
+    )
 
 
 def test_set_changes_any_synth_setting_by_dotted_name() -> None:

@@ -178,7 +178,12 @@ def _claim_out(out: Path, config: Any, inputs: list[tuple[Path, str]]) -> None:
             changed = "; ".join(describe_changes(previous["config"], run["config"]))
             raise ValueError(f"{out} holds a run with another config ({changed}); use a new OUT")
         if previous["inputs_sha256"] != digest:
-            changed = describe_change("inputs", previous["inputs"], len(inputs))
+            count = len(inputs)
+            changed = (
+                describe_change("inputs", previous["inputs"], count)
+                if previous["inputs"] != count
+                else f"other files, {count} as before"
+            )
             raise ValueError(f"{out} holds a run over other inputs ({changed}); use a new OUT")
     else:
         out.mkdir(parents=True, exist_ok=True)

@@ -72,20 +72,27 @@ class ModelGrid:
         return fitted
 
     def fit_shape(self, default: tuple[int, int], source: tuple[int, int]) -> tuple[int, int]:
-        """(H, W) of about the pixels of `default` (the model's usual size) at the shape of `source`, on the
-        grid: a portrait clip is edited in portrait instead of being cropped to the default's landscape.
-        Each side is at least one grid step; the other then keeps the area."""
-        area = default[0] * default[1]
-        aspect = source[0] / source[1]
-        height, width = math.sqrt(area * aspect), math.sqrt(area / aspect)
-        if height < self.spatial:
-            height, width = self.spatial, area / self.spatial
-        elif width < self.spatial:
-            height, width = area / self.spatial, self.spatial
-        return (self._nearest(height), self._nearest(width))
+        """(H, W) on the grid with about the pixels of `default` (the model's usual size) and as near the
+        shape of `source` as the grid allows: a portrait clip is edited in portrait instead of being cropped
+        to the default's landscape. At most twice the default's pixels: a panorama past that is cropped."""
+        area, aspect = default[0] * default[1], source[0] / source[1]
+        most = 2 * area
+        heights = range(self.spatial, self._floor(most / self.spatial) + 1, self.spatial)
+        pairs = [(h, w) for h in heights for w in self._widths(h / aspect, most // h)]
 
-    def _nearest(self, pixels: float) -> int:
-        return max(self.spatial, round(pixels / self.spatial) * self.spatial)
+        def cost(pair: tuple[int, int]) -> float:
+            height, width = pair  # the shape matters most; then the pixels, which set quality and cost
+            return abs(math.log(height / width / aspect)) + 0.25 * abs(math.log(height * width / area))
+
+        return min(pairs, key=cost)
+
+    def _floor(self, pixels: float) -> int:
+        return max(self.spatial, int(pixels // self.spatial) * self.spatial)
+
+    def _widths(self, ideal: float, most: int) -> list[int]:
+        """The grid widths either side of `ideal`, none past `most` (then the widest that is not)."""
+        below = self._floor(ideal)
+        return [w for w in (below, below + self.spatial) if w <= most] or [self._floor(most)]
 
 
 def size_pair(size: int | tuple[int, int]) -> tuple[int, int]:

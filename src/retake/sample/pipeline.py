@@ -43,7 +43,7 @@ from retake.sample.bundle import (
 )
 from retake.sample.config import EditConfig
 from retake.sample.grid import ModelGrid, size_pair
-from retake.video import Video, check_output, probe, read, resize_cover_crop, write, write_gif
+from retake.video import Video, VideoInfo, check_output, probe, read, resize_cover_crop, write, write_gif
 
 # branch -> (which prompt, whether the source is seen)
 BRANCH_INPUTS: dict[str, tuple[str, bool]] = {
@@ -335,6 +335,7 @@ def edit_file(
     fps: float | None = None,
     start: float = 0.0,
     note: Callable[[str], None] | None = None,
+    info: VideoInfo | None = None,
     **options: Any,
 ) -> Path:
     """Read `src`, edit it, write `dst` (.mp4, or .gif for a preview); `options` go to `EditPipeline.edit`.
@@ -346,11 +347,12 @@ def edit_file(
     model's grid, a picture cropped to another shape, fewer frames than the default.
     Only the frames the edit can use are decoded, resized straight to the model's grid as they are read.
     size=None edits at the bundle's default area in the source's shape (`ModelGrid.fit_shape`).
+    info: `probe(src)`, when the caller has it already (a probe reads all of a file's packets).
     """
     dst = check_output(dst)  # before the edit, which may take minutes
     tell = note or (lambda _: None)
-    shape = _displayed_size(src)
-    fitted = _edit_size(pipeline, size, shape, tell)
+    info = info if info is not None else probe(src)
+    fitted = _edit_size(pipeline, size, (info.height, info.width), tell)
     wanted = pipeline.defaults.frames if frames is None else check_int("frames", frames, minimum=1)
     check_read_window(fps, start)
     video = read(src, size=fitted, max_frames=wanted, fps=fps, start_time=start or None)
@@ -358,11 +360,11 @@ def edit_file(
         edited = pipeline.grid.fit_frames(frames, pipeline.defaults.frames, video.num_frames)
     except ValueError as exc:
         raise ValueError(f"{src}: {exc}") from None
-    if edited != (frames if frames is not None else pipeline.defaults.frames):
-        asked = f"frames={frames}" if frames is not None else f"the default {pipeline.defaults.frames} frames"
-        tell(
-            f"editing {edited} frames, not {asked}: {_frames_reason(pipeline.grid, frames, video.num_frames)}"
-        )
+    asked = frames if frames is not None else pipeline.defaults.frames
+    if edited != asked:
+        what = f"frames={frames}" if frames is not None else f"the default {asked} frames"
+        reason = _frames_reason(pipeline.grid, asked, video.num_frames, fps, start)
+        tell(f"editing {edited} frames, not {what}: {reason}")
     result = pipeline.edit(video, instruction, frames=edited, size=fitted, **options)
     return write_gif(result, dst) if dst.suffix.lower() == ".gif" else write(result, dst)
 
@@ -374,11 +376,6 @@ def check_read_window(fps: float | None, start: float) -> None:
     check_finite("start", start, minimum=0)
 
 
-def _displayed_size(src: str | os.PathLike[str]) -> tuple[int, int]:
-    info = probe(src)
-    return info.height, info.width
-
-
 def _edit_size(
     pipeline: EditPipeline,
     size: int | tuple[int, int] | None,
@@ -386,36 +383,45 @@ def _edit_size(
     tell: Callable[[str], None],
 ) -> tuple[int, int]:
     """The (H, W) to edit at, telling what differs from the request or the bundle's default."""
-    grid = pipeline.grid
+    grid, default = pipeline.grid, pipeline.defaults.size
     if size is None:
-        fitted = grid.fit_shape(pipeline.defaults.size, source)
-        if fitted != pipeline.defaults.size:
-            default = "x".join(map(str, pipeline.defaults.size))
+        fitted = grid.fit_shape(default, source)
+        if fitted != default:
             tell(
-                f"editing at {fitted[0]}x{fitted[1]}: the source's shape at about the bundle's {default} pixels"
+                f"editing at {fitted[0]}x{fitted[1]}: about the bundle's {default[0]}x{default[1]} pixels, "
+                "in the source's shape"
             )
-        return fitted
-    fitted = grid.fit_size(size)
-    if fitted != size_pair(size):
-        asked = "x".join(map(str, size_pair(size)))
-        tell(f"size {asked} rounded down to {fitted[0]}x{fitted[1]} (multiples of {grid.spatial} px)")
-    kept = min(fitted[0] / source[0], fitted[1] / source[1]) / max(
-        fitted[0] / source[0], fitted[1] / source[1]
-    )
+    else:
+        fitted = grid.fit_size(size)
+        if fitted != size_pair(size):
+            asked = "x".join(map(str, size_pair(size)))
+            tell(f"size {asked} rounded down to {fitted[0]}x{fitted[1]} (multiples of {grid.spatial} px)")
+    _tell_crop(source, fitted, tell)
+    return fitted
+
+
+def _tell_crop(source: tuple[int, int], fitted: tuple[int, int], tell: Callable[[str], None]) -> None:
+    """A note when covering `fitted` cuts more than 3% off a side of the source (rounding aside)."""
+    tall, wide = fitted[0] / source[0], fitted[1] / source[1]
+    kept = min(tall, wide) / max(tall, wide)
     if kept < 0.97:
-        side = "height" if fitted[0] / source[0] < fitted[1] / source[1] else "width"
+        side = "height" if tall < wide else "width"
         tell(
             f"the source ({source[0]}x{source[1]}) is cropped to the shape of {fitted[0]}x{fitted[1]}: "
             f"{1 - kept:.0%} of its {side} is cut off"
         )
-    return fitted
 
 
-def _frames_reason(grid: ModelGrid, requested: int | None, available: int) -> str:
+def _frames_reason(grid: ModelGrid, asked: int, available: int, fps: float | None, start: float) -> str:
     """Why `fit_frames` edits fewer frames than asked: the source ran short, the grid, or both."""
     reasons = []
-    if requested is None:
-        reasons.append(f"the source gives {available}")
-    if grid.round_frames(requested if requested is not None else available) != (requested or available):
+    if available < asked:
+        window = f"the source has {available}"
+        if start > 0:
+            window += f" from {start:g} s"
+        if fps is not None:
+            window += f" at {fps:g} fps"
+        reasons.append(window)
+    if grid.round_frames(min(asked, available)) != min(asked, available):
         reasons.append(f"this model takes {grid.temporal}k + 1 frames")
     return " and ".join(reasons)

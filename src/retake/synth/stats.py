@@ -63,9 +63,8 @@ def headline(stats: dict[str, Any], seconds: float | None = None) -> str:
     took = f" in {seconds:.1f} s" if seconds is not None else ""
     # Inputs dropped or failed before making any triplet count too: "0 dropped" above a table of dropped
     # inputs read as a contradiction.
-    dropped = stats.get("triplets_dropped", 0) + stats.get("videos_dropped", 0)
-    failed = stats.get("triplets_error", 0) + stats.get("videos_error", 0)
-    return (
-        f"{stats.get('videos', 0)} inputs -> {stats.get('triplets_ok', 0)} triplets "
-        f"({dropped} dropped, {failed} failed{took})"
+    dropped = (
+        f"{stats.get('videos_dropped', 0)} inputs and {stats.get('triplets_dropped', 0)} triplets dropped"
     )
+    failed = f"{stats.get('videos_error', 0)} inputs and {stats.get('triplets_error', 0)} triplets failed"
+    return f"{stats.get('videos', 0)} inputs -> {stats.get('triplets_ok', 0)} triplets ({dropped}, {failed}{took})"
