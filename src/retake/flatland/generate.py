@@ -17,6 +17,7 @@ from retake.flatland.palette import BACKGROUND_COLOURS, OBJECT_COLOURS, PATTERNS
 from retake.flatland.scene import Background, Camera, Scene, SceneObject
 
 CAMERA_MODES = ("static", "pan", "zoom")
+OBJECT_SPEED = (0.04, 0.16)  # world units per second an object drifts, slowest and fastest
 _MAX_ZOOM_OUT = 0.5  # the largest share of the zoom a zoom-out loses per frame
 
 
@@ -60,7 +61,7 @@ def random_object(
     fps: float,
     shape: str | None = None,
     size: str | None = None,
-    speed: tuple[float, float] = (0.04, 0.16),
+    speed: tuple[float, float] = OBJECT_SPEED,
 ) -> SceneObject:
     """An object somewhere inside the world box, drifting at `speed` (world units per second)."""
     size = size or pick(rng, SIZES)

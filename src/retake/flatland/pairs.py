@@ -20,7 +20,7 @@ from retake import files
 from retake.flatland import io, shapes
 from retake.flatland.describe import describe_edit
 from retake.flatland.edits import EDIT_KINDS, Edit, apply_edit, find_target, sample_edit
-from retake.flatland.generate import pick, random_scene
+from retake.flatland.generate import OBJECT_SPEED, pick, random_scene
 from retake.flatland.motion import camera_state
 from retake.flatland.palette import SIZES, check_name
 from retake.flatland.render import Rendering, as_size, render
@@ -76,7 +76,7 @@ def make_pair(
     # Settings, not bad luck: e.g. at 0.01 fps objects cross the view many times a frame.
     raise ValueError(
         f"no {kind!r} pair whose edit stays in view in all {frames} frames in {_MAX_DRAWS} draws (seed {seed}) "
-        f"at size {hw[0]}x{hw[1]} and fps {fps:g}: objects drift {0.04 / fps:.2g} to {0.16 / fps:.2g} of the "
+        f"at size {hw[0]}x{hw[1]} and fps {fps:g}: objects drift {OBJECT_SPEED[0] / fps:.2g} to {OBJECT_SPEED[1] / fps:.2g} of the "
         "view per frame; use a higher --fps or fewer --frames"
     )
 
