@@ -320,7 +320,7 @@ def synth_command(
 ) -> None:
     """Make paired (source, edited, instruction) training triplets: InsViE's pipeline or ICVE's SFT pairs."""
     from retake.data.summary import check_something_made, stats_table
-    from retake.synth.recipes import get_recipe, with_overrides, with_settings
+    from retake.synth.recipes import fit_default_types, get_recipe, with_overrides, with_settings
     from retake.synth.runner import synthesize
     from retake.synth.stats import headline
 
@@ -354,9 +354,15 @@ def synth_command(
     models = ("editor", "propagation") if recipe == "insvie" else ("inpaint",)
     changes.update({f"{part}.device": device for part in models})
     config = with_overrides(config, {k: v for k, v in changes.items() if v is not None})
-    config = with_settings(config, _settings(settings, config.to_dict()))
+    assigned = _settings(settings, config.to_dict())
+    config = with_settings(config, assigned)
+    fitted = None
+    if names is None and "pairs.types" not in assigned:  # only the recipe's default mix is fitted
+        config, fitted = fit_default_types(config)
     options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
     result = synthesize(_path_arg(input_path), _path_arg(out), config, **options)
+    if fitted:  # after the run, so that a refused one still says one line
+        console.print(f"note: {fitted}")
     console.print(headline(result.stats, result.seconds))
     console.print(stats_table(result.stats))
     console.print(f"wrote {result.manifest} ({result.shards} shards, {result.shards_skipped} already done)")

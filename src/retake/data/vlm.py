@@ -159,9 +159,9 @@ class VLMClient:
         self.base_url = (base_url or os.environ.get(BASE_URL_ENV, "")).rstrip("/")
         self.model = model or os.environ.get(MODEL_ENV, "")
         if not self.base_url:
-            raise VLMError(f"no VLM base URL: set it in the config or in ${BASE_URL_ENV}")
+            raise VLMError(f"no VLM base URL: set it with --vlm-base-url (vlm.base_url) or ${BASE_URL_ENV}")
         if not self.model:
-            raise VLMError(f"no VLM model: set it in the config or in ${MODEL_ENV}")
+            raise VLMError(f"no VLM model: set it with --vlm-model (vlm.model) or ${MODEL_ENV}")
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise ValueError(
                 f"need concurrency >= 1, max_retries >= 0, timeout > 0; got {concurrency}, {max_retries}, {timeout}"

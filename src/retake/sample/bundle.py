@@ -155,7 +155,18 @@ def find_part(directory: str | Path, subfolder: str) -> Path:
     for candidate in (directory, directory / subfolder):
         if (candidate / "config.json").is_file():
             return candidate
-    raise FileNotFoundError(f"no config.json in {directory} or {directory / subfolder}")
+    raise FileNotFoundError(
+        f"no config.json in {directory} or {directory / subfolder}{_run_hint(directory, subfolder)}"
+    )
+
+
+def _run_hint(directory: Path, subfolder: str) -> str:
+    """Where a `retake train` run folder keeps the weights asked for: each stage exports its own, so the run
+    folder itself (what a first bundle is naturally pointed at) holds none."""
+    stages = sorted(directory.glob(f"stages/*/{subfolder}"), key=lambda p: p.stat().st_mtime)
+    if not stages:
+        return ""
+    return f"; a training run keeps them per stage, e.g. {stages[-1]} (or {stages[-1]}-ema)"
 
 
 def transformer_config(directory: Path) -> TransformerConfig:

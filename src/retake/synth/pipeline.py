@@ -15,7 +15,7 @@ from typing import Any
 from retake.data import shards
 from retake.data.pipeline import ShardTask, run_sample
 from retake.data.records import Stage
-from retake.data.vlm import VLMClient
+from retake.data.vlm import VLMClient, VLMError
 from retake.synth.manifest import SORT_KEYS, SYNTH_SCHEMA, input_row, row_order, triplet_row
 from retake.synth.recipes import IcveSftConfig, InsVieConfig, SynthConfig, config_from_dict
 from retake.synth.records import SynthMeta, new_sample
@@ -27,6 +27,13 @@ SYNTH_FAMILY = "retake.synth.pipeline:SYNTH"
 def vlm_client(config: SynthConfig, cache_dir: Path | None) -> VLMClient | None:
     """The VLM client a config's selection or judge calls, or None when it calls none."""
     return VLMClient.from_config(config.vlm, cache_dir=cache_dir) if config.uses_vlm else None
+
+
+def _without_vlm(config: SynthConfig) -> str:
+    """How a run that asks a VLM by default does without one (a first run on real video often has none)."""
+    if isinstance(config, InsVieConfig):
+        return "the default selection asks a VLM to pick the edited frame: --selection none keeps each edit"
+    return "the quality judge asks a VLM: --set pairs.judge=none skips it"
 
 
 def insvie_stages(
@@ -147,10 +154,14 @@ class SynthFamily:
             and "replace" in config.pairs.types
         ):
             raise ValueError(
-                "the opencv inpainter can only remove: drop 'replace' from pairs.types or use wan-vace or flatland"
+                "the opencv inpainter can only remove: drop 'replace' from pairs.types (--types remove,add) "
+                "or use wan-vace or flatland"
             )
         cache = Path(config.vlm.cache_dir) if config.vlm.cache_dir else out / "vlm_cache"
-        vlm_client(config, cache)  # one clear error here for a VLM that is not configured
+        try:  # one clear error here for a VLM that is not configured, naming the step that wants it
+            vlm_client(config, cache)
+        except VLMError as exc:
+            raise VLMError(f"{exc}; {_without_vlm(config)}") from None
         return cache if config.uses_vlm else None
 
     def open_shard(self, task: ShardTask, sink: shards.TarSink) -> SynthWork:

@@ -438,6 +438,24 @@ def get_recipe(name: str) -> SynthConfig:
     return RECIPES[name]()
 
 
+def fit_default_types(config: SynthConfig) -> tuple[SynthConfig, str | None]:
+    """The icve-sft recipe's default pair types fitted to its inpainter, and a note saying so (None: no
+    change). The default OpenCV inpainter can only remove, so the default mix (remove, add, replace) would be
+    refused on every run that does not name --types; it keeps remove and add (an add is a remove reversed)."""
+    if not isinstance(config, IcveSftConfig) or config.inpaint.name != "opencv":
+        return config, None
+    kept = [
+        (t, p) for t, p in zip(config.pairs.types, config.pairs.proportions, strict=True) if t != "replace"
+    ]
+    if len(kept) == len(config.pairs.types) or not kept:
+        return config, None
+    types, proportions = [t for t, _ in kept], [p for _, p in kept]
+    note = (
+        f"the opencv inpainter can only remove: making {' and '.join(types)} pairs (wan-vace makes replace)"
+    )
+    return with_settings(config, {"pairs.types": types, "pairs.proportions": proportions}), note
+
+
 def with_overrides(config: SynthConfig, changes: dict[str, Any]) -> SynthConfig:
     """`config` with fields changed by dotted name ({"editor.path": "...", "seed": 3}); None values are
     skipped, so optional CLI flags can be passed straight through."""

@@ -742,7 +742,8 @@ def label_cache(
     kinds = _kinds_by_id(triplets)
     if all(kind is None for kind in kinds.values()):
         raise ValueError(
-            f"{dataset} names no edit kinds (its manifest has no 'kind'), so there are none to record"
+            f"{dataset} names no edit kinds (no 'kind' in a Flatland manifest, no 'edit_type' in a `retake "
+            "synth` one; `retake curate` pairs have none), so there are none to record"
         )
     _label_shards(index["shards"], kinds, root)
     _write_index_file(root, index)

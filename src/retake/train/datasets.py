@@ -4,8 +4,9 @@ One protocol, `TripletDataset` (`len`, `ids`, `kinds`, `load(index) -> Triplet`)
 cache format-free; one adapter per format:
 
 - `FlatlandPairs`: `retake.flatland.make_pairs` output (source and target mp4 per sample, manifest.jsonl).
-- `CuratedPairs`: `retake curate` output (manifest.parquet + WebDataset tar shards); clip A is the source,
-  clip B the target; rows without an instruction are left out.
+- `CuratedPairs`: `retake curate` or `retake synth` output (manifest.parquet + WebDataset tar shards); clip A
+  (or the source) is the source, clip B the target; rows without an instruction are left out; a synth
+  triplet's `edit_type` is its kind.
 
 `load` raises `SampleError` for a corrupt or missing sample, so callers skip and count it instead of crashing;
 its reason starts with the kind of problem ("cannot read video: ..."), the text before the first ':' that
@@ -248,6 +249,7 @@ class _CuratedEntry:
     id: str
     shard: str
     instruction: str
+    kind: str | None = None  # a `retake synth` triplet's edit_type; None for an unpaired clip pair
 
 
 class CuratedPairs:
@@ -263,11 +265,13 @@ class CuratedPairs:
         rows = read_manifest(self.root).to_pylist()
         ok = [r for r in rows if r["status"] == "ok"]
         self.entries = [
-            _CuratedEntry(r["pair_id"], r["shard"], r["instruction"].strip())
+            _CuratedEntry(r["pair_id"], r["shard"], r["instruction"].strip(), r.get("edit_type") or None)
             for r in ok
             if (r["instruction"] or "").strip()
         ]
         self.unlabelled = len(ok) - len(self.entries)
+        if not self.entries:
+            raise ValueError(_no_samples(self.root, len(rows), self.unlabelled))
         self._members: dict[str, dict[str, _Member]] = {}  # shard -> member name -> location, built lazily
 
     def __len__(self) -> int:
@@ -277,7 +281,9 @@ class CuratedPairs:
         return [e.id for e in self.entries]
 
     def kinds(self) -> list[str | None]:
-        return [None] * len(self.entries)  # an unpaired clip pair is no edit of a named kind
+        # A `retake synth` manifest names each triplet's edit (add, remove ...); an unpaired clip pair of
+        # `retake curate` (no edit_type column) is no edit of a named kind.
+        return [e.kind for e in self.entries]
 
     def load(self, index: int) -> Triplet:
         entry = self.entries[index]
@@ -308,6 +314,16 @@ class CuratedPairs:
                     m.name: _Member(path, m.offset_data, m.size) for m in tar if m.isfile()
                 }
         return self._members[shard]
+
+
+def _no_samples(root: Path, rows: int, unlabelled: int) -> str:
+    """Why a `retake curate`/`retake synth` folder has no training sample, and what to change."""
+    if unlabelled:  # `retake curate --writer none` (its default) writes pairs without instructions
+        return (
+            f"{root}: none of its {unlabelled} pairs has an instruction to train on (curated with "
+            "--writer none?); curate again with --writer vlm (or flatland for Flatland footage)"
+        )
+    return f"{root}: no usable samples (none of its {rows} manifest rows has status 'ok'; see its stats.json)"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from retake.checks import SEED_LIMIT
 from retake.flow import TIMESTEP_SCALE, denoise, sigma_schedule, to_timestep
 from retake.sample.pipeline import BranchInputs, EditPipeline, branch_prompts
 from retake.synth.loading import edit_bundle
@@ -112,7 +113,9 @@ class ModelPropagator:
             request.edited_first,
             steps=self.config.steps,
             guidance=self.config.guidance,
-            seed=request.seed,
+            # The factory's seeds are 63-bit hashes; the pipeline's noise seed is 32-bit (torch's CPU
+            # generator uses the low 32 bits anyway), so fold it rather than refuse every triplet.
+            seed=request.seed % SEED_LIMIT,
         )
         return fit_clip(frames, request.source.shape, request.edited_first)
 
