@@ -119,3 +119,10 @@ def test_a_panorama_without_a_size_is_cropped_and_the_note_says_how_much(tmp_pat
         "note: editing at 8x1024: about the bundle's 64x64 pixels, in the source's shape",
         "note: the source (8x2000) is cropped to the shape of 8x1024: 49% of its width is cut off",
     ]
+
+
+def test_a_request_longer_than_the_window_names_the_window(tmp_path: Path, capsys) -> None:
+    source = clip(tmp_path / "short.mp4", 20, 32, 32)  # 2 s at 10 fps
+    with pytest.raises(SystemExit):
+        edit(source, tmp_path / "out.mp4", "--start", "1.5", "--fps", "8", "--frames", "9")
+    assert "frames=9 is more than the source's 4 frames from 1.5 s at 8 fps" in capsys.readouterr().err

@@ -359,7 +359,7 @@ def edit_file(
     try:  # a source too short for the request: say which file, as read's own errors do
         edited = pipeline.grid.fit_frames(frames, pipeline.defaults.frames, video.num_frames)
     except ValueError as exc:
-        raise ValueError(f"{src}: {exc}") from None
+        raise ValueError(f"{src}: {exc}{_window_words(fps, start)}") from None
     asked = frames if frames is not None else pipeline.defaults.frames
     if edited != asked:
         what = f"frames={frames}" if frames is not None else f"the default {asked} frames"
@@ -416,12 +416,12 @@ def _frames_reason(grid: ModelGrid, asked: int, available: int, fps: float | Non
     """Why `fit_frames` edits fewer frames than asked: the source ran short, the grid, or both."""
     reasons = []
     if available < asked:
-        window = f"the source has {available}"
-        if start > 0:
-            window += f" from {start:g} s"
-        if fps is not None:
-            window += f" at {fps:g} fps"
-        reasons.append(window)
+        reasons.append(f"the source has {available}{_window_words(fps, start)}")
     if grid.round_frames(min(asked, available)) != min(asked, available):
         reasons.append(f"this model takes {grid.temporal}k + 1 frames")
     return " and ".join(reasons)
+
+
+def _window_words(fps: float | None, start: float) -> str:
+    """' from 2 s at 12 fps': the part of the source `edit_file` read, for messages about its length."""
+    return (f" from {start:g} s" if start > 0 else "") + (f" at {fps:g} fps" if fps is not None else "")
