@@ -86,3 +86,14 @@ def test_set_changes_a_recipe_limit_and_a_run_that_filtered_everything_says_so(
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "unknown config field 'min_side'; known there: " in err
     assert "min_short_side" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_flatland_writer_on_videos_without_sidecars_is_refused_before_the_analysis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_video(tmp_path / "in" / "real.mp4", [(40, 2)])
+    with pytest.raises(SystemExit) as exited:
+        main(["curate", str(tmp_path / "in"), str(tmp_path / "out"), "--writer", "flatland", "--no-progress"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "none of the 1 inputs has one" in err and "--writer vlm" in err
+    assert not (tmp_path / "out").exists()

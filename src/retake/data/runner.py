@@ -125,7 +125,20 @@ def curate(
     elif not isinstance(config, CurateConfig):  # checked here: the pipeline would fail on a missing attribute
         raise ValueError(f"config must be a CurateConfig or a recipe name, got {type(config).__name__}")
     options = {"executor": executor, "workers": workers, "address": address, "progress": progress}
-    return run_shards(list_inputs(input_path), out, config, CURATION_FAMILY, **options)
+    inputs = list_inputs(input_path)
+    _check_writer_inputs(config.writer, inputs)
+    return run_shards(inputs, out, config, CURATION_FAMILY, **options)
+
+
+def _check_writer_inputs(writer: str, inputs: list[tuple[Path, str]]) -> None:
+    """The Flatland oracle describes footage from its ground-truth sidecars: on inputs that have none (real
+    video) every pair would fail, after the whole analysis, as `no_ground_truth`."""
+    if writer == "flatland" and inputs and not any(p.with_suffix(".json").is_file() for p, _ in inputs):
+        raise ValueError(
+            f"--writer flatland describes Flatland footage from its .json sidecars, and none of the "
+            f"{len(inputs)} inputs has one (e.g. {inputs[0][0].with_suffix('.json')}); for real video use "
+            "--writer vlm (or none for pairs without instructions)"
+        )
 
 
 def run_shards(
