@@ -6,16 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
-from diffusers import AutoencoderKLHunyuanVideo
 from tiny_diffusers import save_wan_i2v
 
 from retake.flatland.edits import Edit
-from retake.model import build_transformer
-from retake.model.text import load_text_encoder
-from retake.model.vae import VideoVAE
-from retake.sample.config import EditConfig
 from retake.sample.pipeline import EditPipeline
 from retake.synth.flatland import read_source
 from retake.synth.propagate import Request, make_propagator
@@ -26,25 +20,6 @@ from retake.video import Video, read
 RNG = np.random.default_rng(0)
 SOURCE = RNG.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
 FIRST = RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A saved retake bundle: the `tiny` transformer, a tiny causal HunyuanVideo VAE and MiniLM."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        vae = AutoencoderKLHunyuanVideo(
-            latent_channels=4,
-            block_out_channels=(8, 8, 8, 8),
-            layers_per_block=1,
-            norm_num_groups=4,
-            scaling_factor=0.5,
-            mid_block_add_attention=False,
-        )
-    transformer = build_transformer("tiny", seed=0, text_embed_dim=384, pooled_projection_dim=384)
-    defaults = EditConfig(steps=2, shift=3.0, text_scale=3.0, frames=5, height=32, width=32)
-    pipeline = EditPipeline(transformer, VideoVAE(vae, tiling=None), load_text_encoder("minilm"), defaults)
-    return pipeline.save_pretrained(tmp_path_factory.mktemp("bundle") / "tiny")
 
 
 def test_the_model_pins_latent_frame_zero_to_the_edited_frame(tiny_bundle: Path) -> None:

@@ -8,43 +8,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
-from diffusers import AutoencoderKLHunyuanVideo
 
 from retake import video
 from retake.cli import main
 from retake.data.shards import read_manifest
 from retake.data.vlm import VLMError
-from retake.model import build_transformer
-from retake.model.text import load_text_encoder
-from retake.model.vae import VideoVAE
-from retake.sample.config import EditConfig
-from retake.sample.pipeline import EditPipeline
 from retake.synth.propagate import Request, make_propagator
 from retake.synth.recipes import PropagationConfig, fit_default_types, get_recipe, with_overrides
 from retake.synth.runner import synthesize
 from retake.train.datasets import ClipSpec, CuratedPairs
 
 SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A saved retake bundle: the `tiny` transformer, a tiny causal HunyuanVideo VAE and MiniLM."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        vae = AutoencoderKLHunyuanVideo(
-            latent_channels=4,
-            block_out_channels=(8, 8, 8, 8),
-            layers_per_block=1,
-            norm_num_groups=4,
-            scaling_factor=0.5,
-            mid_block_add_attention=False,
-        )
-    transformer = build_transformer("tiny", seed=0, text_embed_dim=384, pooled_projection_dim=384)
-    defaults = EditConfig(steps=2, shift=3.0, text_scale=3.0, frames=5, height=32, width=32)
-    pipeline = EditPipeline(transformer, VideoVAE(vae, tiling=None), load_text_encoder("minilm"), defaults)
-    return pipeline.save_pretrained(tmp_path_factory.mktemp("bundle") / "tiny")
 
 
 def test_the_model_propagator_takes_the_factorys_63_bit_seeds(tiny_bundle: Path) -> None:
