@@ -193,3 +193,17 @@ def test_a_folder_moved_aside_by_a_replace_killed_midway_is_put_back(tmp_path: P
         raise RuntimeError("this rerun fails too")
     assert (out / "marker.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_a_checkpoint_moved_aside_when_a_kill_came_is_put_back_on_resume(tmp_path: Path) -> None:
+    """The same step saved twice, killed between the renames: its only whole copy is the one moved aside."""
+    import torch
+
+    from retake.train.checkpoint import write_checkpoint
+
+    final = write_checkpoint(tmp_path, 3, {"model": {"w": torch.ones(2)}}, {"step": 3}, keep=2)
+    final.rename(tmp_path / f".{final.name}.123.456.old.tmp")  # as the kill left it
+    (tmp_path / f".{final.name}.789.tmp").mkdir()  # the new copy, half written
+    files.remove_leftovers(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [final.name]
+    assert json.loads((final / "state.json").read_text()) == {"step": 3}

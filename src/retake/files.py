@@ -166,11 +166,9 @@ def staged_folder(out: str | Path, *, marker: str, what: str, overwrite: bool = 
 def _restore_aside(out: Path) -> None:
     """Put back the folder `move_folder_over` had moved aside when a kill came before the new one took its
     place: otherwise the sweep of stale temporaries would delete the only whole copy."""
-    if out.exists() or out.is_symlink():
-        return
     for aside in temporaries_of(out, ".old"):
-        os.replace(aside, out)
-        return
+        if _put_back(aside):
+            return
 
 
 def move_folder_over(src: Path, out: Path) -> None:
@@ -187,6 +185,22 @@ def move_folder_over(src: Path, out: Path) -> None:
     os.replace(src, out)
 
 
+_ASIDE = re.compile(r"\.(?P<name>.+)\.\d+\.\d+\.old" + re.escape(TEMP_SUFFIX))
+
+
+def _put_back(path: Path) -> bool:
+    """Whether `path` is a folder `move_folder_over` moved aside whose place is still empty (killed between
+    its two renames: the only whole copy), and so was renamed back."""
+    aside = _ASIDE.fullmatch(path.name)
+    if aside is None or not path.is_dir():
+        return False
+    out = path.with_name(aside["name"])
+    if out.exists() or out.is_symlink():
+        return False
+    os.replace(path, out)
+    return True
+
+
 # safetensors writes its own `.tmpXXXXXXXX` beside the destination before renaming it to our temporary name.
 _FOREIGN_TEMPORARY = re.compile(r"\.tmp\w{6,8}")
 
@@ -198,7 +212,9 @@ def remove_leftovers(folder: Path) -> list[Path]:
     Call it when a run that owns `folder` starts (two runs must not share one folder): a killed write leaves
     them behind, and a checkpoint or model folder among them can hold gigabytes."""
     removed = []
-    for path in folder.iterdir() if folder.is_dir() else ():
+    for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if _put_back(path):
+            continue
         name = path.name
         if name.startswith(".") and (name.endswith(TEMP_SUFFIX) or _FOREIGN_TEMPORARY.fullmatch(name)):
             if path.is_dir() and not path.is_symlink():

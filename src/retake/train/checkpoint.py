@@ -98,13 +98,9 @@ def write_checkpoint(
             )
     (tmp / STATE_NAME).write_text(json.dumps(state, indent=1) + "\n")
     files.share(tmp)
-    if final.exists():  # the same step saved again (e.g. a signal right after a periodic save)
-        old = root / f".{final.name}.{os.getpid()}.old.tmp"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
+    # The same step may be saved again (a signal right after a periodic save): the one there is moved aside
+    # first, and put back by `files.remove_leftovers` on resume if a kill comes before the new one is in.
+    files.move_folder_over(tmp, final)
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old.path)
     return final
