@@ -213,11 +213,11 @@ def _settings(assignments: list[str] | None, current: dict[str, Any]) -> dict[st
     return parse_assignments(assignments or [], current)
 
 
-def _note_all_dropped(made: int, stats: dict[str, Any]) -> None:
+def _note_all_dropped(made: int, stats: dict[str, Any], settings: dict[str, Any]) -> None:
     """A run whose every input a filter dropped exits 0 (the table says why), but says so plainly."""
     from retake.data.summary import all_dropped_note
 
-    note = all_dropped_note(made, stats)
+    note = all_dropped_note(made, stats, settings)
     if note:
         console.print(f"[yellow]note: {note}[/yellow]")
 
@@ -264,7 +264,7 @@ def curate_command(
     console.print(f"wrote {result.manifest} ({result.shards} shards, {result.shards_skipped} already done)")
     made = result.stats.get("pairs_ok", 0)
     check_something_made(made, result.stats, result.manifest)
-    _note_all_dropped(made, result.stats)
+    _note_all_dropped(made, result.stats, config.to_dict())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -368,7 +368,7 @@ def synth_command(
     console.print(f"wrote {result.manifest} ({result.shards} shards, {result.shards_skipped} already done)")
     made = result.stats.get("triplets_ok", 0)
     check_something_made(made, result.stats, result.manifest)
-    _note_all_dropped(made, result.stats)
+    _note_all_dropped(made, result.stats, config.to_dict())
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -77,7 +77,8 @@ def test_set_changes_a_recipe_limit_and_a_run_that_filtered_everything_says_so(
     err = capsys.readouterr().err
     assert "1 videos -> 0 pairs" in err
     assert (
-        "note: nothing was made: filters dropped every input, most for low_resolution at basic_filter" in err
+        "note: nothing was made: filters dropped every input, most for low_resolution at basic_filter "
+        "(1 videos); loosen min_short_side (now 4096) with --set KEY=VALUE" in err
     )
     main([*command[:2], str(tmp_path / "loose"), *command[2:], "--set", "pairs_per_scene=1"])
     assert "1 videos -> 2 pairs" in capsys.readouterr().err  # one pair for each of the two shots

@@ -99,6 +99,7 @@ def test_pairs_the_vlm_cannot_label_become_error_rows(
     rows = read_manifest(tmp_path / "out").to_pylist()
     failed = [r for r in rows if r["status"] == "error"]
     assert [(r["stage"], r["reason"]) for r in failed] == [("instruct", "vlm_failed")]
+    assert "gave up after 4 attempts: invalid answer" in failed[0]["detail"]  # why, for the manifest reader
     assert sum(r["status"] != "error" for r in rows) == 3  # its siblings went on
 
 

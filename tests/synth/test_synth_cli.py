@@ -164,3 +164,15 @@ def test_set_changes_any_synth_setting_by_dotted_name() -> None:
 
     config = with_settings(get_recipe("insvie"), {"source.target_fps": None, "editor.strengths": [3, 6]})
     assert config.source.target_fps is None and config.editor.strengths == (3, 6)
+
+
+def test_a_run_that_dropped_everything_names_the_settings_to_loosen() -> None:
+    from retake.data.summary import all_dropped_note
+
+    stats = {"dropped": {"sft": {"blurry_fill": {"triplet": 2}}, "source": {"too_short": {"video": 1}}}}
+    note = all_dropped_note(0, stats, get_recipe("icve-sft").to_dict())
+    assert note == (
+        "nothing was made: filters dropped every input, most for blurry_fill at sft (2 triplets); "
+        "loosen pairs.min_sharpness_ratio (now 0.4) with --set KEY=VALUE"
+    )
+    assert all_dropped_note(1, stats) is None

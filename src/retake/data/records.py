@@ -88,6 +88,7 @@ class Pair:
     status: str = STATUS_OK
     stage: str = ""  # the stage that dropped it, if any
     reason: str = ""
+    detail: str = ""  # one human line on why (never holds secrets)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0

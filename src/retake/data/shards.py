@@ -171,7 +171,7 @@ def pair_row(sample: Sample, meta: Meta, pair: Pair, *, shard: str, writer: str)
         "status": pair.status,
         "stage": pair.stage,
         "reason": pair.reason,
-        "detail": "",
+        "detail": pair.detail,
         "source_video": sample.source,
         "video_key": sample.key,
         "shard": shard,

@@ -49,17 +49,51 @@ def stats_table(stats: dict[str, Any]) -> Table:
     return table
 
 
-def all_dropped_note(made: int, stats: dict[str, Any]) -> str | None:
+# The recipe settings that decide each drop reason (curate's and synth's filters name them alike; synth's sit
+# in sections, e.g. source.min_duration_s), for the note that says what to loosen.
+_REASON_SETTINGS = {
+    "too_short": ("min_duration_s",),
+    "too_long": ("max_duration_s",),
+    "low_resolution": ("min_short_side",),
+    "fps_out_of_range": ("min_fps", "max_fps"),
+    "low_motion": ("min_motion",),
+    "too_few_clips": ("clip_frames", "min_scene_frames", "target_fps"),
+    "exposure": ("min_luma", "max_luma"),
+    "too_small": ("min_area",),
+    "too_large": ("max_area",),
+    "blurry_fill": ("min_sharpness_ratio",),
+}
+
+
+def all_dropped_note(made: int, stats: dict[str, Any], settings: dict[str, Any] | None = None) -> str | None:
     """What to tell a run that made nothing because filters dropped every input (None when it made something
-    or something failed): the commonest reason, and how to loosen the recipe."""
+    or something failed): the commonest reason, and the recipe settings (of `settings`, the run's config as
+    a dict) that decide it, with their values."""
     dropped = [row for row in stats_rows(stats) if row[0] == "dropped"]
     if made or not dropped:
         return None
     _, stage, reason, unit, count = max(dropped, key=lambda row: row[4])
+    found = _settings_for(reason, settings or {})
+    loosen = ", ".join(f"{key} (now {value!r})" for key, value in found.items()) or "a recipe's limits"
     return (
         f"nothing was made: filters dropped every input, most for {reason} at {stage} ({count} {unit}s); "
-        "a recipe's limits can be changed with --set KEY=VALUE"
+        f"loosen {loosen} with --set KEY=VALUE"
     )
+
+
+def _settings_for(reason: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """{dotted key: value} of the settings in the nested dict `settings` that decide `reason`."""
+    names = _REASON_SETTINGS.get(reason, ())
+    flat: dict[str, Any] = {}
+    stack = [("", settings)]
+    while stack:
+        prefix, node = stack.pop()
+        for key, value in node.items():
+            if isinstance(value, dict):
+                stack.append((f"{prefix}{key}.", value))
+            elif key in names:
+                flat[f"{prefix}{key}"] = value
+    return dict(sorted(flat.items()))
 
 
 class NothingMadeError(RetakeError):

@@ -39,6 +39,7 @@ class PairText:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    detail: str = ""  # why it failed, in one line
 
 
 class InstructionWriter(Protocol):
@@ -78,7 +79,8 @@ class FlatlandWriter:
 
         sidecar = sample.path.with_suffix(".json")
         if not sidecar.is_file():
-            return [PairText(None, error="no_ground_truth") for _ in pairs]
+            detail = f"no Flatland sidecar {sidecar.name} beside the video"
+            return [PairText(None, error="no_ground_truth", detail=detail) for _ in pairs]
         truth = FootageTruth.load(sidecar)
         return [
             PairText(describe_clips(truth, (p.src.start, p.src.end), (p.tgt.start, p.tgt.end), seed=p.seed))
@@ -122,8 +124,8 @@ class VLMWriter:
 
 
 def _to_text(answer: VLMAnswer | Exception) -> PairText:
-    if isinstance(answer, Exception):
-        return PairText(None, error="vlm_failed")
+    if isinstance(answer, Exception):  # the reason goes to the manifest: "vlm_failed" alone says nothing
+        return PairText(None, error="vlm_failed", detail=f"{type(answer).__name__}: {answer}"[:300])
     return PairText(answer.text, "", answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.cost)
 
 

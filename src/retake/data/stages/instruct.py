@@ -31,6 +31,8 @@ class Instruct:
                 cost=text.cost,
             )
             if text.error:  # a failed pair becomes an error row; its siblings go on
-                pair = replace(pair, status=STATUS_ERROR, stage=self.name, reason=text.error)
+                pair = replace(
+                    pair, status=STATUS_ERROR, stage=self.name, reason=text.error, detail=text.detail
+                )
             pairs.append(pair)
         return sample, replace(meta, pairs=tuple(pairs)), None
