@@ -98,3 +98,10 @@ def test_the_flatland_writer_on_videos_without_sidecars_is_refused_before_the_an
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "none of the 1 inputs has one" in err and "--writer vlm" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_with_nothing_dropped_says_so_instead_of_an_empty_table() -> None:
+    from retake.data.summary import stats_table
+
+    assert stats_table({"videos": 2, "pairs_ok": 4}) == "nothing dropped, nothing failed"
+    assert stats_table({"dropped": {"motion": {"low_motion": {"scene": 1}}}}).row_count == 1

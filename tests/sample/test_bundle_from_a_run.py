@@ -23,3 +23,13 @@ def test_a_run_folder_names_the_newest_stages_weights(tmp_path):
 def test_another_folder_keeps_the_plain_message(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no config.json in .* or .*transformer$"):
         find_part(tmp_path, "transformer")
+
+
+def test_an_ema_export_a_stage_never_made_points_to_the_plain_one(tmp_path):
+    plain = tmp_path / "run" / "stages" / "sft" / "transformer"
+    plain.mkdir(parents=True)
+    (plain / "config.json").write_text("{}")
+    with pytest.raises(
+        FileNotFoundError, match=r"kept no EMA \(optim\.ema_decay\), so its weights are in .*sft/transformer$"
+    ):
+        find_part(tmp_path / "run" / "stages" / "sft" / "transformer-ema", "transformer")

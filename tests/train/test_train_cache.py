@@ -101,7 +101,9 @@ def test_missing_cache_and_mismatched_model_are_clear_errors(tmp_path):
         LatentCache(tmp_path)
     cache = write_random_cache(tmp_path / "cache", 2)
     config = run_config(tmp_path / "run", [stage("s", cache)], model={"in_channels": 8})
-    with pytest.raises(ValueError, match="in_channels: model 8, data 4"):
+    with pytest.raises(
+        ValueError, match=r"in_channels: model 8, data 4 \(set in_channels = 4 under \[model\]\)"
+    ):
         train(config)
 
 

@@ -32,7 +32,10 @@ def headline(stats: dict[str, Any], seconds: float | None = None) -> str:
     )
 
 
-def stats_table(stats: dict[str, Any]) -> Table:
+def stats_table(stats: dict[str, Any]) -> Table | str:
+    """The dropped and failed counts as a table; a line when there were none (an empty table says nothing)."""
+    if not stats_rows(stats) and not stats.get("vlm_spend"):
+        return "nothing dropped, nothing failed"
     table = Table()
     for column in ("outcome", "stage", "reason", "unit"):
         table.add_column(column)

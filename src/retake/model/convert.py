@@ -228,7 +228,7 @@ def infer_spec(shapes: Mapping[str, tuple[int, ...]], base: TransformerConfig) -
     if sum(base.rope_axes_dim) != sizes["attention_head_dim"]:
         raise CheckpointError(
             f"the checkpoint's head dim is {sizes['attention_head_dim']} but the base preset's RoPE axes "
-            f"{base.rope_axes_dim} sum to {sum(base.rope_axes_dim)}; pick a preset whose rope_axes_dim fits"
+            f"{base.rope_axes_dim} sum to {sum(base.rope_axes_dim)}; pick a preset whose rope_axes_dim fits (--preset NAME, e.g. --preset tiny)"
         )
     return replace(base, **sizes)
 

@@ -156,8 +156,17 @@ def find_part(directory: str | Path, subfolder: str) -> Path:
         if (candidate / "config.json").is_file():
             return candidate
     raise FileNotFoundError(
-        f"no config.json in {directory} or {directory / subfolder}{_run_hint(directory, subfolder)}"
+        f"no config.json in {directory} or {directory / subfolder}"
+        f"{_run_hint(directory, subfolder)}{_ema_hint(directory)}"
     )
+
+
+def _ema_hint(directory: Path) -> str:
+    """A stage's `transformer-ema` export exists only when the stage kept an EMA (optim.ema_decay)."""
+    plain = directory.with_name(directory.name.removesuffix("-ema"))
+    if directory.name.endswith("-ema") and not directory.exists() and plain.is_dir():
+        return f"; that stage kept no EMA (optim.ema_decay), so its weights are in {plain}"
+    return ""
 
 
 def _run_hint(directory: Path, subfolder: str) -> str:

@@ -184,7 +184,12 @@ def check_data_fits(dataset: LatentDataset, model: nn.Module, stage: str) -> Non
         have["in_channels"] = dataset.latent_shape[0]
     elif isinstance(dataset, EncodingDataset):
         have["in_channels"] = dataset.vae.latent_channels
-    wrong = [f"{k}: model {getattr(spec, k)}, data {v}" for k, v in have.items() if getattr(spec, k) != v]
+    # Each with the [model] key that makes it fit: the data's side is what the VAE and text encoder made.
+    wrong = [
+        f"{k}: model {getattr(spec, k)}, data {v} (set {k} = {v} under [model])"
+        for k, v in have.items()
+        if getattr(spec, k) != v
+    ]
     if wrong:
         raise ValueError(f"stage {stage!r}: the data does not fit the model ({'; '.join(wrong)})")
     grid, clips = _data_grid(dataset)
