@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# pyproject.toml asks for 3.11+: say so in one line instead of pip's resolver error.
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || { echo "retake needs Python >= 3.11; $PY is $("$PY" -V 2>&1) (set PYTHON=python3.11 or newer)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
