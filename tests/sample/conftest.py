@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import AutoencoderKLHunyuanVideo
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel, PreTrainedTokenizerFast
 
@@ -19,25 +18,12 @@ from retake.model.vae import VideoVAE
 from retake.sample.config import EditConfig
 from retake.sample.pipeline import EditPipeline
 from retake.video import Video, read
+from tiny_models import tiny_vae_model
 
 # Small enough to run in a fraction of a second per step: 5 frames -> 2 latent frames, 32x32 -> 4x4 latents.
 TINY = EditConfig(steps=2, shift=3.0, text_scale=3.0, frames=5, height=32, width=32)
 LATENT_CHANNELS = 4
 HUNYUAN_TEXT_DIMS = (32, 24)  # (Llama hidden, CLIP hidden) of the fake checkout
-
-
-def tiny_vae_model(latent_channels: int = LATENT_CHANNELS) -> AutoencoderKLHunyuanVideo:
-    """HunyuanVideo's VAE architecture (4x time, 8x space), 8 channels wide, seeded."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return AutoencoderKLHunyuanVideo(
-            latent_channels=latent_channels,
-            block_out_channels=(8, 8, 8, 8),
-            layers_per_block=1,
-            norm_num_groups=4,
-            scaling_factor=0.5,
-            mid_block_add_attention=False,
-        )
 
 
 def tiny_transformer(text_dims: tuple[int, int] = (384, 384), **overrides) -> InContextTransformer:

@@ -40,25 +40,14 @@ def sft_oracle():
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved retake bundle: the `tiny` transformer, a tiny causal HunyuanVideo VAE and MiniLM."""
-    import torch
-    from diffusers import AutoencoderKLHunyuanVideo
-
     from retake.model import build_transformer
     from retake.model.text import load_text_encoder
     from retake.model.vae import VideoVAE
     from retake.sample.config import EditConfig
     from retake.sample.pipeline import EditPipeline
+    from tiny_models import tiny_vae_model
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        vae = AutoencoderKLHunyuanVideo(
-            latent_channels=4,
-            block_out_channels=(8, 8, 8, 8),
-            layers_per_block=1,
-            norm_num_groups=4,
-            scaling_factor=0.5,
-            mid_block_add_attention=False,
-        )
+    vae = tiny_vae_model()
     transformer = build_transformer("tiny", seed=0, text_embed_dim=384, pooled_projection_dim=384)
     defaults = EditConfig(steps=2, shift=3.0, text_scale=3.0, frames=5, height=32, width=32)
     pipeline = EditPipeline(transformer, VideoVAE(vae, tiling=None), load_text_encoder("minilm"), defaults)

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
@@ -20,18 +19,9 @@ if HERE not in sys.path:
 @pytest.fixture(scope="session")
 def vae_dir(tmp_path_factory) -> Path:
     """A tiny random HunyuanVideo VAE saved in diffusers' layout (4x time, 8x space, 4 latent channels)."""
-    from diffusers import AutoencoderKLHunyuanVideo
+    from tiny_models import tiny_vae_model
 
     root = tmp_path_factory.mktemp("tiny_vae")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        vae = AutoencoderKLHunyuanVideo(
-            latent_channels=4,
-            block_out_channels=(8, 8, 8, 8),
-            layers_per_block=1,
-            norm_num_groups=4,
-            scaling_factor=0.5,
-            mid_block_add_attention=False,
-        )
+    vae = tiny_vae_model()
     vae.save_pretrained(root, safe_serialization=True)
     return root
