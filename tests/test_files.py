@@ -159,13 +159,19 @@ def test_a_staged_folder_of_safetensors_is_readable_by_others(tmp_path: Path) ->
     import torch
     from safetensors.torch import save_file
 
+    (outside := tmp_path / "elsewhere").mkdir()
+    (outside / "private.bin").write_bytes(b"x")
+    (outside / "private.bin").chmod(0o600)
     with files.staged_folder(tmp_path / "model", marker="config.json", what="model") as staging:
         (staging / "config.json").write_text("{}")
+        (staging / "linked").symlink_to(outside)  # as `retake bundle --link` makes them
         (staging / "sub").mkdir()
         save_file({"w": torch.zeros(2)}, str(staging / "sub" / "weights.safetensors"))
-    modes = {p.name: p.stat().st_mode & 0o777 for p in [tmp_path / "model", *(tmp_path / "model").rglob("*")]}
+    model = tmp_path / "model"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [model, *model.rglob("*")] if not p.is_symlink()}
     dirs, plain = 0o777 & ~files._UMASK, 0o666 & ~files._UMASK
     assert modes == {"model": dirs, "config.json": plain, "sub": dirs, "weights.safetensors": plain}
+    assert (outside / "private.bin").stat().st_mode & 0o777 == 0o600  # a linked part is left as it is
 
 
 def test_a_checkpoint_is_readable_by_others(tmp_path: Path) -> None:

@@ -36,12 +36,14 @@ def share(path: Path) -> None:
     """Give a file, or a folder and all in it, the permissions a plain write would: writers that stage
     through mkstemp/mkdtemp (safetensors writes every file so) leave them readable by their owner only, and a
     checkpoint, cache or benchmark on a shared disk would be unreadable to the rest of the team."""
+    if path.is_symlink():  # a linked part (`retake bundle --link`): what it points to is not ours to change
+        return
     if path.is_file():
         os.chmod(path, 0o666 & ~_UMASK)
     elif path.is_dir():
         os.chmod(path, 0o777 & ~_UMASK)
-        for inner in path.rglob("*"):
-            os.chmod(inner, (0o777 if inner.is_dir() else 0o666) & ~_UMASK)
+        for inner in path.iterdir():
+            share(inner)
 
 
 def temporaries_of(path: Path, tail: str = "") -> list[Path]:
