@@ -204,12 +204,18 @@ def _put_back(path: Path) -> bool:
 
 
 # safetensors writes its own `.tmpXXXXXXXX` beside the destination before renaming it to our temporary name.
+# retake.video writes a video as `.NAME.partial.EXT` beside its destination (the muxer needs the extension).
+_PARTIAL_VIDEO = re.compile(r"\..+\.partial\.(mp4|gif)")
+# What `temp_sibling` names a file while it is written: .NAME.PID.THREAD.tmp
+TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.\d+\.\d+" + re.escape(TEMP_SUFFIX))
 _FOREIGN_TEMPORARY = re.compile(r"\.tmp\w{6,8}")
 
 
 def remove_leftovers(folder: Path) -> list[Path]:
     """Delete what writes killed outright left in `folder` (not below it): this module's temporary files and
-    folders (`.NAME....tmp`) and the first temporary files of safetensors. Returns what was deleted.
+    folders (`.NAME....tmp`), the first temporary files of safetensors and the half-written videos of
+    `retake.video` (`.NAME.partial.mp4`); put back a folder moved aside by `move_folder_over`. Returns what
+    was deleted.
 
     Call it when a run that owns `folder` starts (two runs must not share one folder): a killed write leaves
     them behind, and a checkpoint or model folder among them can hold gigabytes."""
@@ -218,25 +224,13 @@ def remove_leftovers(folder: Path) -> list[Path]:
         if _put_back(path):
             continue
         name = path.name
-        if name.startswith(".") and (name.endswith(TEMP_SUFFIX) or _FOREIGN_TEMPORARY.fullmatch(name)):
+        if _PARTIAL_VIDEO.fullmatch(name) or (
+            name.startswith(".") and (name.endswith(TEMP_SUFFIX) or _FOREIGN_TEMPORARY.fullmatch(name))
+        ):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
                 path.unlink()
-            removed.append(path)
-    return removed
-
-
-# retake.video writes a video as `.NAME.partial.EXT` beside its destination (the muxer needs the extension).
-_PARTIAL_VIDEO = re.compile(r"\..+\.partial\.(mp4|gif)")
-
-
-def remove_leftovers_and_videos(folder: Path) -> list[Path]:
-    """`remove_leftovers`, and the half-written videos that `retake.video` writes killed outright left."""
-    removed = remove_leftovers(folder)
-    for path in folder.iterdir() if folder.is_dir() else ():
-        if _PARTIAL_VIDEO.fullmatch(path.name) and path.is_file():
-            path.unlink()
             removed.append(path)
     return removed
 

@@ -635,7 +635,7 @@ class _Span:
             yield frame
 
     def rate(self, stream: av.VideoStream) -> float:
-        """The frames' own average rate, or the stream's when they agree to timestamp rounding (1%).
+        """The frames' own average rate, or the stream's when they agree to timestamp rounding.
 
         A container's stated rate can be wrong: Matroska and WebM state a default frame duration, and a
         variable-rate recording (screen capture, WebRTC) that states 25 fps but holds 14 frames a second

@@ -245,7 +245,7 @@ def _claim(root: Path, config: BenchmarkConfig) -> dict[tuple[str, int], dict[st
                 f"{root} holds an interrupted build of another benchmark config; choose a new folder"
             )
         for folder in (root, root / "sources", root / "truth"):  # the samples they were part of are redrawn
-            files.remove_leftovers_and_videos(folder)
+            files.remove_leftovers(folder)
         rows = _progress_rows(root / PROGRESS)
         return {
             (row["kind"], row["index"]): row

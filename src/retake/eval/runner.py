@@ -219,7 +219,7 @@ def _remove_leftovers(out_dir: Path) -> None:
     """Clear what writes killed outright left in a run's folder (and in the folders of the report that
     retake.eval.report writes beside the run): the rerun writes those files again."""
     for folder in (out_dir, out_dir / EDITS_DIR, out_dir / "gifs", out_dir / "plots"):
-        files.remove_leftovers_and_videos(folder)
+        files.remove_leftovers(folder)
 
 
 def _comparable(value: Any) -> Any:

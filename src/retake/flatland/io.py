@@ -58,7 +58,9 @@ def claim_folder(out: Path, kind: str, settings: dict, own: re.Pattern[str], *, 
     settings = json.loads(json.dumps(settings))  # tuples as lists: as run.json reads back
     record = {"format": kind, "settings": settings}
     entries = sorted(out.iterdir()) if out.is_dir() else []
-    if entries and all(_TEMPORARY.fullmatch(p.name) for p in entries):  # killed before its first file
+    if entries and all(
+        files.TEMPORARY_NAME.fullmatch(p.name) for p in entries
+    ):  # killed before its first file
         files.remove_leftovers(out)
         entries = []
     if entries:
@@ -70,9 +72,7 @@ def claim_folder(out: Path, kind: str, settings: dict, own: re.Pattern[str], *, 
             )
         old = read_json(out / RUN_FILE)
         if old == record and not overwrite:
-            for leftover in entries:  # half-written files of a killed run: redone
-                if _TEMPORARY.fullmatch(leftover.name) or ".partial" in leftover.name:
-                    leftover.unlink()
+            files.remove_leftovers(out)  # half-written files of a killed run: redone
             return
         if not overwrite:
             raise FileExistsError(
@@ -85,13 +85,9 @@ def claim_folder(out: Path, kind: str, settings: dict, own: re.Pattern[str], *, 
     write_json(record, out / RUN_FILE)
 
 
-# The name `retake.files` writes a file under before renaming it into place: .NAME.PID.THREAD.tmp
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.\d+\.\d+" + re.escape(files.TEMP_SUFFIX))
-
-
 def _ours(name: str, own: re.Pattern[str]) -> bool:
     """Whether a run of this kind writes `name`, finished or (killed mid-write) as a temporary file."""
-    temporary = _TEMPORARY.fullmatch(name)
+    temporary = files.TEMPORARY_NAME.fullmatch(name)
     if temporary is not None:
         name = temporary["name"]
     return own.fullmatch(name) is not None or name == RUN_FILE

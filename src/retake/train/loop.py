@@ -52,6 +52,7 @@ from retake.train.distributed import (
     DistEnv,
     all_mean,
     any_rank,
+    barrier,
     gather_objects,
     gradient_sync,
     setup,
@@ -459,6 +460,7 @@ class StageTrainer:
             for pattern in (".tmp-step-*", ".old-step-*"):  # the names checkpoints were staged under before
                 for legacy in self.checkpoints.glob(pattern):
                     shutil.rmtree(legacy, ignore_errors=True)
+        barrier(self.env)  # the cleanup may put a checkpoint back: every rank must see the same newest one
         found = latest_checkpoint(self.checkpoints)
         if found is None:  # a run killed before its first checkpoint logged steps that are redone now
             if self.env.is_main:
