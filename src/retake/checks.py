@@ -11,6 +11,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     """`value` as an int; a float, bool, str or None is refused (a float count is usually a unit mistake, and
@@ -38,6 +40,12 @@ def check_finite(name: str, value: Any, *, minimum: float | None = None, above: 
 
 
 SEED_LIMIT = 2**32  # torch's CPU generator seeds from the low 32 bits: 2**32 would repeat seed 0
+
+
+def derive_seed(seed: int, index: int) -> int:
+    """An independent 32-bit seed for item `index` of a run seeded with `seed` (NumPy's SeedSequence mixes
+    them, so neighbouring seeds and indices give unrelated streams)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
 def check_seed(name: str, value: Any) -> int:

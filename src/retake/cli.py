@@ -7,6 +7,7 @@ FileNotFoundError) are printed as one red line with exit code 2; `retake --debug
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -593,7 +594,9 @@ def edit_command(
     video_cfg: float | None = typer.Option(None, help="Video guidance scale: InsViE's 3-way guidance."),
     seed: int = typer.Option(0, help="Noise seed; the same seed gives the same output."),
     frames: int | None = typer.Option(
-        None, help="Frames to edit, rounded down to 4k+1 (default: the bundle's, capped to the source)."
+        None,
+        help="Frames to edit, rounded down to 4k+1 (default: the bundle's, capped to the source); with "
+        "--duration, the frames of each pass.",
     ),
     size: str | None = typer.Option(
         None,
@@ -605,6 +608,14 @@ def edit_command(
         help="Resample the source to this frame rate first, so the frames cover more time (default: its own).",
     ),
     start: float = typer.Option(0.0, help="Seconds into the source where the edited part begins."),
+    duration: str | None = typer.Option(
+        None,
+        help="Seconds to edit from --start, or 'all' for the rest of the video, in overlapping passes of "
+        "--frames frames, each continuing the last (default: one pass).",
+    ),
+    overlap: int | None = typer.Option(
+        None, help="With --duration: frames each pass shares with the one before, 4m+1 or 0 (default: ~1/4)."
+    ),
     device: str = typer.Option("cpu", help="torch device, e.g. cpu or cuda:0."),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -619,7 +630,14 @@ def edit_command(
     if not _path_arg(src).exists():
         raise FileNotFoundError(f"source video not found: {_path_arg(src)}")
     info = probe(_path_arg(src))  # a folder, or a file that is empty, not a video or has no index, fails here
-    check_read_window(fps, start)
+    seconds = _duration_arg(duration)
+    check_read_window(fps, start, seconds)
+    if overlap is not None and seconds is None:
+        raise ValueError(f"--overlap {overlap} needs --duration: one pass has nothing to overlap")
+    if (
+        seconds is not None
+    ):  # the passes fit the bundle's grid: checked on its configs, before the weights load
+        _check_passes(_path_arg(model), frames, overlap)
     if start >= info.duration:
         raise ValueError(
             f"--start {start:g} s is past the end of {_path_arg(src)} ({info.duration:.2f} s long)"
@@ -638,11 +656,36 @@ def edit_command(
         size=size_hw,
         fps=fps,
         start=start,
+        duration=seconds,
+        overlap=overlap,
         info=info,
         note=lambda text: console.print(f"note: {text}"),
         **sampler,
     )
     console.print(f"wrote {written}")
+
+
+def _check_passes(bundle: Path, frames: int | None, overlap: int | None) -> None:
+    """`retake edit --duration`'s pass length and overlap against the bundle's grid."""
+    from retake.sample.bundle import bundle_grid, read_bundle_spec
+    from retake.sample.windows import check_overlap, fit_window
+
+    grid = bundle_grid(bundle)
+    window = fit_window(frames, read_bundle_spec(bundle).defaults.frames, grid)
+    if overlap is not None:
+        check_overlap(overlap, window, grid)
+
+
+def _duration_arg(text: str | None) -> float | None:
+    """--duration: seconds, or 'all' (math.inf: to the end)."""
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return math.inf
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--duration must be seconds or 'all', got {text!r}") from None
 
 
 @app.command("bundle")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
+from retake.checks import derive_seed
 from retake.flatland import io
 from retake.flatland.generate import pick, random_object, random_scene, rate, unused_colours
 from retake.flatland.motion import EXTENT, object_track, simulate
@@ -71,7 +72,7 @@ def make_footage(
     for i in track(range(videos), description="footage", disable=not progress):
         path, sidecar = out / f"footage_{i:04d}.mp4", out / f"footage_{i:04d}.json"
         if not (path.is_file() and io.read_json(sidecar)):  # the sidecar is written last
-            frames, truth = footage_video(seconds, size, fps, seed=io.derive_seed(seed, i), config=config)
+            frames, truth = footage_video(seconds, size, fps, seed=derive_seed(seed, i), config=config)
             io.write_video(frames, truth.fps, path)
             truth.save(sidecar)
         paths.append(path)

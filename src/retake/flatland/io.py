@@ -18,11 +18,6 @@ from retake.checks import describe_changes
 from retake.flatland.render import as_size
 
 
-def derive_seed(seed: int, index: int) -> int:
-    """An independent 32-bit seed for item `index` of a run seeded with `seed`."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
-
-
 def video_size(size: int | tuple[int, int]) -> tuple[int, int]:
     """`as_size` of frames bound for a video file. H.264 with 4:2:0 chroma needs even sides and the writer
     pads an odd one, so the file would be a pixel larger than the masks and sidecars written beside it:

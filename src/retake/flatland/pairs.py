@@ -17,6 +17,7 @@ import numpy as np
 from rich.progress import track
 
 from retake import files
+from retake.checks import derive_seed
 from retake.flatland import io, shapes
 from retake.flatland.describe import describe_edit
 from retake.flatland.edits import EDIT_KINDS, Edit, apply_edit, find_target, sample_edit
@@ -116,7 +117,7 @@ def make_pairs(
     io.claim_folder(out, PAIRS_FORMAT, settings | {"seed": seed}, _OWN_FILE, overwrite=overwrite)
     records = []
     for i in track(range(n), description="pairs", disable=not progress):
-        name, sample_seed = f"pair_{i:05d}", io.derive_seed(seed, i)
+        name, sample_seed = f"pair_{i:05d}", derive_seed(seed, i)
         record = _written(out, name)
         if record is None:
             sample = make_pair(kinds[i % len(kinds)], size=size, frames=frames, fps=fps, seed=sample_seed)

@@ -11,6 +11,7 @@ from typing import Any
 _EXPORTS = {
     "EditPipeline": "retake.sample.pipeline",
     "edit_file": "retake.sample.pipeline",
+    "edit_windows": "retake.sample.windows",
     "EditConfig": "retake.sample.config",
     "SAMPLER_PRESETS": "retake.sample.config",
     "get_defaults": "retake.sample.config",

@@ -28,6 +28,7 @@ from retake.model.config import Conditioning, TransformerConfig
 from retake.model.text import TEXT_SPEC_FILE, HunyuanTextConfig, minilm_dir, write_text_spec
 from retake.model.weights import check_model_folder
 from retake.sample.config import EditConfig
+from retake.sample.grid import ModelGrid
 
 FORMAT = "retake-pipeline"
 FORMAT_VERSION = 1
@@ -184,6 +185,20 @@ def transformer_config(directory: Path) -> TransformerConfig:
     values = _read_config(directory)
     known = {f.name for f in fields(TransformerConfig)}
     return TransformerConfig(**{k: v for k, v in values.items() if k in known})
+
+
+def bundle_grid(root: str | Path) -> ModelGrid:
+    """The bundle's `ModelGrid` from its parts' configs, without loading any weights: what a command checks
+    a request against before minutes of loading (`EditPipeline.grid` is the same from the loaded parts)."""
+    root = Path(root).expanduser()
+    spec = read_bundle_spec(root)
+    transformer = transformer_config(root / spec.transformer)
+    vae = _read_config(root / spec.vae)
+    return ModelGrid(
+        spatial=int(vae["spatial_compression_ratio"]) * transformer.patch_size,
+        temporal=int(vae["temporal_compression_ratio"]),
+        latent_frames_multiple=transformer.patch_size_t,
+    )
 
 
 def vae_latent_channels(directory: Path) -> int:

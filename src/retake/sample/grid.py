@@ -41,6 +41,12 @@ class ModelGrid:
         latent -= latent % self.latent_frames_multiple
         return self._frames_for(latent) if latent >= 1 else 0
 
+    def round_frames_up(self, frames: int) -> int:
+        """The smallest valid frame count >= frames (>= 1): what a clip is padded to."""
+        latent = -(-(max(frames, 1) - 1) // self.temporal) + 1  # ceil((frames - 1) / temporal) + 1
+        latent += -latent % self.latent_frames_multiple
+        return self._frames_for(latent)
+
     def fit_frames(self, requested: int | None, default: int, available: int) -> int:
         """Frames to edit. None: `default` capped to the source; an explicit request must fit in the source."""
         if requested is not None:

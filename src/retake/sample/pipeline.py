@@ -12,6 +12,7 @@ latents to each call (ICVE recomputes them, as its reference code does).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from retake.sample.bundle import (
 )
 from retake.sample.config import EditConfig
 from retake.sample.grid import ModelGrid, size_pair
+from retake.sample.windows import default_overlap, edit_windows, fit_window, plan_windows
 from retake.video import Video, VideoInfo, check_output, probe, read, resize_cover_crop, write, write_gif
 
 # branch -> (which prompt, whether the source is seen)
@@ -179,6 +181,7 @@ class EditPipeline:
         seed: int = 0,
         frames: int | None = None,
         size: int | tuple[int, int] | None = None,
+        prefix: np.ndarray | None = None,
         progress: bool = True,
         callback: Callable[[Step], None] | None = None,
     ) -> Video:
@@ -188,24 +191,57 @@ class EditPipeline:
         scale (3-way guidance). size: (H, W), or one int N for N x N; the source is resized to cover it and
         centre-cropped. frames and size are rounded down to the model's grid (frames 4k+1); frames=None takes
         the default, capped to the source. Same seed, same output (the noise is drawn on the CPU, so on any
-        device).
+        device). prefix: uint8 (K, H, W, 3) frames the edit must begin with, K = 4m + 1 (see `encode_prefix`):
+        the previous window's end when a long video is edited in windows, or an edited first frame.
         """
+        options = dict(steps=steps, guidance=guidance, video_guidance=video_guidance, seed=seed)
+        latents = self.edit_latents(
+            video,
+            instruction,
+            frames=frames,
+            size=size,
+            prefix=prefix,
+            progress=progress,
+            callback=callback,
+            **options,
+        )
+        # 6. decode, at the source's frame rate (the frames are its first N, so the timing is the same)
+        return Video(self.decode(latents), fps=video.fps)
+
+    @torch.no_grad()
+    def edit_latents(
+        self,
+        video: Video,
+        instruction: str,
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        video_guidance: float | None = None,
+        seed: int = 0,
+        frames: int | None = None,
+        size: int | tuple[int, int] | None = None,
+        prefix: np.ndarray | None = None,
+        progress: bool = True,
+        callback: Callable[[Step], None] | None = None,
+    ) -> Tensor:
+        """Steps 1-5 of `edit`: the edited latents (1, C, F', H', W') before decoding."""
         # 1. check inputs: a complete config with frames and size on the model's grid
         overrides = {"steps": steps, "guidance": guidance, "video_guidance": video_guidance, "seed": seed}
         config = self.check_inputs(video, instruction, frames=frames, size=size, **overrides)
         # 2. encode text: one batch with every prompt the guidance branches need
         prompts = branch_prompts(config.guidance().branches, instruction, config.negative_prompt)
         texts = self.encode_text(prompts)
-        # 3. encode source: (1, C, F', H', W') latents of the first config.frames frames
+        # 3. encode source: (1, C, F', H', W') latents of the first config.frames frames, and the prefix's
         source = self.encode_source(video, config)
+        known = None if prefix is None else self.encode_prefix(prefix, config)
         # 4. prepare latents: the seeded start point, and each branch's conditioning (the one-way cache, once)
         start = self.prepare_latents(source, seed)
         embedded = self._embedded_guidance(config)
         branches = self.prepare_branches(texts, source, embedded)
         # 5. denoise
-        latents = self.denoise(start, config, branches, embedded, progress=progress, callback=callback)
-        # 6. decode, at the source's frame rate (the frames are its first N, so the timing is the same)
-        return Video(self.decode(latents), fps=video.fps)
+        return self.denoise(
+            start, config, branches, embedded, known=known, progress=progress, callback=callback
+        )
 
     def check_inputs(
         self,
@@ -256,6 +292,26 @@ class EditPipeline:
         latents = self.vae.encode(torch.from_numpy(np.ascontiguousarray(pixels)))  # posterior mode, scaled
         return latents.to(self.device, self.dtype)
 
+    def encode_prefix(self, prefix: np.ndarray, config: EditConfig) -> Tensor:
+        """Step 3b: frames the edit must begin with, as the latents they pin, fp32 (1, C, m + 1, H', W').
+
+        The causal VAE encodes a clip's first frame alone and every later latent frame from the next
+        `grid.temporal` frames, so K = temporal * m + 1 frames are exactly the first m + 1 latent frames of any
+        clip they begin. prefix: uint8 (K, H, W, 3), resized to cover the edit's size like the source."""
+        if not isinstance(prefix, np.ndarray) or prefix.dtype != np.uint8 or prefix.ndim != 4:
+            got = (
+                f"{prefix.dtype} {prefix.shape}" if isinstance(prefix, np.ndarray) else type(prefix).__name__
+            )
+            raise ValueError(f"prefix must be uint8 frames (K, H, W, 3), got {got}")
+        count, temporal = len(prefix), self.grid.temporal
+        if count % temporal != 1 % temporal or count > config.frames:
+            raise ValueError(
+                f"prefix must have {temporal}m + 1 frames, at most the edit's {config.frames}; got {count}"
+            )
+        pixels = resize_cover_crop(prefix, config.size)  # (K, H, W, 3) uint8
+        latents = self.vae.encode(torch.from_numpy(np.ascontiguousarray(pixels)))
+        return latents.to(self.device, torch.float32)
+
     def prepare_latents(self, source: Tensor, seed: int) -> Tensor:
         """Step 4a: the start point at t = 1, fp32 (the Euler integration runs in fp32 whatever the model
         dtype): seeded noise shaped like the source latents, plus those latents for a source-prior model."""
@@ -284,10 +340,19 @@ class EditPipeline:
         branches: Mapping[str, BranchInputs],
         embedded: Tensor | None,
         *,
+        known: Tensor | None = None,
         progress: bool = True,
         callback: Callable[[Step], None] | None = None,
     ) -> Tensor:
-        """Step 5: integrate the flow from the start point to the edited latents under the config's guidance."""
+        """Step 5: integrate the flow from the start point to the edited latents under the config's guidance.
+
+        known: latents (1, C, K', H', W') the result must begin with (`encode_prefix`). Their frames move on
+        the straight path from the start point to them: with x_t = (1 - t) x0 + t x1 the velocity of a frame
+        bound for z is exactly x1 - z, which replaces the prediction there in every branch (any guidance is an
+        affine mix of branches, so it keeps it). The frames end at z exactly, and the model, which sees them
+        at every step, fits the rest to them: inpainting's replacement trick, along time.
+        """
+        pinned = None if known is None else start[:, :, : known.shape[2]] - known  # (1, C, K', H', W')
 
         def predict(x: Tensor, t: Tensor, branch: Branch) -> Tensor:
             inputs = branches[branch]
@@ -299,8 +364,10 @@ class EditPipeline:
                 pooled_projections=inputs.pooled,
                 guidance=embedded,
                 **inputs.source,
-            )
-            return velocity.float()
+            ).float()
+            if pinned is not None:
+                velocity[:, :, : pinned.shape[2]] = pinned
+            return velocity
 
         sigmas = sigma_schedule(config.steps, shift=config.shift, device=self.device)
         return denoise(start, sigmas, predict, config.guidance(), progress=progress, callback=callback)
@@ -334,6 +401,8 @@ def edit_file(
     size: int | tuple[int, int] | None = None,
     fps: float | None = None,
     start: float = 0.0,
+    duration: float | None = None,
+    overlap: int | None = None,
     note: Callable[[str], None] | None = None,
     info: VideoInfo | None = None,
     **options: Any,
@@ -343,6 +412,9 @@ def edit_file(
     fps: resample the source to this rate first (None: its own). A model edits a fixed number of frames, so
     this sets how much time they cover: 17 frames of a 120 fps phone clip last 0.14 s, at 24 fps 0.7 s.
     start: where the edited part begins, in seconds from the first frame.
+    duration: seconds to edit from `start` (math.inf: to the end), in passes of `frames` frames (default:
+    the bundle's) sharing `overlap` (`retake.sample.windows`); None edits one pass. The frames of the stretch
+    are held in memory at the edit's size (a minute at 24 fps and 480x768 is 1.6 GB).
     note: told, in a sentence each, what was changed from the request: a size or frame count rounded to the
     model's grid, a picture cropped to another shape, fewer frames than the default.
     Only the frames the edit can use are decoded, resized straight to the model's grid as they are read.
@@ -353,8 +425,12 @@ def edit_file(
     tell = note or (lambda _: None)
     info = info if info is not None else probe(src)
     fitted = _edit_size(pipeline, size, (info.height, info.width), tell)
+    check_read_window(fps, start, duration)
+    if duration is not None:
+        return _edit_stretch(
+            pipeline, src, dst, instruction, fitted, frames, fps, start, duration, overlap, tell, options
+        )
     wanted = pipeline.defaults.frames if frames is None else check_int("frames", frames, minimum=1)
-    check_read_window(fps, start)
     video = read(src, size=fitted, max_frames=wanted, fps=fps, start_time=start or None)
     try:  # a source too short for the request: say which file, as read's own errors do
         edited = pipeline.grid.fit_frames(frames, pipeline.defaults.frames, video.num_frames)
@@ -366,14 +442,60 @@ def edit_file(
         reason = _frames_reason(pipeline.grid, asked, video.num_frames, fps, start)
         tell(f"editing {edited} frames, not {what}: {reason}")
     result = pipeline.edit(video, instruction, frames=edited, size=fitted, **options)
-    return write_gif(result, dst) if dst.suffix.lower() == ".gif" else write(result, dst)
+    return _write_edit(result, dst)
 
 
-def check_read_window(fps: float | None, start: float) -> None:
-    """`edit_file`'s `fps` (> 0 or None) and `start` (>= 0 seconds), checked before a model is loaded."""
+def _edit_stretch(
+    pipeline: EditPipeline,
+    src: str | os.PathLike[str],
+    dst: Path,
+    instruction: str,
+    size: tuple[int, int],
+    frames: int | None,
+    fps: float | None,
+    start: float,
+    duration: float,
+    overlap: int | None,
+    tell: Callable[[str], None],
+    options: dict[str, Any],
+) -> Path:
+    """`edit_file` with a `duration`: every frame of the stretch, in overlapping passes."""
+    grid = pipeline.grid
+    window = fit_window(frames, pipeline.defaults.frames, grid)
+    if frames is not None and window != frames:
+        tell(f"passes of {_count(window)}, not {frames}: this model takes {grid.temporal}k + 1 frames")
+    overlap = default_overlap(window, grid) if overlap is None else overlap
+    end = None if math.isinf(duration) else start + duration
+    video = read(src, size=size, fps=fps, start_time=start or None, end_time=end)
+    plan = plan_windows(video.num_frames, window, overlap, grid)  # checks the overlap before minutes of work
+    covered = video.num_frames / video.fps
+    if end is not None and covered < duration - 1.5 / video.fps:
+        tell(f"editing {covered:.2f} s, not {duration:g}: the source ends {covered:.2f} s after {start:g} s")
+    if len(plan) > 1:
+        shared = f"the last {_count(overlap)} of the one before" if overlap else "nothing of the one before"
+        tell(
+            f"editing {video.num_frames} frames in {len(plan)} passes of up to {window} frames, each continuing {shared}"
+        )
+    result = edit_windows(pipeline, video, instruction, window=window, overlap=overlap, size=size, **options)
+    return _write_edit(result, dst)
+
+
+def _count(frames: int) -> str:
+    return f"{frames} frame" if frames == 1 else f"{frames} frames"
+
+
+def _write_edit(video: Video, dst: Path) -> Path:
+    return write_gif(video, dst) if dst.suffix.lower() == ".gif" else write(video, dst)
+
+
+def check_read_window(fps: float | None, start: float, duration: float | None = None) -> None:
+    """`edit_file`'s `fps` (> 0 or None), `start` (>= 0 seconds) and `duration` (> 0 seconds, math.inf or
+    None), checked before a model is loaded."""
     if fps is not None:
         check_finite("fps", fps, above=0)
     check_finite("start", start, minimum=0)
+    if duration is not None and duration != math.inf:
+        check_finite("duration", duration, above=0)
 
 
 def _edit_size(

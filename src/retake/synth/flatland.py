@@ -18,7 +18,7 @@ import numpy as np
 from rich.progress import track
 
 from retake import files
-from retake.checks import check_int
+from retake.checks import check_int, derive_seed
 from retake.flatland import io as flatland_io
 from retake.flatland import shapes
 from retake.flatland.edits import EDIT_KINDS, Edit, apply_edit
@@ -96,9 +96,7 @@ def write_sources(
     for i in track(range(n), description="flatland sources", disable=not progress):
         path = folder / f"flat_{i:04d}.mp4"
         if not (path.is_file() and sidecar_path(path).is_file()):  # written by a stopped run: kept
-            _write_source(
-                path, kinds[i % len(kinds)], (height, width), frames, fps, flatland_io.derive_seed(seed, i)
-            )
+            _write_source(path, kinds[i % len(kinds)], (height, width), frames, fps, derive_seed(seed, i))
         paths.append(path)
     return paths
 

@@ -2,13 +2,10 @@
 instruction while its first latent frame is pinned to the chosen edited first frame.
 
 The bundle has no first-frame input of its own, so the edited frame enters through the latent path (a
-replacement, as in inpainting samplers): the causal VAE encodes frame 0 alone into latent frame 0, so the
-edited frame's latent z0 is that frame's exact target. With x_t = (1 - t) x0 + t x1 (x1 the start point:
-noise, or source + noise for a source-prior model), the velocity of a latent frame that must end at z0 is
-exactly x1 - z0; the model's prediction for latent frame 0 is
-replaced by it in every guidance branch at every step. Frame 0 then follows its exact path to z0, and the
-model, which attends to it at every step, generates the other frames consistent with it. The decoded
-frame 0 is finally replaced by the edited frame itself (the VAE round trip is not exact).
+replacement, as in inpainting samplers: `EditPipeline.edit`'s `prefix`): the causal VAE encodes frame 0 alone
+into latent frame 0, so the edited frame's latent z0 is that frame's exact target. Frame 0 follows its exact
+path to z0, and the model, which attends to it at every step, generates the other frames consistent with it.
+The decoded frame 0 is finally replaced by the edited frame itself (the VAE round trip is not exact).
 
 What this cannot give: a bundle trained without such pinning never saw a clean first frame next to noisy
 ones, so how well the rest follows it depends on the model (the second filter checks the result).
@@ -21,8 +18,7 @@ import torch
 from torch import Tensor
 
 from retake.checks import SEED_LIMIT
-from retake.flow import TIMESTEP_SCALE, denoise, sigma_schedule, to_timestep
-from retake.sample.pipeline import BranchInputs, EditPipeline, branch_prompts
+from retake.sample.pipeline import EditPipeline
 from retake.synth.loading import edit_bundle
 from retake.synth.propagate import Request
 from retake.synth.recipes import PropagationConfig
@@ -64,38 +60,17 @@ def anchored_latents(
     """The denoised latents (1, C, F', h', w') of `anchored_edit`; latent frame 0 is the VAE latent of
     `first` (resized to the model's grid)."""
     size = pipeline.grid.fit_size((source.height, source.width))
-    config = pipeline.check_inputs(
-        source, instruction, steps=steps, guidance=guidance, frames=source.num_frames, size=size
+    return pipeline.edit_latents(
+        source,
+        instruction,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        frames=source.num_frames,
+        size=size,
+        prefix=first[None],
+        progress=False,
     )
-    texts = pipeline.encode_text(
-        branch_prompts(config.guidance().branches, instruction, config.negative_prompt)
-    )
-    latents = pipeline.encode_source(source, config)  # (1, C, F', h', w')
-    pinned = pipeline.encode_source(Video(first[None], fps=source.fps), config.with_overrides(frames=1))
-    pinned = pinned.float()  # (1, C, 1, h', w'): the causal VAE's latent of frame 0 alone
-    start = pipeline.prepare_latents(latents, seed)  # x1 (1, C, F', h', w') fp32
-    embedded = None
-    if pipeline.transformer.spec.guidance_embeds:  # as EditPipeline does for guidance-distilled models
-        embedded = torch.full((1,), config.embedded_guidance * TIMESTEP_SCALE, device=pipeline.device)
-    branches = pipeline.prepare_branches(texts, latents, embedded)
-    pinned_velocity = start[:, :, :1] - pinned  # the exact velocity of the path (1 - t) z0 + t x1
-
-    def predict(x: Tensor, t: Tensor, branch: str) -> Tensor:
-        inputs: BranchInputs = branches[branch]
-        velocity = pipeline.transformer(
-            hidden_states=x.to(pipeline.dtype),
-            timestep=to_timestep(t),
-            encoder_hidden_states=inputs.text,
-            encoder_attention_mask=inputs.text_mask,
-            pooled_projections=inputs.pooled,
-            guidance=embedded,
-            **inputs.source,
-        ).float()
-        velocity[:, :, :1] = pinned_velocity
-        return velocity
-
-    sigmas = sigma_schedule(config.steps, shift=config.shift, device=pipeline.device)
-    return denoise(start, sigmas, predict, config.guidance(), progress=False)
 
 
 class ModelPropagator:

@@ -1,0 +1,205 @@
+"""Editing more frames than the model takes: overlapping passes, each pinned to the end of the one before
+(`retake.sample.windows`, `EditPipeline.edit(prefix=...)`, `retake edit --duration/--overlap`)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from retake.checks import derive_seed
+from retake.cli import main
+from retake.sample.config import EditConfig
+from retake.sample.grid import ModelGrid
+from retake.sample.pipeline import EditPipeline, edit_file
+from retake.sample.windows import check_overlap, default_overlap, edit_windows, plan_windows
+from retake.video import Video, probe
+
+# 9 frames -> 3 latent frames: room for a 5-frame (2 latent frames) overlap and one new latent frame a pass.
+NINE = EditConfig(steps=2, shift=3.0, text_scale=3.0, frames=9, height=32, width=32)
+GRIDS = [ModelGrid(16, 4), ModelGrid(16, 4, latent_frames_multiple=2), ModelGrid(16, 1)]
+
+
+@pytest.fixture(scope="module")
+def nine(make_pipeline) -> EditPipeline:
+    return make_pipeline(NINE)
+
+
+def valid_windows(grid: ModelGrid) -> list[int]:
+    return sorted({grid.round_frames(n) for n in range(1, 34)} - {0})
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=str)
+def test_a_plan_edits_every_frame_once_in_grid_clips_sharing_the_overlap(grid: ModelGrid) -> None:
+    for window in valid_windows(grid):
+        overlaps = [o for o in range(window) if o == 0 or o % grid.temporal == 1 % grid.temporal]
+        for overlap in overlaps:
+            for total in range(1, 70):
+                plan = plan_windows(total, window, overlap, grid)
+                kept = [(p.start + p.prefix, p.end) for p in plan]
+                assert kept[0][0] == 0 and kept[-1][1] == total  # every frame, once, in order
+                assert all(a[1] == b[0] for a, b in itertools.pairwise(kept))
+                assert all(grid.round_frames(p.frames) == p.frames <= window for p in plan)
+                assert [p.prefix for p in plan] == [0] + [overlap] * (len(plan) - 1)
+                assert all(p.pad == 0 for p in plan[:-1])
+                last = plan[-1]  # the shortest grid clip holding what is left
+                assert last.frames == grid.round_frames_up(last.end - last.start)
+                assert (len(plan) == 1) == (total <= window)
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=str)
+def test_rounding_up_gives_the_smallest_valid_frame_count(grid: ModelGrid) -> None:
+    valid = valid_windows(grid)
+    for frames in range(1, 30):
+        assert grid.round_frames_up(frames) == min(v for v in valid if v >= frames)
+
+
+def test_the_default_overlap_is_about_a_quarter_and_at_least_two_latent_frames() -> None:
+    grid = ModelGrid(16, 4)
+    # 61 (ICVE) -> 4 of 16 latent frames; 17 (Flatland) and 9 -> 2; 5 -> 1 (one new a pass); 1 -> none
+    got = {window: default_overlap(window, grid) for window in (61, 49, 17, 9, 5, 1)}
+    assert got == {61: 13, 49: 9, 17: 5, 9: 5, 5: 1, 1: 0}
+    for window, overlap in got.items():
+        assert check_overlap(overlap, window, grid) == overlap
+
+
+@pytest.mark.parametrize(
+    ("window", "overlap", "reason"),
+    [
+        (6, 1, "window must be a frame count this model takes (4k + 1"),
+        (17, 3, "overlap must be 0 or 4m + 1 frames, fewer than the 17 of a pass; got 3"),
+        (17, 17, "got 17"),
+        (17, -1, "overlap must be >= 0, got -1"),
+    ],
+)
+def test_a_bad_pass_length_or_overlap_is_refused_naming_it(window: int, overlap: int, reason: str) -> None:
+    with pytest.raises(ValueError, match=None) as error:
+        plan_windows(40, window, overlap, ModelGrid(16, 4))
+    assert reason in str(error.value)
+
+
+def test_a_prefix_pins_the_first_latent_frames_and_steers_the_rest(nine: EditPipeline, clip: Video) -> None:
+    video = Video(clip.frames[:9], fps=clip.fps)
+    prefix = clip.frames[4:9][:, ::-1].copy()  # 5 frames (2 latent frames) that are not the source's start
+    pinned = nine.edit_latents(video, "add a hat", size=32, prefix=prefix, seed=3, progress=False)
+    free = nine.edit_latents(video, "add a hat", size=32, seed=3, progress=False)
+    expected = nine.encode_prefix(prefix, NINE)  # (1, C, 2, 4, 4)
+    assert pinned.shape == free.shape == (1, 4, 3, 4, 4)
+    torch.testing.assert_close(pinned[:, :, :2], expected, atol=1e-5, rtol=0)
+    assert (pinned[:, :, 2:] - free[:, :, 2:]).abs().mean() > 1e-5  # the model sees the pinned frames
+
+
+@pytest.mark.parametrize(
+    ("prefix", "reason"),
+    [
+        (np.zeros((4, 32, 32, 3), np.uint8), "prefix must have 4m + 1 frames, at most the edit's 9; got 4"),
+        (np.zeros((13, 32, 32, 3), np.uint8), "got 13"),
+        (np.zeros((5, 32, 32, 3), np.float32), "prefix must be uint8 frames (K, H, W, 3), got float32"),
+        ([np.zeros((32, 32, 3), np.uint8)], "got list"),
+    ],
+)
+def test_a_bad_prefix_is_refused_naming_it(nine: EditPipeline, clip: Video, prefix, reason: str) -> None:
+    with pytest.raises(ValueError) as error:
+        nine.edit(Video(clip.frames[:9], fps=8), "add a hat", size=32, prefix=prefix, progress=False)
+    assert reason in str(error.value)
+
+
+def test_a_video_within_one_pass_is_edited_exactly_as_edit_does(nine: EditPipeline, clip: Video) -> None:
+    video = Video(clip.frames[:9], fps=clip.fps)
+    one = nine.edit(video, "add a hat", size=32, seed=7, progress=False)
+    passes = edit_windows(nine, video, "add a hat", size=32, seed=7, progress=False)
+    np.testing.assert_array_equal(passes.frames, one.frames)
+
+
+def test_passes_cover_the_video_and_each_continues_the_end_of_the_last(
+    nine: EditPipeline, clip: Video, monkeypatch
+) -> None:
+    calls: list[dict] = []
+    real_edit = EditPipeline.edit
+
+    def spy(self, video, instruction, **options):
+        result = real_edit(self, video, instruction, **options)
+        calls.append({"source": video.frames, "result": result.frames, **options})
+        return result
+
+    monkeypatch.setattr(EditPipeline, "edit", spy)
+    steps: list[int] = []
+    out = edit_windows(
+        nine, clip, "add a hat", size=32, seed=7, progress=False, callback=lambda s: steps.append(s.index)
+    )
+    plan = plan_windows(16, 9, 5, nine.grid)  # [0, 9), [4, 13), [8, 16) + one repeated frame
+    assert [(p.start, p.frames, p.pad) for p in plan] == [(0, 9, 0), (4, 9, 0), (8, 9, 1)]
+    assert out.frames.shape == (16, 32, 32, 3) and out.fps == clip.fps
+    assert len(calls) == 3 and steps == [0, 1] * 3
+    assert [c["seed"] for c in calls] == [7, derive_seed(7, 1), derive_seed(7, 2)]
+    assert calls[0]["prefix"] is None
+    for call, p in zip(calls, plan, strict=True):
+        if p.prefix:  # the frames already edited there, as the output keeps them
+            np.testing.assert_array_equal(call["prefix"], out.frames[p.start : p.start + p.prefix])
+        np.testing.assert_array_equal(
+            call["result"][p.prefix : p.frames - p.pad], out.frames[p.start + p.prefix : p.end]
+        )
+    last = calls[-1]["source"]  # the last pass's source: frames 8-15 and frame 15 again
+    np.testing.assert_array_equal(last[-2], last[-1])
+
+
+def test_edit_file_with_a_duration_edits_the_whole_stretch_and_says_how(
+    bundle_dir: Path, shared_videos: Path, tmp_path: Path
+) -> None:
+    pipeline = EditPipeline.from_pretrained(bundle_dir, vae_tiling=None)  # 5-frame passes
+    src = shared_videos / "tokenflow_wolf.mp4"  # 40 frames at 20 fps: 2 s
+    notes: list[str] = []
+    options = dict(size=32, fps=10, steps=1, progress=False, note=notes.append)
+    one = edit_file(pipeline, src, tmp_path / "one.mp4", "add a hat", duration=1.0, **options)
+    assert (probe(one).frame_count, probe(one).fps) == (10, 10.0)
+    assert "editing 10 frames in 3 passes of up to 5 frames, each continuing the last 1 frame of" in notes[-1]
+    notes.clear()
+    whole = edit_file(
+        pipeline, src, tmp_path / "all.mp4", "add a hat", duration=math.inf, start=0.5, **options
+    )
+    assert probe(whole).frame_count == 15  # 1.5 s left at 10 fps
+    notes.clear()
+    edit_file(pipeline, src, tmp_path / "long.mp4", "add a hat", duration=5, overlap=0, **options)
+    assert "editing 2.00 s, not 5: the source ends 2.00 s after 0 s" in notes
+    assert "each continuing nothing of the one before" in notes[-1]
+
+
+def run_edit(bundle: Path, src: Path, out: Path, *extra: str) -> None:
+    main(["edit", str(src), "make it red", "-o", str(out), "--model", str(bundle), "--no-progress", *extra])
+
+
+def test_the_command_edits_all_of_a_clip_with_duration_all(
+    bundle_dir: Path, shared_videos: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "out.mp4"
+    run_edit(bundle_dir, shared_videos / "anyv2v_ballet.mp4", out, "--duration", "all", "--steps", "1")
+    assert probe(out).frame_count == 16  # all of it, in passes of 5
+    assert "in 4 passes of up to 5 frames, each continuing the last 1 frame of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (("--duration", "soon"), "--duration must be seconds or 'all', got 'soon'"),
+        (("--duration", "0"), "duration must be > 0, got 0.0"),
+        (("--overlap", "1"), "--overlap 1 needs --duration"),
+        (("--duration", "all", "--overlap", "3"), "overlap must be 0 or 4m + 1 frames, fewer than the 5"),
+        (("--duration", "all", "--overlap", "5"), "got 5"),
+        (("--duration", "all", "--frames", "0"), "frames must be >= 1, got 0"),
+    ],
+)
+def test_bad_passes_are_refused_in_one_line_before_the_weights_load(
+    bundle_dir: Path, shared_videos: Path, tmp_path: Path, capsys, monkeypatch, extra, reason
+) -> None:
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the request was checked")
+
+    monkeypatch.setattr(EditPipeline, "from_pretrained", no_loading)
+    with pytest.raises(SystemExit) as stop:
+        run_edit(bundle_dir, shared_videos / "anyv2v_ballet.mp4", tmp_path / "out.mp4", *extra)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and reason in err and len(err.strip().splitlines()) == 1, err
