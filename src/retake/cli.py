@@ -375,7 +375,9 @@ def synth_command(
 # ----------------------------------------------------------------------------------------------------------
 # eval
 # ----------------------------------------------------------------------------------------------------------
-eval_app = typer.Typer(help="Benchmarks and reports: score any editor on Flatland.", no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Benchmarks and reports: score any editor on Flatland, or on your own videos.", no_args_is_help=True
+)
 app.add_typer(eval_app, name="eval")
 
 
@@ -444,12 +446,7 @@ def eval_run(
         expected=[benchmark.ids[i] for i in benchmark.pick(limit)],
         config=edit_config,
     )
-    vlm_judge = None
-    if judge:
-        from retake.data.vlm import VLMClient
-        from retake.eval.vlm_judge import VLMJudge
-
-        vlm_judge = VLMJudge(VLMClient(judge_url, judge_model, api_key_env=judge_key_env))
+    vlm_judge = _open_judge(judge, judge_url, judge_model, judge_key_env)
     report_config = ReportConfig(gifs_per_kind=gifs_per_kind)
     if len(seeds) == 1:
         run_config = RunConfig(seed=seeds[0], limit=limit)
@@ -578,6 +575,99 @@ def eval_compare(
 
     files.check_output_file(_path_arg(out))
     console.print(f"wrote {write_comparison(_path_arg(a), _path_arg(b), _path_arg(out))}")
+
+
+if TYPE_CHECKING:
+    from retake.eval.vlm_judge import VLMJudge
+
+
+def _open_judge(judge: bool, url: str | None, model: str | None, key_env: str) -> VLMJudge | None:
+    """The VLM judge of the --vlm-judge options, or None; a missing URL or model fails here, before edits."""
+    if not judge:
+        return None
+    from retake.data.vlm import VLMClient
+    from retake.eval.vlm_judge import VLMJudge
+
+    return VLMJudge(VLMClient(url, model, api_key_env=key_env))
+
+
+@eval_app.command("clips")
+def eval_clips(
+    tasks: Path = typer.Argument(
+        ...,
+        help='Task file: one {"id": optional, "source": video, "instruction": text} per line (JSONL); '
+        "sources are found from its folder.",
+    ),
+    out: Path = typer.Option(..., "-o", "--out", help="Report folder; a stopped run there is resumed."),
+    model: Path | None = typer.Option(None, "--model", help="A retake pipeline bundle to evaluate."),
+    videos: Path | None = typer.Option(None, "--videos", help="Or: a folder of <id>.mp4 made elsewhere."),
+    seed: int | None = typer.Option(
+        None, help="Noise seed of every edit (default 0): `retake edit --seed` reproduces each."
+    ),
+    steps: int | None = typer.Option(None, help="Sampling steps (default: the bundle's)."),
+    guidance: float | None = typer.Option(None, help="Text CFG scale (default: the bundle's)."),
+    video_guidance: float | None = typer.Option(
+        None, help="Video guidance scale: InsViE's 3-way guidance (default: the bundle's)."
+    ),
+    frames: int | None = typer.Option(
+        None, help="Frames to edit, rounded down to 4k+1 (default: the bundle's, capped to each source)."
+    ),
+    size: str | None = typer.Option(
+        None, help="Edit HEIGHTxWIDTH or N (default: about the bundle's pixels, in each source's shape)."
+    ),
+    clip: Path | None = typer.Option(
+        None, "--clip", help="Local CLIP directory: adds the CLIP text-frame and frame-frame scores."
+    ),
+    judge: bool = typer.Option(False, "--vlm-judge", help="Also score with a VLM judge (0-3 rubric)."),
+    judge_url: str | None = typer.Option(None, help="Judge endpoint ($RETAKE_VLM_BASE_URL)."),
+    judge_model: str | None = typer.Option(None, help="Judge model ($RETAKE_VLM_MODEL)."),
+    judge_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable with the judge's key."),
+    device: str = typer.Option("cpu", help="Device of the bundle's model and of CLIP."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Score an editor on your own videos (no ground truth): edit each task, score it against its source."""
+    from retake.eval import clips
+    from retake.eval.editors import BundleEditConfig
+    from retake.eval.runner import check_errors
+    from retake.sample.grid import parse_size
+
+    # Everything that can be checked without a model is checked before one loads (seconds to minutes).
+    task_list = clips.read_tasks(_path_arg(tasks))
+    size_hw = parse_size(size) if size is not None else None
+    clip_dir = clip and _path_arg(clip)
+    if clip_dir is not None and not clip_dir.is_dir():
+        raise FileNotFoundError(f"CLIP directory not found: {clip_dir}")
+    vlm_judge = _open_judge(judge, judge_url, judge_model, judge_key_env)
+    config = clips.ClipsConfig()
+    settings = {
+        "judge": None if vlm_judge is None else vlm_judge.describe(),
+        "clip": None if clip_dir is None else clips.clip_description(clip_dir),
+        "config": config.identity(),
+    }
+    clips.check_run_folder(_path_arg(out), settings)
+    editor = clips.open_clip_editor(
+        bundle=model and _path_arg(model),
+        edits=videos and _path_arg(videos),
+        ids=[task.id for task in task_list],
+        config=BundleEditConfig(steps=steps, guidance=guidance, video_guidance=video_guidance, device=device),
+        frames=frames,
+        size=size_hw,
+        seed=seed,
+    )
+    scorer = None
+    if clip_dir is not None:
+        from retake.eval.clip_score import ClipScorer
+
+        scorer = ClipScorer.from_pretrained(clip_dir, device=device)
+    result = clips.run_clips(
+        task_list, editor, _path_arg(out), config, clip=scorer, judge=vlm_judge, progress=progress
+    )
+    page = clips.write_clips_report(result)
+    console.print(clips.summary_table(result.summary))
+    console.print(f"wrote {page} and {page.with_name(clips.REPORT_JSON)}")
+    # check_errors raises when every sample failed: then the numbers say nothing about the editor.
+    if (note := check_errors(result.rows, str(result.out_dir / clips.RESULTS_FILE))) is not None:
+        console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
 
 
 # ----------------------------------------------------------------------------------------------------------

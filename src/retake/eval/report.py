@@ -279,7 +279,8 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}.ok{color:#17762e}.bad{color:#b3
 figure{display:inline-block;margin:6px;vertical-align:top;max-width:420px;font-size:90%}img{image-rendering:pixelated}"""
 
 
-def _page(title: str, body: list[str]) -> str:
+def html_page(title: str, body: list[str]) -> str:
+    """A whole HTML page with the reports' style, around already-escaped body parts."""
     head = f'<meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style>'
     return (
         f"<!DOCTYPE html>\n<html><head>{head}</head><body>\n<h1>{html.escape(title)}</h1>\n"
@@ -288,7 +289,7 @@ def _page(title: str, body: list[str]) -> str:
     )
 
 
-def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+def html_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     """An HTML table of already-escaped cells; the first `left` columns are left-aligned."""
 
     def cells(row: list[str], tag: str) -> str:
@@ -298,7 +299,8 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     return f"<table><tr>{cells(header, 'th')}</tr>{body}</table>"
 
 
-def _number(value: float | None, name: str = "") -> str:
+def html_number(value: float | None, name: str = "") -> str:
+    """A metric's value as a table shows it ('–' for none)."""
     if value is None:
         return "–"
     if name in ("ssim", "preservation_ssim", "motion_cosine") or abs(value) < 1:
@@ -320,14 +322,15 @@ def _summary_rows(report: dict[str, Any], columns: list[str]) -> list[list[str]]
     rows = []
     for kind, group in _groups(report["summary"]).items():
         stats = [group["metrics"].get(c, {}) for c in columns]
-        numbers = [_number(s.get("mean"), c) for s, c in zip(stats, columns, strict=True)]
+        numbers = [html_number(s.get("mean"), c) for s, c in zip(stats, columns, strict=True)]
         rows.append(
             [html.escape(kind), str(group["n"]), str(group["errors"]), _rate(group["success"]), *numbers]
         )
     return rows
 
 
-def _arrow(name: str) -> str:
+def html_arrow(name: str) -> str:
+    """Which way the metric is better: ↑ or ↓."""
     return "↑" if metric_info(name)["higher_is_better"] else "↓"
 
 
@@ -344,8 +347,8 @@ def render_html(report: dict[str, Any], config: ReportConfig = ReportConfig()) -
         "<h2>Summary</h2>",
         f"<p>Success: the Flatland oracle judge's verdict, with {report['summary']['overall']['success']['confidence']:.0%} "
         "Wilson intervals. Metric columns are means.</p>",
-        _table(
-            ["kind", "n", "errors", "success", *[f"{c} {_arrow(c)}" for c in columns]],
+        html_table(
+            ["kind", "n", "errors", "success", *[f"{c} {html_arrow(c)}" for c in columns]],
             _summary_rows(report, columns),
         ),
         *[f'<img src="{html.escape(p)}" alt="{html.escape(p)}">' for p in report["files"]["plots"]],
@@ -354,7 +357,7 @@ def render_html(report: dict[str, Any], config: ReportConfig = ReportConfig()) -
         _examples_html(report, config),
         _samples_html(report, columns),
     ]
-    return _page(f"retake eval: {editor.get('name', 'editor')}", body)
+    return html_page(f"retake eval: {editor.get('name', 'editor')}", body)
 
 
 def _all_metrics_html(report: dict[str, Any]) -> str:
@@ -363,11 +366,11 @@ def _all_metrics_html(report: dict[str, Any]) -> str:
     for name, info in report["metrics"].items():
         stats = [g["metrics"].get(name, {}) for g in groups.values()]
         cells = [
-            f"{_number(s.get('mean'), name)} ± {_number(s.get('std'), name)}" if s.get("n") else "–"
+            f"{html_number(s.get('mean'), name)} ± {html_number(s.get('std'), name)}" if s.get("n") else "–"
             for s in stats
         ]
-        rows.append([f"{html.escape(name)} {_arrow(name)}", html.escape(info["description"]), *cells])
-    table = _table(["metric", "meaning", *map(html.escape, groups)], rows, left=2)
+        rows.append([f"{html.escape(name)} {html_arrow(name)}", html.escape(info["description"]), *cells])
+    table = html_table(["metric", "meaning", *map(html.escape, groups)], rows, left=2)
     return f"<h2>Every metric</h2><p>Mean ± standard deviation over the samples where it applies.</p>{table}"
 
 
@@ -408,10 +411,10 @@ def _samples_html(report: dict[str, Any], columns: list[str]) -> str:
     rows = []
     for row in report["samples"]:
         mark = '<span class="ok">yes</span>' if row["success"] else '<span class="bad">no</span>'
-        numbers = [_number(row["metrics"].get(c), c) for c in columns]
+        numbers = [html_number(row["metrics"].get(c), c) for c in columns]
         text = [html.escape(row[k]) for k in ("id", "kind", "instruction")]
         rows.append([*text, mark, html.escape(row["reason"]), *numbers])
-    table = _table(["id", "kind", "instruction", "success", "reason", *columns], rows, left=5)
+    table = html_table(["id", "kind", "instruction", "success", "reason", *columns], rows, left=5)
     return f"<h2>Every sample</h2>{table}"
 
 
@@ -439,7 +442,7 @@ def compare(
         f'<img alt="success rate per kind" src="data:image/png;base64,{_png(_success_figure(dict(zip(names, (a["summary"], b["summary"]), strict=True))))}">',
         _verdict_changes(a, b, names),
     ]
-    return _page(f"retake eval: {names[0]} vs {names[1]}", body)
+    return html_page(f"retake eval: {names[0]} vs {names[1]}", body)
 
 
 def write_comparison(
@@ -505,7 +508,7 @@ _ABSENT: dict[str, Any] = {"success": {"rate": None}, "metrics": {}}
 
 def _comparison_table(a: dict[str, Any], b: dict[str, Any], columns: list[str]) -> str:
     groups_a, groups_b = _groups(a["summary"]), _groups(b["summary"])
-    header = "".join(f'<th colspan="3">{html.escape(c)} {_arrow(c)}</th>' for c in columns)
+    header = "".join(f'<th colspan="3">{html.escape(c)} {html_arrow(c)}</th>' for c in columns)
     head = f'<tr><th class=l rowspan="2">kind</th><th colspan="3">success ↑</th>{header}</tr>'
     head += "<tr>" + "<th>A</th><th>B</th><th>Δ</th>" * (1 + len(columns)) + "</tr>"
     rows = []
@@ -522,7 +525,7 @@ def _comparison_table(a: dict[str, Any], b: dict[str, Any], columns: list[str]) 
         cells.append(_delta_cell(ga["success"]["rate"], gb["success"]["rate"], True, "success"))
         for name in columns:
             mean_a, mean_b = (g["metrics"].get(name, {}).get("mean") for g in (ga, gb))
-            cells += [f"<td>{_number(mean_a, name)}</td>", f"<td>{_number(mean_b, name)}</td>"]
+            cells += [f"<td>{html_number(mean_a, name)}</td>", f"<td>{html_number(mean_b, name)}</td>"]
             cells.append(_delta_cell(mean_a, mean_b, metric_info(name)["higher_is_better"], name))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table>{head}{''.join(rows)}</table>"
@@ -551,7 +554,7 @@ def _verdict_changes(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str
             )
     if not changed:
         return "<h2>Verdicts that differ</h2><p>None: both runs pass and fail the same samples.</p>"
-    table = _table(["id", "instruction", *(f"{html.escape(n)}: verdict" for n in names)], changed, left=4)
+    table = html_table(["id", "instruction", *(f"{html.escape(n)}: verdict" for n in names)], changed, left=4)
     return f"<h2>Verdicts that differ</h2>{table}"
 
 
@@ -565,13 +568,20 @@ def summary_table(summary: dict[str, Any], columns: tuple[str, ...] = ReportConf
     """The summary per kind as a rich table, for the terminal."""
     shown = [c for c in columns if c in summary["overall"]["metrics"]]
     confidence = summary["overall"]["success"]["confidence"]
-    header = ["kind", "n", "errors", "success", f"{confidence:.0%} CI", *[f"{c} {_arrow(c)}" for c in shown]]
+    header = [
+        "kind",
+        "n",
+        "errors",
+        "success",
+        f"{confidence:.0%} CI",
+        *[f"{c} {html_arrow(c)}" for c in shown],
+    ]
     table = Table(*header)
     for kind, group in _groups(summary).items():
         success = group["success"]
         rate = "–" if success["rate"] is None else f"{success['rate']:.1%}"
         interval = "–" if success["low"] is None else f"{success['low']:.0%}-{success['high']:.0%}"
         # A kind whose samples all errored, or were not run (--limit), has no metrics at all: a dash.
-        means = [_number(group["metrics"].get(c, {}).get("mean"), c) for c in shown]
+        means = [html_number(group["metrics"].get(c, {}).get("mean"), c) for c in shown]
         table.add_row(kind, str(group["n"]), str(group["errors"]), rate, interval, *means)
     return table

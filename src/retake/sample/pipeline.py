@@ -44,7 +44,14 @@ from retake.sample.bundle import (
 )
 from retake.sample.config import EditConfig
 from retake.sample.grid import ModelGrid, size_pair
-from retake.sample.windows import default_overlap, edit_windows, fit_window, plan_windows
+from retake.sample.windows import (
+    Window,
+    check_overlap,
+    default_overlap,
+    edit_windows,
+    fit_window,
+    plan_windows,
+)
 from retake.video import Video, VideoInfo, check_output, probe, read, resize_cover_crop, write, write_gif
 
 # branch -> (which prompt, whether the source is seen)
@@ -423,61 +430,93 @@ def edit_file(
     """
     dst = check_output(dst)  # before the edit, which may take minutes
     tell = note or (lambda _: None)
+    passes = None if duration is None else _fit_passes(pipeline, frames, overlap, tell)  # before reading
+    asked = dict(frames=frames, size=size, fps=fps, start=start, duration=duration)
+    video = read_for_edit(pipeline, src, note=tell, info=info, **asked)
+    fitted = (video.height, video.width)
+    if passes is None:
+        result = pipeline.edit(video, instruction, frames=video.num_frames, size=fitted, **options)
+    else:
+        window, overlap = passes
+        _tell_passes(plan_windows(video.num_frames, window, overlap, pipeline.grid), window, overlap, tell)
+        result = edit_windows(
+            pipeline, video, instruction, window=window, overlap=overlap, size=fitted, **options
+        )
+    return _write_edit(result, dst)
+
+
+def read_for_edit(
+    pipeline: EditPipeline,
+    src: str | os.PathLike[str],
+    *,
+    frames: int | None = None,
+    size: int | tuple[int, int] | None = None,
+    fps: float | None = None,
+    start: float = 0.0,
+    duration: float | None = None,
+    note: Callable[[str], None] | None = None,
+    info: VideoInfo | None = None,
+) -> Video:
+    """The frames of `src` that `edit_file` edits, decoded straight at the size it edits at (see there):
+    without `duration`, the first frames from `start` fitted to the model's grid; with it, the whole stretch.
+    `note` hears what differs from the request."""
+    tell = note or (lambda _: None)
     info = info if info is not None else probe(src)
     fitted = _edit_size(pipeline, size, (info.height, info.width), tell)
     check_read_window(fps, start, duration)
     if duration is not None:
-        return _edit_stretch(
-            pipeline, src, dst, instruction, fitted, frames, fps, start, duration, overlap, tell, options
-        )
+        return _read_stretch(src, fitted, fps, start, duration, tell)
     wanted = pipeline.defaults.frames if frames is None else check_int("frames", frames, minimum=1)
     video = read(src, size=fitted, max_frames=wanted, fps=fps, start_time=start or None)
     try:  # a source too short for the request: say which file, as read's own errors do
-        edited = pipeline.grid.fit_frames(frames, pipeline.defaults.frames, video.num_frames)
+        count = pipeline.grid.fit_frames(frames, pipeline.defaults.frames, video.num_frames)
     except ValueError as exc:
         raise ValueError(f"{src}: {exc}{_window_words(fps, start)}") from None
     asked = frames if frames is not None else pipeline.defaults.frames
-    if edited != asked:
+    if count != asked:
         what = f"frames={frames}" if frames is not None else f"the default {asked} frames"
         reason = _frames_reason(pipeline.grid, asked, video.num_frames, fps, start)
-        tell(f"editing {edited} frames, not {what}: {reason}")
-    result = pipeline.edit(video, instruction, frames=edited, size=fitted, **options)
-    return _write_edit(result, dst)
+        tell(f"editing {count} frames, not {what}: {reason}")
+    return Video(video.frames[:count], fps=video.fps)
 
 
-def _edit_stretch(
-    pipeline: EditPipeline,
+def _read_stretch(
     src: str | os.PathLike[str],
-    dst: Path,
-    instruction: str,
     size: tuple[int, int],
-    frames: int | None,
     fps: float | None,
     start: float,
     duration: float,
-    overlap: int | None,
     tell: Callable[[str], None],
-    options: dict[str, Any],
-) -> Path:
-    """`edit_file` with a `duration`: every frame of the stretch, in overlapping passes."""
+) -> Video:
+    """Every frame from `start` for `duration` seconds (math.inf: to the end), telling when the source ends
+    sooner."""
+    end = None if math.isinf(duration) else start + duration
+    video = read(src, size=size, fps=fps, start_time=start or None, end_time=end)
+    covered = video.num_frames / video.fps
+    if end is not None and covered < duration - 1.5 / video.fps:
+        tell(f"editing {covered:.2f} s, not {duration:g}: the source ends {covered:.2f} s after {start:g} s")
+    return video
+
+
+def _fit_passes(
+    pipeline: EditPipeline, frames: int | None, overlap: int | None, tell: Callable[[str], None]
+) -> tuple[int, int]:
+    """(frames per pass, overlap) of an edit with a duration, checked against the model's grid."""
     grid = pipeline.grid
     window = fit_window(frames, pipeline.defaults.frames, grid)
     if frames is not None and window != frames:
         tell(f"passes of {_count(window)}, not {frames}: this model takes {grid.temporal}k + 1 frames")
-    overlap = default_overlap(window, grid) if overlap is None else overlap
-    end = None if math.isinf(duration) else start + duration
-    video = read(src, size=size, fps=fps, start_time=start or None, end_time=end)
-    plan = plan_windows(video.num_frames, window, overlap, grid)  # checks the overlap before minutes of work
-    covered = video.num_frames / video.fps
-    if end is not None and covered < duration - 1.5 / video.fps:
-        tell(f"editing {covered:.2f} s, not {duration:g}: the source ends {covered:.2f} s after {start:g} s")
+    overlap = default_overlap(window, grid) if overlap is None else check_overlap(overlap, window, grid)
+    return window, overlap
+
+
+def _tell_passes(plan: list[Window], window: int, overlap: int, tell: Callable[[str], None]) -> None:
     if len(plan) > 1:
         shared = f"the last {_count(overlap)} of the one before" if overlap else "nothing of the one before"
+        frames = plan[-1].end
         tell(
-            f"editing {video.num_frames} frames in {len(plan)} passes of up to {window} frames, each continuing {shared}"
+            f"editing {frames} frames in {len(plan)} passes of up to {window} frames, each continuing {shared}"
         )
-    result = edit_windows(pipeline, video, instruction, window=window, overlap=overlap, size=size, **options)
-    return _write_edit(result, dst)
 
 
 def _count(frames: int) -> str:
