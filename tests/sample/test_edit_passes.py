@@ -15,9 +15,10 @@ from retake.checks import derive_seed
 from retake.cli import main
 from retake.sample.config import EditConfig
 from retake.sample.grid import ModelGrid
+from retake.sample.pass_store import PassStore, PassStoreError, passes_folder
 from retake.sample.pipeline import EditPipeline, edit_file
 from retake.sample.windows import check_overlap, default_overlap, edit_windows, plan_windows
-from retake.video import Video, probe
+from retake.video import Video, probe, read
 
 # 9 frames -> 3 latent frames: room for a 5-frame (2 latent frames) overlap and one new latent frame a pass.
 NINE = EditConfig(steps=2, shift=3.0, text_scale=3.0, frames=9, height=32, width=32)
@@ -203,3 +204,74 @@ def test_bad_passes_are_refused_in_one_line_before_the_weights_load(
         run_edit(bundle_dir, shared_videos / "anyv2v_ballet.mp4", tmp_path / "out.mp4", *extra)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and reason in err and len(err.strip().splitlines()) == 1, err
+
+
+class Stop(Exception):
+    """Stands for a kill: raised from the step callback once `after` steps are done."""
+
+
+def stopping_after(after: int):
+    count = 0
+
+    def callback(step) -> None:
+        nonlocal count
+        count += 1
+        if count > after:
+            raise Stop
+
+    return callback
+
+
+def test_an_interrupted_long_edit_continues_from_its_saved_passes_to_the_same_frames(
+    bundle_dir: Path, shared_videos: Path, tmp_path: Path
+) -> None:
+    pipeline = EditPipeline.from_pretrained(bundle_dir, vae_tiling=None)  # 5-frame passes of 2 steps
+    src = shared_videos / "anyv2v_ballet.mp4"  # 16 frames: 4 passes
+    options = dict(size=32, duration=math.inf, steps=2, seed=5, progress=False)
+    straight = edit_file(pipeline, src, tmp_path / "straight.mp4", "add a hat", **options)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Stop):  # killed in the third pass, after two were saved
+        edit_file(pipeline, src, out, "add a hat", callback=stopping_after(5), **options)
+    folder = passes_folder(out)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "pass_00000.safetensors",
+        "pass_00001.safetensors",
+        "request.json",
+    ]
+    notes: list[str] = []
+    edited_passes: list[int] = []
+    real_edit = EditPipeline.edit
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EditPipeline, "edit", lambda *a, **k: edited_passes.append(1) or real_edit(*a, **k))
+        edit_file(pipeline, src, out, "add a hat", note=notes.append, **options)
+    assert len(edited_passes) == 2  # only the two passes not saved
+    assert any(f"continuing an interrupted edit: 2 passes were saved in {folder}" in n for n in notes)
+    np.testing.assert_array_equal(read(out).frames, read(straight).frames)
+    assert not folder.exists()  # removed once the output is whole
+
+
+def test_saved_passes_of_another_request_are_discarded_saying_what_changed(
+    bundle_dir: Path, shared_videos: Path, tmp_path: Path
+) -> None:
+    pipeline = EditPipeline.from_pretrained(bundle_dir, vae_tiling=None)
+    src, out = shared_videos / "anyv2v_ballet.mp4", tmp_path / "out.mp4"
+    options = dict(size=32, duration=math.inf, steps=1, progress=False)
+    with pytest.raises(Stop):
+        edit_file(pipeline, src, out, "add a hat", seed=1, callback=stopping_after(2), **options)
+    notes: list[str] = []
+    edit_file(pipeline, src, out, "add a hat", seed=2, note=notes.append, **options)
+    fresh = edit_file(pipeline, src, tmp_path / "fresh.mp4", "add a hat", seed=2, **options)
+    assert any("starting over: the 2 saved passes" in n and "request.seed: 1 -> 2" in n for n in notes), notes
+    np.testing.assert_array_equal(read(out).frames, read(fresh).frames)
+
+
+def test_a_damaged_saved_pass_is_named_with_the_way_out(tmp_path: Path) -> None:
+    store = PassStore(tmp_path / "passes", {"a": 1})
+    assert store.open() == 0
+    store.save(0, np.zeros((3, 8, 8, 3), np.uint8))
+    assert PassStore(tmp_path / "passes", {"a": 1}).open() == 1
+    with pytest.raises(PassStoreError, match=r"not the 4 frames of its pass; delete .* to start over"):
+        store.load(0, 4)
+    store.path(0).write_bytes(b"cut short")
+    with pytest.raises(PassStoreError, match="cannot be read"):
+        store.load(0, 3)

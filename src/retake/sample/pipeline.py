@@ -44,6 +44,7 @@ from retake.sample.bundle import (
 )
 from retake.sample.config import EditConfig
 from retake.sample.grid import ModelGrid, size_pair
+from retake.sample.pass_store import PassStore, passes_folder
 from retake.sample.windows import (
     Window,
     check_overlap,
@@ -115,6 +116,7 @@ class EditPipeline:
         self.defaults = defaults or EditConfig()
         self.text_encoder_source = text_encoder_source
         self.cache_source = cache_source
+        self.path: Path | None = None  # the bundle it was loaded from, if any
 
     # ------------------------------------------------------------------------------------------------------
     # loading and saving
@@ -142,7 +144,11 @@ class EditPipeline:
         vae = VideoVAE.from_pretrained(root / spec.vae, device=device, dtype=vae_dtype, tiling=vae_tiling)
         text_source = spec.text_encoder_source(root)
         text_encoder = load_text_encoder(text_source, device=device, dtype=dtype)
-        return cls(transformer.to(device), vae, text_encoder, spec.defaults, text_encoder_source=text_source)
+        pipeline = cls(
+            transformer.to(device), vae, text_encoder, spec.defaults, text_encoder_source=text_source
+        )
+        pipeline.path = root
+        return pipeline
 
     def save_pretrained(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write a self-contained bundle (safetensors weights, configs, sampler defaults); atomic."""
@@ -439,9 +445,14 @@ def edit_file(
     else:
         window, overlap = passes
         _tell_passes(plan_windows(video.num_frames, window, overlap, pipeline.grid), window, overlap, tell)
+        request = _pass_request(pipeline, src, instruction, asked | {"overlap": overlap}, options)
+        store = PassStore(passes_folder(dst), request, tell)
         result = edit_windows(
-            pipeline, video, instruction, window=window, overlap=overlap, size=fitted, **options
+            pipeline, video, instruction, window=window, overlap=overlap, size=fitted, store=store, **options
         )
+        written = _write_edit(result, dst)
+        store.remove()  # only once the output is whole
+        return written
     return _write_edit(result, dst)
 
 
@@ -508,6 +519,31 @@ def _fit_passes(
         tell(f"passes of {_count(window)}, not {frames}: this model takes {grid.temporal}k + 1 frames")
     overlap = default_overlap(window, grid) if overlap is None else check_overlap(overlap, window, grid)
     return window, overlap
+
+
+def _pass_request(
+    pipeline: EditPipeline,
+    src: str | os.PathLike[str],
+    instruction: str,
+    asked: dict[str, Any],
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """What the saved passes of an edit depend on: the source file as it is, the request, the model and its
+    numerics. A rerun that matches continues them (`PassStore`)."""
+    source = Path(src).absolute()
+    stat = source.stat()
+    sampler = {k: v for k, v in options.items() if k not in ("progress", "callback")}
+    return {
+        "source": {"path": str(source), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+        "instruction": instruction,
+        "request": asked | sampler,
+        "model": {
+            "bundle": None if pipeline.path is None else str(pipeline.path.absolute()),
+            "defaults": pipeline.defaults.to_dict(),
+            "dtype": str(pipeline.dtype),
+            "device": pipeline.device.type,
+        },
+    }
 
 
 def _tell_passes(plan: list[Window], window: int, overlap: int, tell: Callable[[str], None]) -> None:

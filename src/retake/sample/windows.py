@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from retake.checks import check_int, derive_seed
 from retake.flow import Step
 from retake.sample.grid import ModelGrid
+from retake.sample.pass_store import PassStore
 from retake.video import Video
 
 if TYPE_CHECKING:  # the pipeline's edit_file uses this module
@@ -112,6 +113,7 @@ def edit_windows(
     steps: int | None = None,
     progress: bool = True,
     callback: Callable[[Step], None] | None = None,
+    store: PassStore | None = None,
     **options: Any,
 ) -> Video:
     """Edit every frame of `video` in passes of `window` frames (default: the bundle's) sharing `overlap`
@@ -120,6 +122,8 @@ def edit_windows(
     The first pass uses `seed`, so a video no longer than the window is edited exactly as `pipeline.edit`
     edits it (padding aside); pass i > 0 uses `derive_seed(seed, i)`. options: the other `pipeline.edit`
     settings (guidance, video_guidance, size). callback: called after every denoising step of every pass.
+    store: a `PassStore` of this request (opened here): the passes it holds are loaded instead of edited,
+    and each pass edited is saved to it.
     """
     grid = pipeline.grid
     window = pipeline.defaults.frames if window is None else window
@@ -127,10 +131,15 @@ def edit_windows(
     plan = plan_windows(video.num_frames, window, overlap, grid)
     num_steps = pipeline.defaults.with_overrides(steps=steps).steps
     kept: list[np.ndarray] = []  # edited frames, in order, each pass's new ones
+    saved = 0 if store is None else store.open()
     with _windows_bar(progress) as bar:
         task = bar.add_task("", total=len(plan) * num_steps)
         for index, pass_ in enumerate(plan):
             bar.update(task, description=_describe(index, plan))
+            if index < saved:
+                kept.append(store.load(index, pass_.end - pass_.start - pass_.prefix))
+                bar.advance(task, num_steps)
+                continue
 
             def on_step(step: Step) -> None:
                 bar.advance(task)
@@ -149,6 +158,8 @@ def edit_windows(
                 **options,
             )
             kept.append(edited.frames[pass_.prefix : pass_.frames - pass_.pad])  # (new frames, H, W, 3)
+            if store is not None:
+                store.save(index, kept[-1])
     return Video(np.concatenate(kept), fps=video.fps)
 
 
