@@ -4,6 +4,7 @@ frame."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -40,3 +41,11 @@ def translating() -> Callable[..., np.ndarray]:
 def moving() -> np.ndarray:
     """The default Flatland-size clip: 17 frames of 64x64 moving (2, 1) px per frame."""
     return _translating()
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A tiny random CLIP checkpoint in a folder (tiny_models.save_tiny_clip)."""
+    from tiny_models import save_tiny_clip
+
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))

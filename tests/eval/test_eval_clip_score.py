@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from tokenizers.pre_tokenizers import ByteLevel
-from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
 from retake.eval.clip_score import ClipScorer
 from retake.eval.metrics import evaluate_edit
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory) -> Path:
-    """A 1-layer, width-32 CLIP with a byte-level tokenizer (every byte a token, no merges) and a 32 px
-    image processor, saved like a real checkpoint (config, safetensors, tokenizer, preprocessor config)."""
-    path = tmp_path_factory.mktemp("tiny_clip")
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in sorted(ByteLevel.alphabet()):
-        vocab.setdefault(char, len(vocab))
-        vocab.setdefault(char + "</w>", len(vocab))
-    CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16).save_pretrained(path)
-    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        path
-    )
-    layer = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2)
-    text = dict(
-        layer,
-        vocab_size=len(vocab),
-        max_position_embeddings=16,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-    )
-    config = CLIPConfig(
-        text_config=text, vision_config=dict(layer, image_size=32, patch_size=8), projection_dim=16
-    )
-    torch.manual_seed(0)
-    CLIPModel(config).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -85,41 +85,6 @@ def identity_run(task_file, identity_edits):
 
 
 @pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory) -> Path:
-    """A 1-layer, width-32 random CLIP with a byte-level tokenizer, saved like a real checkpoint (as in
-    test_eval_clip_score.py)."""
-    import torch
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
-
-    path = tmp_path_factory.mktemp("tiny_clip")
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in sorted(ByteLevel.alphabet()):
-        vocab.setdefault(char, len(vocab))
-        vocab.setdefault(char + "</w>", len(vocab))
-    CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16).save_pretrained(path)
-    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        path
-    )
-    layer = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2)
-    text = dict(
-        layer,
-        vocab_size=len(vocab),
-        max_position_embeddings=16,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-    )
-    config = CLIPConfig(
-        text_config=text, vision_config=dict(layer, image_size=32, patch_size=8), projection_dim=16
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        CLIPModel(config).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A saved tiny random ICVE-style bundle: 2 steps, 5 frames of 32x32 by default."""
     from retake.model import build_transformer
