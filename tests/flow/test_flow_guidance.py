@@ -10,6 +10,7 @@ import torch
 from retake.flow import (
     ICVE_NEGATIVE_PROMPT,
     NoGuidance,
+    PinnedFrames,
     TextCFG,
     TextVideoGuidance,
     constant,
@@ -84,3 +85,19 @@ def test_guidance_accepts_per_step_schedules(preds):
     torch.testing.assert_close(
         g.combine(preds, step=0, num_steps=2), preds["full"] - preds["no_text"] + preds["none"]
     )
+
+
+def test_pinned_frames_keep_their_velocity_under_any_mix_of_branches() -> None:
+    class Rescaled:  # a mix that is not affine (as CFG-rescale is not): a pin inside the branches would not survive
+        branches = ("full", "no_text")
+
+        def combine(self, preds, *, step=0, num_steps=1):
+            return 2 * preds["full"] - preds["no_text"].mean() * preds["full"].std()
+
+    preds = {"full": torch.randn(1, 4, 5, 2, 2), "no_text": torch.randn(1, 4, 5, 2, 2)}
+    velocity = torch.randn(1, 4, 2, 2, 2)
+    pinned = PinnedFrames(Rescaled(), velocity)
+    mixed = pinned.combine(preds, step=0, num_steps=1)
+    assert pinned.branches == ("full", "no_text")
+    assert torch.equal(mixed[:, :, :2], velocity)
+    assert torch.equal(mixed[:, :, 2:], Rescaled().combine(preds)[:, :, 2:])

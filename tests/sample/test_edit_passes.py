@@ -94,6 +94,30 @@ def test_a_prefix_pins_the_first_latent_frames_and_steers_the_rest(nine: EditPip
     assert (pinned[:, :, 2:] - free[:, :, 2:]).abs().mean() > 1e-5  # the model sees the pinned frames
 
 
+THIRTEEN = NINE.with_overrides(frames=13)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "sampler"),
+    [
+        ({"conditioning": "channel"}, {"video_guidance": 1.5}),  # InsViE's 3-way guidance
+        ({"conditioning": "channel", "prior": "source"}, {}),  # sampling starts at source + noise
+        ({"attention": "one-way"}, {}),  # the source K/V cache
+        ({"patch_size_t": 2}, {}),  # 2 latent frames a token
+        ({}, {"guidance": 1.0}),  # no guidance: one branch
+    ],
+    ids=["3-way", "source-prior", "one-way", "patch-t-2", "no-cfg"],
+)
+def test_the_prefix_is_pinned_under_every_model_and_guidance(make_pipeline, clip, overrides, sampler) -> None:
+    pipeline = make_pipeline(THIRTEEN, **overrides)
+    video = Video(clip.frames[:13], fps=clip.fps)
+    prefix = clip.frames[8:13][:, ::-1].copy()
+    latents = pipeline.edit_latents(video, "add a hat", size=32, prefix=prefix, progress=False, **sampler)
+    assert latents.shape[2] == 4
+    expected = pipeline.encode_prefix(prefix, THIRTEEN)
+    torch.testing.assert_close(latents[:, :, :2], expected, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize(
     ("prefix", "reason"),
     [

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import torch
 from torch import Tensor
 
 Branch = Literal["full", "no_text", "none"]
@@ -134,3 +135,22 @@ class TextVideoGuidance:
         s_v = resolve_scale(self.video_scale, step, num_steps)
         none, no_text = preds["none"], preds["no_text"]
         return none + s_v * (no_text - none) + s_t * (preds["full"] - no_text)
+
+
+@dataclass(frozen=True)
+class PinnedFrames:
+    """Another guidance whose mixed velocity (B, C, F, H, W) takes `velocity` (B, C, K, H, W) on its first K
+    latent frames: frames bound to a known straight path (`EditPipeline.edit`'s prefix). Set after the mix,
+    so the frames keep their path under any guidance, affine or not."""
+
+    inner: Guidance
+    velocity: Tensor
+
+    @property
+    def branches(self) -> tuple[Branch, ...]:
+        return self.inner.branches
+
+    def combine(self, preds: Mapping[str, Tensor], *, step: int = 0, num_steps: int = 1) -> Tensor:
+        mixed = self.inner.combine(preds, step=step, num_steps=num_steps)
+        pinned = self.velocity.shape[2]
+        return torch.cat([self.velocity.to(mixed.dtype), mixed[:, :, pinned:]], dim=2)

@@ -25,7 +25,16 @@ from torch import Tensor
 
 from retake.checks import check_finite, check_int, check_seed
 from retake.device import check_device
-from retake.flow import TIMESTEP_SCALE, Branch, Step, denoise, flow_start, sigma_schedule, to_timestep
+from retake.flow import (
+    TIMESTEP_SCALE,
+    Branch,
+    PinnedFrames,
+    Step,
+    denoise,
+    flow_start,
+    sigma_schedule,
+    to_timestep,
+)
 from retake.model.config import AttentionMode, Prior
 from retake.model.text import TextEmbedding, TextEncoder, load_text_encoder
 from retake.model.transformer import InContextTransformer
@@ -205,7 +214,8 @@ class EditPipeline:
         centre-cropped. frames and size are rounded down to the model's grid (frames 4k+1); frames=None takes
         the default, capped to the source. Same seed, same output (the noise is drawn on the CPU, so on any
         device). prefix: uint8 (K, H, W, 3) frames the edit must begin with, K = 4m + 1 (see `encode_prefix`):
-        the previous window's end when a long video is edited in windows, or an edited first frame.
+        the previous pass's end when a long video is edited in passes, or an edited first frame; the result's
+        first K frames are then their VAE round trip.
         """
         options = dict(steps=steps, guidance=guidance, video_guidance=video_guidance, seed=seed)
         latents = self.edit_latents(
@@ -309,8 +319,10 @@ class EditPipeline:
         """Step 3b: frames the edit must begin with, as the latents they pin, fp32 (1, C, m + 1, H', W').
 
         The causal VAE encodes a clip's first frame alone and every later latent frame from the next
-        `grid.temporal` frames, so K = temporal * m + 1 frames are exactly the first m + 1 latent frames of any
-        clip they begin. prefix: uint8 (K, H, W, 3), resized to cover the edit's size like the source."""
+        `grid.temporal` frames, so K = temporal * m + 1 frames make the first m + 1 latent frames of any clip
+        they begin. Nearly exactly: the VAE's group norms pool over time, so each latent depends a little on
+        the whole clip (on the shipped Flatland VAE about 1% of the latents' spread for 5 of 17 frames).
+        prefix: uint8 (K, H, W, 3), resized to cover the edit's size like the source."""
         if not isinstance(prefix, np.ndarray) or prefix.dtype != np.uint8 or prefix.ndim != 4:
             got = (
                 f"{prefix.dtype} {prefix.shape}" if isinstance(prefix, np.ndarray) else type(prefix).__name__
@@ -361,11 +373,13 @@ class EditPipeline:
 
         known: latents (1, C, K', H', W') the result must begin with (`encode_prefix`). Their frames move on
         the straight path from the start point to them: with x_t = (1 - t) x0 + t x1 the velocity of a frame
-        bound for z is exactly x1 - z, which replaces the prediction there in every branch (any guidance is an
-        affine mix of branches, so it keeps it). The frames end at z exactly, and the model, which sees them
-        at every step, fits the rest to them: inpainting's replacement trick, along time.
+        bound for z is exactly x1 - z, which replaces the guided velocity there (`PinnedFrames`). The frames end
+        at z exactly, and the model, which sees them at every step, fits the rest to them: inpainting's
+        replacement trick, along time.
         """
-        pinned = None if known is None else start[:, :, : known.shape[2]] - known  # (1, C, K', H', W')
+        guidance = config.guidance()
+        if known is not None:  # (1, C, K', H', W') velocities of the pinned frames
+            guidance = PinnedFrames(guidance, start[:, :, : known.shape[2]] - known)
 
         def predict(x: Tensor, t: Tensor, branch: Branch) -> Tensor:
             inputs = branches[branch]
@@ -377,13 +391,11 @@ class EditPipeline:
                 pooled_projections=inputs.pooled,
                 guidance=embedded,
                 **inputs.source,
-            ).float()
-            if pinned is not None:
-                velocity[:, :, : pinned.shape[2]] = pinned
-            return velocity
+            )
+            return velocity.float()
 
         sigmas = sigma_schedule(config.steps, shift=config.shift, device=self.device)
-        return denoise(start, sigmas, predict, config.guidance(), progress=progress, callback=callback)
+        return denoise(start, sigmas, predict, guidance, progress=progress, callback=callback)
 
     def decode(self, latents: Tensor) -> np.ndarray:
         """Step 6: latents (1, C, F', H', W') -> uint8 frames (F, H, W, 3)."""

@@ -3,12 +3,14 @@ instruction while its first latent frame is pinned to the chosen edited first fr
 
 The bundle has no first-frame input of its own, so the edited frame enters through the latent path (a
 replacement, as in inpainting samplers: `EditPipeline.edit`'s `prefix`): the causal VAE encodes frame 0 alone
-into latent frame 0, so the edited frame's latent z0 is that frame's exact target. Frame 0 follows its exact
-path to z0, and the model, which attends to it at every step, generates the other frames consistent with it.
-The decoded frame 0 is finally replaced by the edited frame itself (the VAE round trip is not exact).
+into latent frame 0, so the edited frame's latent z0 is (nearly: see `encode_prefix`) that frame's target.
+Frame 0 follows its exact path to z0, and the model, which attends to it at every step, generates the other
+frames consistent with it. The decoded frame 0 is finally replaced by the edited frame itself (the VAE round
+trip is not exact).
 
-What this cannot give: a bundle trained without such pinning never saw a clean first frame next to noisy
-ones, so how well the rest follows it depends on the model (the second filter checks the result).
+What this cannot give: the model predicts every frame's velocity, frame 0's included, and only the sampler
+holds frame 0 to its path, so the others follow it only as far as the model's own prediction of frame 0
+agrees (the "replacement" method's known drift, Ho et al. 2022); the second filter checks the result.
 """
 
 from __future__ import annotations
