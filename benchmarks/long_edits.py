@@ -50,11 +50,11 @@ def seam_ratio(frames: np.ndarray, seams: list[int]) -> float:
     return float(steps[at].mean() / max(steps[~at].mean(), 1e-6))
 
 
-def samples(per_kind: int, frames: int, seed: int) -> list[PairSample]:
+def samples(kinds: list[str], per_kind: int, frames: int, seed: int) -> list[PairSample]:
     return [
-        make_pair(kind, size=64, frames=frames, fps=8, seed=seed + 1000 * k + i)
+        make_pair(kind, size=64, frames=frames, fps=8, seed=seed + 1000 * EDIT_KINDS.index(kind) + i)
         for i in range(per_kind)
-        for k, kind in enumerate(EDIT_KINDS)
+        for kind in kinds
     ]
 
 
@@ -65,6 +65,9 @@ def main() -> None:
     parser.add_argument("--model", default=str(EDITOR), help="editor bundle (default: the shipped one)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the bundle's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--kinds", default=",".join(EDIT_KINDS), help="comma-separated edit kinds (default: all)"
+    )
     args = parser.parse_args()
 
     pipeline = EditPipeline.from_pretrained(args.model, vae_tiling=None)
@@ -73,7 +76,7 @@ def main() -> None:
     plan = {o: plan_windows(args.frames, window, o, pipeline.grid) for o in overlaps}
     seams = {o: [p.start + p.prefix for p in plan[o][1:]] for o in overlaps}
     tallies = {o: Tally([], []) for o in overlaps}
-    pairs = samples(args.per_kind, args.frames, args.seed)
+    pairs = samples(args.kinds.split(","), args.per_kind, args.frames, args.seed)
     for i, pair in enumerate(pairs):
         for overlap in overlaps:
             began = time.perf_counter()
