@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -221,3 +222,16 @@ def test_a_missing_bundle_is_called_missing(tmp_path):
         read_bundle_spec(tmp_path / "nowhere")
     with pytest.raises(BundleError, match="is not a retake pipeline bundle"):
         read_bundle_spec(tmp_path)
+
+
+def test_the_grid_is_read_from_the_configs_as_the_loaded_parts_give_it(make_pipeline, bundle_dir, tmp_path):
+    from retake.sample.bundle import bundle_grid
+
+    assert bundle_grid(bundle_dir) == make_pipeline().grid
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle_dir, broken)
+    config = json.loads((broken / "vae" / "config.json").read_text())
+    del config["temporal_compression_ratio"]
+    (broken / "vae" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match="has no spatial_compression_ratio or temporal_compression_ratio"):
+        bundle_grid(broken)

@@ -194,9 +194,14 @@ def bundle_grid(root: str | Path) -> ModelGrid:
     spec = read_bundle_spec(root)
     transformer = transformer_config(root / spec.transformer)
     vae = _read_config(root / spec.vae)
+    ratios = ("spatial_compression_ratio", "temporal_compression_ratio")
+    if not all(isinstance(vae.get(key), int) for key in ratios):
+        raise BundleError(
+            f"{root / spec.vae / 'config.json'} has no {' or '.join(ratios)} (not a {VAE_CLASS})"
+        )
     return ModelGrid(
-        spatial=int(vae["spatial_compression_ratio"]) * transformer.patch_size,
-        temporal=int(vae["temporal_compression_ratio"]),
+        spatial=vae["spatial_compression_ratio"] * transformer.patch_size,
+        temporal=vae["temporal_compression_ratio"],
         latent_frames_multiple=transformer.patch_size_t,
     )
 
