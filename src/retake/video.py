@@ -899,7 +899,12 @@ def _centre_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def _capacity(stream: av.VideoStream, window: _Window, fps: float | None, max_frames: int | None) -> int:
     """A generous guess of how many frames `read` returns, to preallocate for them."""
     origin = stream.start_time or 0
-    end = window.hi if window.hi is not None else (origin + stream.duration if stream.duration else None)
+    # A window past the stream's end (`retake edit --duration 3600` of a short clip) must not preallocate
+    # for frames that do not exist: gigabytes, or a MemoryError. A short stated duration only costs growth.
+    ends = [
+        end for end in (window.hi, origin + stream.duration if stream.duration else None) if end is not None
+    ]
+    end = min(ends) if ends else None
     rate = fps or float(stream.average_rate or stream.guessed_rate or 0)
     guess = 256
     if end is not None and rate:

@@ -103,7 +103,7 @@ def read_tasks(path: str | os.PathLike[str]) -> list[ClipTask]:
     if not path.is_file():
         raise FileNotFoundError(f"task file not found: {path}")
     entries: list[tuple[int, str | None, Path, str]] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(_task_lines(path), start=1):
         if line.strip():
             entries.append((number, *_parse_task(line, f"{path}:{number}", path.parent)))
     if not entries:
@@ -113,6 +113,16 @@ def read_tasks(path: str | os.PathLike[str]) -> list[ClipTask]:
         ClipTask(task_id, source, instruction)
         for task_id, (_, _, source, instruction) in zip(ids, entries, strict=True)
     ]
+
+
+def _task_lines(path: Path) -> list[str]:
+    """The file's lines as UTF-8; a byte-order mark (which Windows editors write) is dropped, not read as
+    part of the first task."""
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:  # its own message names neither the file nor the line
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def _parse_task(line: str, where: str, folder: Path) -> tuple[str | None, Path, str]:
@@ -248,7 +258,7 @@ class BundleClipEditor:
         try:
             return read_for_edit(self.editor.pipeline, path, frames=self.frames, size=self.size, note=note)
         except (VideoError, ValueError) as exc:  # unreadable, or too short for the frames asked
-            raise ClipReadError(f"source {path}: {exc}") from exc
+            raise _read_error("source", path, exc) from exc
 
     def describe(self) -> dict[str, Any]:
         return self.editor.describe() | {"frames": self.frames, "size": self.size, "seed": self.seed}
@@ -269,11 +279,11 @@ class FolderClipEditor:
         try:
             edited = read(path)
         except VideoError as exc:
-            raise ClipReadError(f"edit {path}: {exc}") from exc
+            raise _read_error("edit", path, exc) from exc
         try:
             source, notes = read_matching(task.source, edited)
         except (VideoError, ValueError) as exc:
-            raise ClipReadError(f"source {task.source}: {exc}") from exc
+            raise _read_error("source", task.source, exc) from exc
         count = min(source.num_frames, edited.num_frames)
         if edited.num_frames > count:
             notes.append(
@@ -285,6 +295,12 @@ class FolderClipEditor:
 
     def describe(self) -> dict[str, Any]:
         return self.editor.describe()
+
+
+def _read_error(what: str, path: Path, exc: Exception) -> ClipReadError:
+    """'source PATH: reason', naming the path once: a VideoError's message begins with it already."""
+    text = str(exc)
+    return ClipReadError(f"{what} {text}" if text.startswith(f"{path}: ") else f"{what} {path}: {text}")
 
 
 def read_matching(path: Path, edited: Video) -> tuple[Video, list[str]]:

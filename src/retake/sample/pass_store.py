@@ -52,23 +52,27 @@ class PassStore:
         if self.folder.is_dir():
             old = self._read_request()
             if old == self.request:
-                files.remove_leftovers(self.folder)
-                count = self._count()
-                if count:
-                    self.tell(f"continuing an interrupted edit: {count} passes were saved in {self.folder}")
-                return count
-            why = (
-                "its request cannot be read"
-                if old is None
-                else "; ".join(describe_changes(old, self.request))
-            )
-            self.tell(
-                f"starting over: the {self._count()} saved passes in {self.folder} are of another request ({why})"
-            )
-            shutil.rmtree(self.folder)
+                return self._reuse()
+            self._discard(old)
         self.folder.mkdir(parents=True)
         files.write_json(self.folder / REQUEST_FILE, self.request)
         return 0
+
+    def _reuse(self) -> int:
+        files.remove_leftovers(self.folder)
+        count = self.count()
+        if count:
+            were = "was" if count == 1 else "were"
+            self.tell(f"continuing an interrupted edit: {_passes(count)} {were} saved in {self.folder}")
+        return count
+
+    def _discard(self, old: dict[str, Any] | None) -> None:
+        why = "its request cannot be read" if old is None else "; ".join(describe_changes(old, self.request))
+        count = self.count()
+        are = "is" if count == 1 else "are"
+        saved = _passes(count, "saved ")
+        self.tell(f"starting over: the {saved} in {self.folder} {are} of another request ({why})")
+        shutil.rmtree(self.folder)
 
     def path(self, index: int) -> Path:
         return self.folder / f"pass_{index:05d}.safetensors"
@@ -97,7 +101,8 @@ class PassStore:
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _count(self) -> int:
+    def count(self) -> int:
+        """How many passes are saved in a row from the first."""
         count = 0
         while self.path(count).is_file():
             count += 1
@@ -108,3 +113,7 @@ class PassStore:
             return json.loads((self.folder / REQUEST_FILE).read_text())
         except (OSError, ValueError):
             return None
+
+
+def _passes(count: int, kind: str = "") -> str:
+    return f"{count} {kind}pass" if count == 1 else f"{count} {kind}passes"

@@ -53,7 +53,7 @@ from retake.sample.bundle import (
 )
 from retake.sample.config import EditConfig
 from retake.sample.grid import ModelGrid, size_pair
-from retake.sample.pass_store import PassStore, passes_folder
+from retake.sample.pass_store import PassStore, PassStoreError, passes_folder
 from retake.sample.windows import (
     Window,
     check_overlap,
@@ -62,7 +62,17 @@ from retake.sample.windows import (
     fit_window,
     plan_windows,
 )
-from retake.video import Video, VideoInfo, check_output, probe, read, resize_cover_crop, write, write_gif
+from retake.video import (
+    CorruptStreamError,
+    Video,
+    VideoInfo,
+    check_output,
+    probe,
+    read,
+    resize_cover_crop,
+    write,
+    write_gif,
+)
 
 # branch -> (which prompt, whether the source is seen)
 BRANCH_INPUTS: dict[str, tuple[str, bool]] = {
@@ -453,19 +463,21 @@ def edit_file(
     video = read_for_edit(pipeline, src, note=tell, info=info, **asked)
     fitted = (video.height, video.width)
     if passes is None:
-        result = pipeline.edit(video, instruction, frames=video.num_frames, size=fitted, **options)
-    else:
-        window, overlap = passes
-        _tell_passes(plan_windows(video.num_frames, window, overlap, pipeline.grid), window, overlap, tell)
-        request = _pass_request(pipeline, src, instruction, asked | {"overlap": overlap}, options)
-        store = PassStore(passes_folder(dst), request, tell)
-        result = edit_windows(
-            pipeline, video, instruction, window=window, overlap=overlap, size=fitted, store=store, **options
+        return _write_edit(
+            pipeline.edit(video, instruction, frames=video.num_frames, size=fitted, **options), dst
         )
-        written = _write_edit(result, dst)
-        store.remove()  # only once the output is whole
-        return written
-    return _write_edit(result, dst)
+    window, overlap = passes
+    _tell_passes(plan_windows(video.num_frames, window, overlap, pipeline.grid), window, overlap, tell)
+    request = _pass_request(pipeline, src, instruction, asked | {"overlap": overlap}, options)
+    store = PassStore(passes_folder(dst), request, tell)
+    options |= dict(window=window, overlap=overlap, size=fitted, store=store)
+    try:
+        written = _write_edit(edit_windows(pipeline, video, instruction, **options), dst)
+    except BaseException as exc:  # Ctrl-C too: the user should learn that a rerun continues
+        _tell_saved(store, exc, tell)
+        raise
+    store.remove()  # only once the output is whole
+    return written
 
 
 def read_for_edit(
@@ -499,7 +511,7 @@ def read_for_edit(
     if count != asked:
         what = f"frames={frames}" if frames is not None else f"the default {asked} frames"
         reason = _frames_reason(pipeline.grid, asked, video.num_frames, fps, start)
-        tell(f"editing {count} frames, not {what}: {reason}")
+        tell(f"editing {_count(count)}, not {what}: {reason}")
     return Video(video.frames[:count], fps=video.fps)
 
 
@@ -514,8 +526,18 @@ def _read_stretch(
     """Every frame from `start` for `duration` seconds (math.inf: to the end), telling when the source ends
     sooner."""
     end = None if math.isinf(duration) else start + duration
-    video = read(src, size=size, fps=fps, start_time=start or None, end_time=end)
+    video = read(src, size=size, fps=fps, start_time=start or None, end_time=end, allow_partial=True)
     covered = video.num_frames / video.fps
+    if video.decode_errors:  # read's own error would point a command-line user at a Python argument
+        whole = math.floor(covered * 100) / 100
+        raise CorruptStreamError(
+            src,
+            f"the video stream is cut short or damaged: {video.num_frames} frames decode from {start:g} s, "
+            f"{video.decode_errors} packets fail or are missing; a duration of at most {whole:g} s edits the "
+            "part before the damage",
+            decoded=video.num_frames,
+            failed=video.decode_errors,
+        )
     if end is not None and covered < duration - 1.5 / video.fps:
         tell(f"editing {covered:.2f} s, not {duration:g}: the source ends {covered:.2f} s after {start:g} s")
     return video
@@ -540,8 +562,8 @@ def _pass_request(
     asked: dict[str, Any],
     options: dict[str, Any],
 ) -> dict[str, Any]:
-    """What the saved passes of an edit depend on: the source file as it is, the request, the model and its
-    numerics. A rerun that matches continues them (`PassStore`)."""
+    """What the saved passes of an edit depend on: the source file as it is, the request, the model (its
+    bundle's files as they are) and its numerics. A rerun that matches continues them (`PassStore`)."""
     source = Path(src).absolute()
     stat = source.stat()
     sampler = {k: v for k, v in options.items() if k not in ("progress", "callback")}
@@ -551,6 +573,7 @@ def _pass_request(
         "request": asked | sampler,
         "model": {
             "bundle": None if pipeline.path is None else str(pipeline.path.absolute()),
+            "files": None if pipeline.path is None else _bundle_files(pipeline.path),
             "defaults": pipeline.defaults.to_dict(),
             "dtype": str(pipeline.dtype),
             "device": pipeline.device.type,
@@ -558,17 +581,38 @@ def _pass_request(
     }
 
 
+def _bundle_files(root: Path) -> dict[str, list[int]]:
+    """Each file of a bundle -> [bytes, mtime_ns]. Weights retrained or copied over at the same path change
+    these, and passes of other weights must not be continued (the path alone would match)."""
+    found = {}
+    for folder, _, names in os.walk(root, followlinks=True):  # parts linked in (bundle --link) count too
+        for name in names:
+            stat = Path(folder, name).stat()
+            found[str(Path(folder, name).relative_to(root))] = [stat.st_size, stat.st_mtime_ns]
+    return dict(sorted(found.items()))
+
+
+def _tell_saved(store: PassStore, exc: BaseException, tell: Callable[[str], None]) -> None:
+    """After an edit stopped part-way, where its finished passes are (a hidden folder that can hold
+    gigabytes) and that the same command continues from them."""
+    saved = _count(store.count(), "finished pass", "finished passes")
+    if store.count() and not isinstance(exc, PassStoreError):  # that error names the folder itself
+        tell(
+            f"the edit stopped with {saved} saved in {store.folder}: the same command continues from them "
+            "(delete the folder to drop them)"
+        )
+
+
 def _tell_passes(plan: list[Window], window: int, overlap: int, tell: Callable[[str], None]) -> None:
     if len(plan) > 1:
         shared = f"the last {_count(overlap)} of the one before" if overlap else "nothing of the one before"
         frames = plan[-1].end
-        tell(
-            f"editing {frames} frames in {len(plan)} passes of up to {window} frames, each continuing {shared}"
-        )
+        up_to = _count(window)
+        tell(f"editing {frames} frames in {len(plan)} passes of up to {up_to}, each continuing {shared}")
 
 
-def _count(frames: int) -> str:
-    return f"{frames} frame" if frames == 1 else f"{frames} frames"
+def _count(number: int, one: str = "frame", many: str = "frames") -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def _write_edit(video: Video, dst: Path) -> Path:
