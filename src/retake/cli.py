@@ -758,12 +758,9 @@ def edit_command(
 def _check_passes(bundle: Path, frames: int | None, overlap: int | None) -> None:
     """`retake edit --duration`'s pass length and overlap against the bundle's grid."""
     from retake.sample.bundle import bundle_grid, read_bundle_spec
-    from retake.sample.windows import check_overlap, fit_window
+    from retake.sample.windows import fit_passes
 
-    grid = bundle_grid(bundle)
-    window = fit_window(frames, read_bundle_spec(bundle).defaults.frames, grid)
-    if overlap is not None:
-        check_overlap(overlap, window, grid)
+    fit_passes(bundle_grid(bundle), read_bundle_spec(bundle).defaults.frames, frames, overlap)
 
 
 def _duration_arg(text: str | None) -> float | None:

@@ -193,6 +193,14 @@ def test_edit_file_with_a_duration_edits_the_whole_stretch_and_says_how(
     assert "each continuing nothing of the one before" in notes[-1]
 
 
+def test_an_overlap_without_a_duration_is_refused(
+    bundle_dir: Path, shared_videos: Path, tmp_path: Path
+) -> None:
+    pipeline = EditPipeline.from_pretrained(bundle_dir, vae_tiling=None)
+    with pytest.raises(ValueError, match="overlap=5 needs a duration: one pass has nothing to overlap"):
+        edit_file(pipeline, shared_videos / "anyv2v_ballet.mp4", tmp_path / "o.mp4", "add a hat", overlap=5)
+
+
 def run_edit(bundle: Path, src: Path, out: Path, *extra: str) -> None:
     main(["edit", str(src), "make it red", "-o", str(out), "--model", str(bundle), "--no-progress", *extra])
 

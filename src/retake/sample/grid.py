@@ -35,6 +35,13 @@ class ModelGrid:
     def _frames_for(self, latent_frames: int) -> int:
         return (latent_frames - 1) * self.temporal + 1
 
+    def describe_frames(self) -> str:
+        """'this model takes 4k + 1 frames', with the latent multiple where there is one: for messages."""
+        text = f"this model takes {self.temporal}k + 1 frames"
+        if self.latent_frames_multiple > 1:
+            text += f" with k + 1 a multiple of {self.latent_frames_multiple}"
+        return text
+
     def round_frames(self, frames: int) -> int:
         """The largest valid frame count <= frames (0 when even the smallest does not fit)."""
         latent = (frames - 1) // self.temporal + 1 if frames >= 1 else 0

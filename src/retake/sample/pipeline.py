@@ -54,14 +54,7 @@ from retake.sample.bundle import (
 from retake.sample.config import EditConfig
 from retake.sample.grid import ModelGrid, size_pair
 from retake.sample.pass_store import PassStore, PassStoreError, passes_folder
-from retake.sample.windows import (
-    Window,
-    check_overlap,
-    default_overlap,
-    edit_windows,
-    fit_window,
-    plan_windows,
-)
+from retake.sample.windows import Window, edit_windows, fit_passes, plan_windows
 from retake.video import (
     CorruptStreamError,
     Video,
@@ -449,7 +442,7 @@ def edit_file(
     start: where the edited part begins, in seconds from the first frame.
     duration: seconds to edit from `start` (math.inf: to the end), in passes of `frames` frames (default:
     the bundle's) sharing `overlap` (`retake.sample.windows`); None edits one pass. The frames of the stretch
-    are held in memory at the edit's size (a minute at 24 fps and 480x768 is 1.6 GB).
+    are held in memory at the edit's size, source and result (a minute at 24 fps and 480x768: 2 x 1.6 GB).
     note: told, in a sentence each, what was changed from the request: a size or frame count rounded to the
     model's grid, a picture cropped to another shape, fewer frames than the default.
     Only the frames the edit can use are decoded, resized straight to the model's grid as they are read.
@@ -457,6 +450,8 @@ def edit_file(
     info: `probe(src)`, when the caller has it already (a probe reads all of a file's packets).
     """
     dst = check_output(dst)  # before the edit, which may take minutes
+    if overlap is not None and duration is None:
+        raise ValueError(f"overlap={overlap} needs a duration: one pass has nothing to overlap")
     tell = note or (lambda _: None)
     passes = None if duration is None else _fit_passes(pipeline, frames, overlap, tell)  # before reading
     asked = dict(frames=frames, size=size, fps=fps, start=start, duration=duration)
@@ -548,10 +543,9 @@ def _fit_passes(
 ) -> tuple[int, int]:
     """(frames per pass, overlap) of an edit with a duration, checked against the model's grid."""
     grid = pipeline.grid
-    window = fit_window(frames, pipeline.defaults.frames, grid)
+    window, overlap = fit_passes(grid, pipeline.defaults.frames, frames, overlap)
     if frames is not None and window != frames:
-        tell(f"passes of {_count(window)}, not {frames}: this model takes {grid.temporal}k + 1 frames")
-    overlap = default_overlap(window, grid) if overlap is None else check_overlap(overlap, window, grid)
+        tell(f"passes of {_count(window)}, not {frames}: {grid.describe_frames()}")
     return window, overlap
 
 
@@ -671,7 +665,7 @@ def _frames_reason(grid: ModelGrid, asked: int, available: int, fps: float | Non
     if available < asked:
         reasons.append(f"the source has {available}{_window_words(fps, start)}")
     if grid.round_frames(min(asked, available)) != min(asked, available):
-        reasons.append(f"this model takes {grid.temporal}k + 1 frames")
+        reasons.append(grid.describe_frames())
     return " and ".join(reasons)
 
 

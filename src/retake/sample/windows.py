@@ -5,14 +5,14 @@ longer stretch is edited in passes of that many frames. Each pass after the firs
 before the previous one ended, and those frames, edited already, are pinned as its prefix
 (`EditPipeline.edit(prefix=...)`): the pass continues the edit it is shown instead of inventing its own
 version of it (another red car, a hat in another place). The overlap is 4m + 1 frames, which the causal VAE
-encodes into exactly the first m + 1 latent frames of the pass; 0 makes independent passes. The last pass
-takes what is left, and where that is off the model's 4k + 1 grid, the last source frame is repeated up to
-the grid and the repeats are dropped again, so every frame is edited.
+encodes into (nearly exactly: see `EditPipeline.encode_prefix`) the first m + 1 latent frames of the pass;
+0 makes independent passes. The last pass takes what is left, and where that is off the model's 4k + 1 grid,
+the last source frame is repeated up to the grid and the repeats are dropped again, so every frame is edited.
 
-What pinning cannot give: a model trained on single clips never saw a clean prefix next to noisy frames, so
-how smoothly a pass continues depends on the model (pinning only the frames, not the motion, is the
-"replacement" method of Ho et al. 2022, which they found can drift; a model trained with clean prefixes, as
-video continuation models are, would do better).
+What pinning cannot give: the model still predicts the pinned frames' velocity and only the sampler holds
+them to their path, so a pass follows them only as far as the model's own prediction agrees (the
+"replacement" method of Ho et al. 2022, which they found can drift; a model trained to continue given frames,
+as video continuation models are, would do better). `benchmarks/long_edits.py` measures the seams.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from retake.checks import check_int, derive_seed
 from retake.flow import Step
@@ -57,6 +57,13 @@ def fit_window(frames: int | None, default: int, grid: ModelGrid) -> int:
     if window < 1:
         raise ValueError(f"frames={frames} is below this model's minimum of {grid.min_frames}")
     return window
+
+
+def fit_passes(grid: ModelGrid, default: int, frames: int | None, overlap: int | None) -> tuple[int, int]:
+    """(frames per pass, overlap): `fit_window`'s pass length and the overlap given (checked) or its
+    default. What a command checks on a bundle's configs before loading it, and `edit_file` uses."""
+    window = fit_window(frames, default, grid)
+    return window, default_overlap(window, grid) if overlap is None else check_overlap(overlap, window, grid)
 
 
 def default_overlap(window: int, grid: ModelGrid) -> int:
@@ -125,42 +132,53 @@ def edit_windows(
     store: a `PassStore` of this request (opened here): the passes it holds are loaded instead of edited,
     and each pass edited is saved to it.
     """
-    grid = pipeline.grid
-    window = pipeline.defaults.frames if window is None else window
-    overlap = default_overlap(window, grid) if overlap is None else overlap
-    plan = plan_windows(video.num_frames, window, overlap, grid)
+    window, overlap = fit_passes(pipeline.grid, pipeline.defaults.frames, window, overlap)
+    plan = plan_windows(video.num_frames, window, overlap, pipeline.grid)
     num_steps = pipeline.defaults.with_overrides(steps=steps).steps
-    kept: list[np.ndarray] = []  # edited frames, in order, each pass's new ones
+    out: np.ndarray | None = None  # (F, H, W, 3) once the first pass gives the edit's size
     saved = 0 if store is None else store.open()
     with _windows_bar(progress) as bar:
         task = bar.add_task("", total=len(plan) * num_steps)
         for index, pass_ in enumerate(plan):
             bar.update(task, description=_describe(index, plan))
+            new = pass_.end - pass_.start - pass_.prefix  # frames this pass adds
             if index < saved:
-                kept.append(store.load(index, pass_.end - pass_.start - pass_.prefix))
+                frames = store.load(index, new)
                 bar.advance(task, num_steps)
-                continue
+            else:
+                edited = pipeline.edit(
+                    _segment(video, pass_),
+                    instruction,
+                    frames=pass_.frames,
+                    seed=seed if index == 0 else derive_seed(seed, index),
+                    steps=steps,
+                    prefix=None
+                    if out is None or not pass_.prefix
+                    else out[pass_.start : pass_.start + pass_.prefix],
+                    progress=False,
+                    callback=_advancing(bar, task, callback),
+                    **options,
+                )
+                frames = edited.frames[pass_.prefix : pass_.frames - pass_.pad]  # (new, H, W, 3)
+                if store is not None:
+                    store.save(index, frames)
+            if out is None:  # one array for the result, not a list of passes joined at the end
+                out = np.empty((video.num_frames, *frames.shape[1:]), np.uint8)
+            out[pass_.start + pass_.prefix : pass_.end] = frames
+    return Video(out, fps=video.fps)
 
-            def on_step(step: Step) -> None:
-                bar.advance(task)
-                if callback is not None:
-                    callback(step)
 
-            edited = pipeline.edit(
-                _segment(video, pass_),
-                instruction,
-                frames=pass_.frames,
-                seed=seed if index == 0 else derive_seed(seed, index),
-                steps=steps,
-                prefix=_tail(kept, pass_.prefix),
-                progress=False,
-                callback=on_step,
-                **options,
-            )
-            kept.append(edited.frames[pass_.prefix : pass_.frames - pass_.pad])  # (new frames, H, W, 3)
-            if store is not None:
-                store.save(index, kept[-1])
-    return Video(np.concatenate(kept), fps=video.fps)
+def _advancing(
+    bar: Progress, task: TaskID, callback: Callable[[Step], None] | None
+) -> Callable[[Step], None]:
+    """A step callback that moves the bar, then calls the caller's."""
+
+    def on_step(step: Step) -> None:
+        bar.advance(task)
+        if callback is not None:
+            callback(step)
+
+    return on_step
 
 
 def _segment(video: Video, pass_: Window) -> Video:
@@ -169,19 +187,6 @@ def _segment(video: Video, pass_: Window) -> Video:
     if pass_.pad:
         frames = np.concatenate([frames, np.repeat(frames[-1:], pass_.pad, axis=0)])
     return Video(frames, fps=video.fps)
-
-
-def _tail(kept: list[np.ndarray], count: int) -> np.ndarray | None:
-    """The last `count` edited frames (None for none): the next pass's prefix."""
-    if count == 0:
-        return None
-    tail, need = [], count
-    for block in reversed(kept):  # a pass can add fewer frames than the overlap
-        tail.insert(0, block[-need:])
-        need -= len(tail[0])
-        if need == 0:
-            break
-    return np.concatenate(tail)
 
 
 def _describe(index: int, plan: list[Window]) -> str:
