@@ -520,12 +520,7 @@ def _run_task(
     if judge is not None:  # asked here, not through evaluate_edit, to keep the judge's reason with its scores
         judgement = judge.judge(source, edited, task.instruction)
         metrics |= judgement.as_metrics()
-        row["judge"] = {
-            "model": judgement.model,
-            "prompt_hash": judgement.prompt_hash,
-            "reason": judgement.reason,
-            "cost": judgement.cost,
-        }
+        row["judge"] = judgement.provenance()
     return row | {"metrics": {k: float(v) if math.isfinite(v) else None for k, v in metrics.items()}}
 
 

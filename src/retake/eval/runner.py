@@ -335,12 +335,7 @@ def score_sample(
     if judge is not None:
         judgement = judge.judge(source, edited, sample.instruction)
         metrics |= judgement.as_metrics()
-        scored["judge"] = {
-            "model": judgement.model,
-            "prompt_hash": judgement.prompt_hash,
-            "reason": judgement.reason,
-            "cost": judgement.cost,
-        }
+        scored["judge"] = judgement.provenance()
     return scored | {"metrics": {k: _finite_or_none(v) for k, v in metrics.items()}}
 
 

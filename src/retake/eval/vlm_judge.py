@@ -134,6 +134,15 @@ class Judgement:
         """The sum of the three scores (0-9): the EditVerseBench VLM score."""
         return self.instruction + self.preservation + self.quality
 
+    def provenance(self) -> dict[str, Any]:
+        """What a report keeps beside the scores: the model, the prompt's hash, its reason and the cost."""
+        return {
+            "model": self.model,
+            "prompt_hash": self.prompt_hash,
+            "reason": self.reason,
+            "cost": self.cost,
+        }
+
     def as_metrics(self) -> dict[str, float]:
         """The scores as `vlm_*` metrics, the names `evaluate_edit` uses, plus vlm_total."""
         names = (*SCORES, "overall", "total")
