@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from interrupt import Stop, stopping_after
 from retake.checks import derive_seed
 from retake.cli import main
 from retake.sample.config import EditConfig
@@ -236,22 +237,6 @@ def test_bad_passes_are_refused_in_one_line_before_the_weights_load(
         run_edit(bundle_dir, shared_videos / "anyv2v_ballet.mp4", tmp_path / "out.mp4", *extra)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and reason in err and len(err.strip().splitlines()) == 1, err
-
-
-class Stop(Exception):
-    """Stands for a kill: raised from the step callback once `after` steps are done."""
-
-
-def stopping_after(after: int):
-    count = 0
-
-    def callback(step) -> None:
-        nonlocal count
-        count += 1
-        if count > after:
-            raise Stop
-
-    return callback
 
 
 def test_an_interrupted_long_edit_continues_from_its_saved_passes_to_the_same_frames(

@@ -11,26 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from interrupt import Stop, stopping_after
 from retake.sample.pass_store import passes_folder
 from retake.sample.pipeline import EditPipeline, edit_file, read_for_edit
 from retake.video import CorruptStreamError, Video, read, write
-
-
-class Stop(Exception):
-    """Stands for a kill: raised from the step callback once `after` steps are done."""
-
-
-def stopping_after(after: int):
-    count = 0
-
-    def callback(step) -> None:
-        nonlocal count
-        count += 1
-        if count > after:
-            raise Stop
-
-    return callback
-
 
 OPTIONS = dict(size=32, duration=math.inf, steps=1, seed=5, progress=False)
 
