@@ -116,3 +116,13 @@ def _check_value(name: str, value: Any, hint: Any) -> None:
         check_finite(name, value)
     elif hint in (bool, str) and not isinstance(value, hint):
         raise ValueError(f"{name} must be a {hint.__name__}, got {value!r}")
+
+
+def check_read_window(fps: float | None, start: float, duration: float | None = None) -> None:
+    """A read window's `fps` (> 0 or None), `start` (>= 0 seconds) and `duration` (> 0 seconds, math.inf or
+    None), as `retake edit` and `retake eval clips` take them: checked before a model is loaded."""
+    if fps is not None:
+        check_finite("fps", fps, above=0)
+    check_finite("start", start, minimum=0)
+    if duration is not None and duration != math.inf:
+        check_finite("duration", duration, above=0)

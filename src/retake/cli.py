@@ -615,6 +615,14 @@ def eval_clips(
     size: str | None = typer.Option(
         None, help="Edit HEIGHTxWIDTH or N (default: about the bundle's pixels, in each source's shape)."
     ),
+    fps: float | None = typer.Option(
+        None, help="Resample each source to this frame rate first (as retake edit)."
+    ),
+    start: float = typer.Option(0.0, help="Seconds into each source where the edited part begins."),
+    duration: str | None = typer.Option(
+        None, help="Seconds to edit from --start, or 'all', in overlapping passes (as retake edit)."
+    ),
+    overlap: int | None = typer.Option(None, help="With --duration: frames each pass shares with the last."),
     clip: Path | None = typer.Option(
         None, "--clip", help="Local CLIP directory: adds the CLIP text-frame and frame-frame scores."
     ),
@@ -633,6 +641,11 @@ def eval_clips(
 
     # Everything that can be checked without a model is checked before one loads (seconds to minutes).
     task_list = clips.read_tasks(_path_arg(tasks))
+    stretch = clips.Stretch(fps=fps, start=start, duration=_duration_arg(duration), overlap=overlap)
+    if (
+        model is not None and stretch.duration is not None
+    ):  # the passes fit the bundle: checked on its configs
+        _check_passes(_path_arg(model), frames, overlap)
     size_hw = parse_size(size) if size is not None else None
     clip_dir = clip and _path_arg(clip)
     if clip_dir is not None and not clip_dir.is_dir():
@@ -653,6 +666,7 @@ def eval_clips(
         frames=frames,
         size=size_hw,
         seed=seed,
+        stretch=stretch,
     )
     scorer = None
     if clip_dir is not None:
@@ -711,8 +725,8 @@ def edit_command(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Edit a video as an instruction says, with a pipeline bundle."""
+    from retake.checks import check_read_window
     from retake.sample import EditPipeline, edit_file, parse_size
-    from retake.sample.pipeline import check_read_window
     from retake.video import check_output, probe
 
     # What can be checked without the model is checked before it loads (seconds to minutes).

@@ -21,6 +21,7 @@ from retake.eval.clips import (
     ClipsConfig,
     ClipTask,
     FolderClipEditor,
+    Stretch,
     open_clip_editor,
     read_tasks,
     run_clips,
@@ -416,10 +417,20 @@ def test_the_command_adds_clip_scores_from_a_local_directory(
         (("--videos", "EDITS", "--frames", "5"), "settings {'frames': 5} apply to a bundle"),
         (("--videos", "EDITS", "--clip", "nowhere"), "CLIP directory not found"),
         (("--videos", "EDITS", "--size", "big"), "size must look like HEIGHTxWIDTH"),
+        (("--videos", "EDITS", "--duration", "all"), "settings {'duration': inf} apply to a bundle"),
+        (("--videos", "EDITS", "--duration", "soon"), "--duration must be seconds or 'all', got 'soon'"),
+        (("--videos", "EDITS", "--overlap", "5"), "overlap=5 needs a duration"),
+        (("--model", "BUNDLE", "--duration", "all", "--overlap", "3"), "overlap must be 0 or 4m + 1"),
     ],
 )
-def test_bad_options_are_one_line_errors(capsys, task_file, identity_edits, tmp_path, extra, message):
-    extra = [str(identity_edits) if arg == "EDITS" else arg for arg in extra]
+def test_bad_options_are_one_line_errors(
+    capsys, task_file, identity_edits, tiny_bundle, tmp_path, monkeypatch, extra, message
+):
+    from retake.sample import EditPipeline
+
+    monkeypatch.setattr(EditPipeline, "from_pretrained", lambda *a, **k: pytest.fail("loaded the bundle"))
+    paths = {"EDITS": str(identity_edits), "BUNDLE": str(tiny_bundle)}
+    extra = [paths.get(arg, arg) for arg in extra]
     err = one_line_error(*run_cli(capsys, task_file, "-o", tmp_path / "run", *extra))
     assert message in err
 
@@ -437,3 +448,33 @@ def test_cheap_checks_come_before_the_model_loads(capsys, task_file, sources, tm
         *run_cli(capsys, task_file, "-o", tmp_path / "taken", "--model", tmp_path / "no-bundle")
     )
     assert "is not empty and holds no run.json" in err
+
+
+def test_a_bundle_edits_a_whole_stretch_in_passes_as_retake_edit_does(tiny_bundle, task_file, tmp_path):
+    """--duration/--fps/--start as `retake edit` takes them: every frame of the stretch, in passes."""
+    import math
+
+    from retake.sample import edit_file
+
+    stretch = Stretch(fps=8, start=0.125, duration=math.inf, overlap=1)
+    editor = open_clip_editor(bundle=tiny_bundle, seed=3, stretch=stretch)
+    tasks = read_tasks(task_file)
+    result = run_clips(tasks[:1], editor, tmp_path / "run", progress=False)
+    row = result.rows[0]
+    assert row["frames"] == 8  # 9 frames at 8 fps from the second: two 5-frame passes, the last padded
+    assert result.header["editor"]["duration"] == math.inf and result.header["editor"]["start"] == 0.125
+    pipeline = editor.editor.pipeline
+    options = dict(seed=3, fps=8, start=0.125, duration=math.inf, overlap=1, progress=False)
+    written = edit_file(pipeline, tasks[0].source, tmp_path / "edit.mp4", tasks[0].instruction, **options)
+    assert written.read_bytes() == (tmp_path / "run" / "edits" / "walk.mp4").read_bytes()
+
+
+def test_a_stretch_is_refused_with_a_folder_and_checked_before_loading(identity_edits, tiny_bundle):
+    with pytest.raises(ValueError, match="apply to a bundle, not to a folder"):
+        open_clip_editor(edits=identity_edits, stretch=Stretch(duration=2.0))
+    with pytest.raises(ValueError, match="overlap=5 needs a duration"):
+        Stretch(overlap=5)
+    with pytest.raises(ValueError, match="duration must be > 0"):
+        Stretch(duration=-1.0)
+    with pytest.raises(ValueError, match="overlap must be 0 or 4m \\+ 1 frames"):
+        open_clip_editor(bundle=tiny_bundle, stretch=Stretch(duration=1.0, overlap=2))

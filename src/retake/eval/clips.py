@@ -47,7 +47,7 @@ from rich.progress import track
 from rich.table import Table
 
 from retake import __version__, files
-from retake.checks import check_int, check_seed, describe_changes
+from retake.checks import check_int, check_read_window, check_seed, describe_changes
 from retake.errors import RetakeError
 from retake.eval.editors import BundleEditConfig, BundleEditor, FolderEditor
 from retake.eval.metrics import EvalConfig, evaluate_edit
@@ -212,12 +212,37 @@ class ClipEditor(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Stretch:
+    """Which part of each source a bundle edits: `retake edit`'s --fps, --start, --duration and --overlap.
+
+    fps: resample to this rate first (None: the source's own); start: seconds into the source; duration:
+    seconds from there (math.inf: to the end), edited in overlapping passes (`retake.sample.windows`), or
+    None for the one pass of the bundle's frames; overlap: frames neighbouring passes share (None: default).
+    """
+
+    fps: float | None = None
+    start: float = 0.0
+    duration: float | None = None
+    overlap: int | None = None
+
+    def __post_init__(self) -> None:
+        check_read_window(self.fps, self.start, self.duration)
+        if self.overlap is not None and self.duration is None:
+            raise ValueError(f"overlap={self.overlap} needs a duration: one pass has nothing to overlap")
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that differ from one pass from the start at the source's rate (run.json)."""
+        return {k: v for k, v in asdict(self).items() if v not in (None, 0.0)}
+
+
 class BundleClipEditor:
     """A retake bundle that edits each source as `retake edit` would (`retake.sample.edit_file`).
 
-    frames: frames to edit (None: the bundle's default, capped to the source); size: (H, W) rounded to the
-    model's grid (None: about the bundle's area, in the source's shape); seed: every edit's noise seed, so
-    that `retake edit --seed` reproduces any edit of the run, whatever the task's place in the file."""
+    frames: frames to edit, or per pass with a duration (None: the bundle's default, capped to the source);
+    size: (H, W) rounded to the model's grid (None: about the bundle's area, in the source's shape); seed:
+    every edit's noise seed, so that `retake edit --seed` reproduces any edit of the run, whatever the task's
+    place in the file; stretch: which part of each source is edited."""
 
     def __init__(
         self,
@@ -225,6 +250,7 @@ class BundleClipEditor:
         frames: int | None = None,
         size: tuple[int, int] | None = None,
         seed: int = 0,
+        stretch: Stretch = Stretch(),
     ) -> None:
         if editor.config.frames is not None or editor.config.size is not None:
             raise ValueError(
@@ -240,12 +266,21 @@ class BundleClipEditor:
         self.frames = frames
         self.size = size
         self.seed = check_seed("seed", seed)
+        self.stretch = stretch
+        if stretch.duration is not None:  # passes that do not fit the model: refused for the run
+            from retake.sample.windows import fit_passes
+
+            pipeline = editor.pipeline
+            fit_passes(pipeline.grid, pipeline.defaults.frames, frames, stretch.overlap)
 
     def edit_clip(self, task: ClipTask) -> AlignedEdit:
         notes: list[str] = []
         source = self.read_source(task.source, notes.append)
         started = time.perf_counter()
-        edited = self.editor.edit(source, task.instruction, seed=self.seed, sample_id=task.id)
+        if self.stretch.duration is None:
+            edited = self.editor.edit(source, task.instruction, seed=self.seed, sample_id=task.id)
+        else:
+            edited = self._edit_passes(source, task.instruction)
         seconds = time.perf_counter() - started
         edited, conformed = conform(edited, source)  # a no-op for a pipeline, which keeps frames and size
         return AlignedEdit(source, edited, notes + conformed, seconds)
@@ -255,13 +290,35 @@ class BundleClipEditor:
         the size fitted to the grid, the frame count fitted too). `note` hears what differs from the request."""
         from retake.sample.pipeline import read_for_edit  # the model stack: only bundle runs pay for it
 
+        stretch = self.stretch
+        window = dict(fps=stretch.fps, start=stretch.start, duration=stretch.duration)
         try:
-            return read_for_edit(self.editor.pipeline, path, frames=self.frames, size=self.size, note=note)
+            pipeline = self.editor.pipeline
+            return read_for_edit(pipeline, path, frames=self.frames, size=self.size, note=note, **window)
         except (VideoError, ValueError) as exc:  # unreadable, or too short for the frames asked
             raise _read_error("source", path, exc) from exc
 
+    def _edit_passes(self, source: Video, instruction: str) -> Video:
+        """All of `source` in overlapping passes, as `retake edit --duration` edits it."""
+        from retake.sample.windows import edit_windows
+
+        config = self.editor.config
+        sampler = dict(steps=config.steps, guidance=config.guidance, video_guidance=config.video_guidance)
+        return edit_windows(
+            self.editor.pipeline,
+            source,
+            instruction,
+            window=self.frames,
+            overlap=self.stretch.overlap,
+            seed=self.seed,
+            size=(source.height, source.width),
+            progress=False,
+            **sampler,
+        )
+
     def describe(self) -> dict[str, Any]:
-        return self.editor.describe() | {"frames": self.frames, "size": self.size, "seed": self.seed}
+        settings = {"frames": self.frames, "size": self.size, "seed": self.seed}
+        return self.editor.describe() | settings | self.stretch.describe()
 
 
 class FolderClipEditor:
@@ -333,6 +390,7 @@ def open_clip_editor(
     frames: int | None = None,
     size: tuple[int, int] | None = None,
     seed: int | None = None,
+    stretch: Stretch = Stretch(),
 ) -> BundleClipEditor | FolderClipEditor:
     """The editor of exactly one of a bundle (loaded onto `config.device`) or a folder of edits (all of `ids`
     checked present now). Settings that only a bundle can use are refused with a folder."""
@@ -346,13 +404,14 @@ def open_clip_editor(
             k: v for k in ("steps", "guidance", "video_guidance") if (v := getattr(config, k)) is not None
         }
         sampler |= {k: v for k, v in (("frames", frames), ("size", size), ("seed", seed)) if v is not None}
+        sampler |= stretch.describe()
         if sampler:
             raise ValueError(f"settings {sampler} apply to a bundle, not to a folder of edited videos")
         return FolderClipEditor(FolderEditor(edits, ids))
     if frames is not None:  # checked before minutes of loading
         check_int("frames", frames, minimum=1)
     seed = check_seed("seed", 0 if seed is None else seed)
-    return BundleClipEditor(BundleEditor.from_pretrained(bundle, config), frames, size, seed)
+    return BundleClipEditor(BundleEditor.from_pretrained(bundle, config), frames, size, seed, stretch)
 
 
 # ---- the run -----------------------------------------------------------------------------------------------

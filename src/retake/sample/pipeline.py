@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from retake.checks import check_finite, check_int, check_seed
+from retake.checks import check_int, check_read_window, check_seed
 from retake.device import check_device
 from retake.flow import (
     TIMESTEP_SCALE,
@@ -611,16 +611,6 @@ def _count(number: int, one: str = "frame", many: str = "frames") -> str:
 
 def _write_edit(video: Video, dst: Path) -> Path:
     return write_gif(video, dst) if dst.suffix.lower() == ".gif" else write(video, dst)
-
-
-def check_read_window(fps: float | None, start: float, duration: float | None = None) -> None:
-    """`edit_file`'s `fps` (> 0 or None), `start` (>= 0 seconds) and `duration` (> 0 seconds, math.inf or
-    None), checked before a model is loaded."""
-    if fps is not None:
-        check_finite("fps", fps, above=0)
-    check_finite("start", start, minimum=0)
-    if duration is not None and duration != math.inf:
-        check_finite("duration", duration, above=0)
 
 
 def _edit_size(
