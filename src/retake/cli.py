@@ -416,6 +416,7 @@ def eval_run(
         None, help="Video guidance scale: InsViE's 3-way guidance (default: the bundle's)."
     ),
     device: str = typer.Option("cpu", help="Device of the bundle's model."),
+    dtype: str | None = typer.Option(None, help="The model's dtype: float32 (default), bfloat16 or float16."),
     seeds: list[int] = typer.Option(
         [0],
         "--seed",
@@ -438,7 +439,7 @@ def eval_run(
 
     benchmark = load_benchmark(_path_arg(bench))
     edit_config = BundleEditConfig(
-        steps=steps, guidance=guidance, video_guidance=video_guidance, device=device
+        steps=steps, guidance=guidance, video_guidance=video_guidance, device=device, dtype=dtype
     )
     editor = open_editor(
         bundle=model and _path_arg(model),
@@ -514,6 +515,7 @@ def eval_probe(
     steps: int | None = typer.Option(None, help="Sampling steps (default: the bundle's)."),
     guidance: float | None = typer.Option(None, help="Text CFG scale (default: the bundle's)."),
     device: str = typer.Option("cpu", help="Device of the bundle's model."),
+    dtype: str | None = typer.Option(None, help="The model's dtype: float32 (default), bfloat16 or float16."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Does the editor draw what the instruction names? Asked against drawn, for every shape or colour."""
@@ -524,7 +526,7 @@ def eval_probe(
 
     if out is not None:
         files.check_output_file(_path_arg(out))  # before minutes of edits
-    sampler = BundleEditConfig(steps=steps, guidance=guidance, device=device)
+    sampler = BundleEditConfig(steps=steps, guidance=guidance, device=device, dtype=dtype)
     editor = open_editor(bundle=_path_arg(model), config=sampler)
     benchmark = load_benchmark(_path_arg(bench))
     result = probe_adds(editor, benchmark, attribute, seed=seed, path=path, progress=progress)
@@ -631,6 +633,7 @@ def eval_clips(
     judge_model: str | None = typer.Option(None, help="Judge model ($RETAKE_VLM_MODEL)."),
     judge_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable with the judge's key."),
     device: str = typer.Option("cpu", help="Device of the bundle's model and of CLIP."),
+    dtype: str | None = typer.Option(None, help="The model's dtype: float32 (default), bfloat16 or float16."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Score an editor on your own videos (no ground truth): edit each task, score it against its source."""
@@ -662,7 +665,9 @@ def eval_clips(
         bundle=model and _path_arg(model),
         edits=videos and _path_arg(videos),
         ids=[task.id for task in task_list],
-        config=BundleEditConfig(steps=steps, guidance=guidance, video_guidance=video_guidance, device=device),
+        config=BundleEditConfig(
+            steps=steps, guidance=guidance, video_guidance=video_guidance, device=device, dtype=dtype
+        ),
         frames=frames,
         size=size_hw,
         seed=seed,

@@ -478,3 +478,16 @@ def test_a_stretch_is_refused_with_a_folder_and_checked_before_loading(identity_
         Stretch(duration=-1.0)
     with pytest.raises(ValueError, match="overlap must be 0 or 4m \\+ 1 frames"):
         open_clip_editor(bundle=tiny_bundle, stretch=Stretch(duration=1.0, overlap=2))
+
+
+def test_a_bundle_loads_in_the_dtype_asked_and_run_json_says_so(tiny_bundle):
+    import torch
+
+    from retake.eval.editors import BundleEditConfig
+
+    editor = open_clip_editor(bundle=tiny_bundle, config=BundleEditConfig(dtype="bfloat16"))
+    assert editor.editor.pipeline.dtype == torch.bfloat16
+    assert editor.describe()["overrides"]["dtype"] == "bfloat16"
+    assert "dtype" not in open_clip_editor(bundle=tiny_bundle).describe()["overrides"]  # float32 by default
+    with pytest.raises(ValueError, match="dtype must be a floating torch dtype name"):
+        open_clip_editor(bundle=tiny_bundle, config=BundleEditConfig(dtype="int8"))

@@ -86,6 +86,7 @@ class BundleEditConfig:
     frames: int | None = None
     size: tuple[int, int] | None = None
     device: str = "cpu"
+    dtype: str | None = None  # the model's dtype, e.g. "bfloat16" (None: float32)
 
     def __post_init__(self) -> None:
         if (self.steps is not None and self.steps < 1) or (self.frames is not None and self.frames < 1):
@@ -106,13 +107,14 @@ class BundleEditor:
     def from_pretrained(
         cls, bundle_dir: str | os.PathLike[str], config: BundleEditConfig = BundleEditConfig()
     ) -> BundleEditor:
-        """Load the pipeline of a retake bundle directory onto `config.device` (fp32)."""
+        """Load the pipeline of a retake bundle directory onto `config.device` in `config.dtype` (fp32)."""
         from retake.sample import EditPipeline  # imports torch and the model: only when a bundle is used
 
         bundle_dir = Path(bundle_dir)
         if not bundle_dir.is_dir():
             raise FileNotFoundError(f"bundle directory {bundle_dir} does not exist")
-        pipeline = EditPipeline.from_pretrained(bundle_dir, device=config.device)
+        dtype = config.dtype or "float32"
+        pipeline = EditPipeline.from_pretrained(bundle_dir, device=config.device, dtype=dtype)
         editor = cls(pipeline, config, name=bundle_dir.name)
         editor.path = bundle_dir
         return editor
