@@ -141,20 +141,18 @@ def edit_windows(
         task = bar.add_task("", total=len(plan) * num_steps)
         for index, pass_ in enumerate(plan):
             bar.update(task, description=_describe(index, plan))
-            new = pass_.end - pass_.start - pass_.prefix  # frames this pass adds
             if index < saved:
-                frames = store.load(index, new)
+                frames = store.load(index, pass_.end - pass_.start - pass_.prefix)
                 bar.advance(task, num_steps)
             else:
+                done = pass_.prefix and out is not None  # the frames this pass continues, edited already
                 edited = pipeline.edit(
                     _segment(video, pass_),
                     instruction,
                     frames=pass_.frames,
                     seed=seed if index == 0 else derive_seed(seed, index),
                     steps=steps,
-                    prefix=None
-                    if out is None or not pass_.prefix
-                    else out[pass_.start : pass_.start + pass_.prefix],
+                    prefix=out[pass_.start : pass_.start + pass_.prefix] if done else None,
                     progress=False,
                     callback=_advancing(bar, task, callback),
                     **options,
