@@ -72,7 +72,8 @@ def main() -> None:
 
     pipeline = EditPipeline.from_pretrained(args.model, vae_tiling=None)
     window = pipeline.defaults.frames
-    overlaps = [0, default_overlap(window, pipeline.grid)]
+    default = default_overlap(window, pipeline.grid)
+    overlaps = [default if o == "default" else int(o) for o in args.overlaps.split(",")]
     plan = {o: plan_windows(args.frames, window, o, pipeline.grid) for o in overlaps}
     seams = {o: [p.start + p.prefix for p in plan[o][1:]] for o in overlaps}
     tallies = {o: Tally([], []) for o in overlaps}
