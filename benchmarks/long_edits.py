@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the bundle's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--overlaps", default="0,default", help="comma-separated overlaps to compare ('default': the default)"
+    )
+    parser.add_argument(
         "--kinds", default=",".join(EDIT_KINDS), help="comma-separated edit kinds (default: all)"
     )
     args = parser.parse_args()
