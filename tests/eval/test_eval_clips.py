@@ -469,6 +469,14 @@ def test_a_bundle_edits_a_whole_stretch_in_passes_as_retake_edit_does(tiny_bundl
     assert written.read_bytes() == (tmp_path / "run" / "edits" / "walk.mp4").read_bytes()
 
 
+def test_a_stretch_names_every_setting_off_its_default():
+    import math
+
+    assert Stretch().describe() == {}
+    assert Stretch(duration=math.inf, overlap=0).describe() == {"duration": math.inf, "overlap": 0}
+    assert Stretch(duration=1.0).describe() != Stretch(duration=1.0, overlap=0).describe()
+
+
 def test_a_stretch_is_refused_with_a_folder_and_checked_before_loading(identity_edits, tiny_bundle):
     with pytest.raises(ValueError, match="apply to a bundle, not to a folder"):
         open_clip_editor(edits=identity_edits, stretch=Stretch(duration=2.0))

@@ -233,7 +233,8 @@ class Stretch:
 
     def describe(self) -> dict[str, Any]:
         """The settings that differ from one pass from the start at the source's rate (run.json)."""
-        return {k: v for k, v in asdict(self).items() if v not in (None, 0.0)}
+        defaults = asdict(Stretch())  # by field: overlap 0 (independent passes) is not the default overlap
+        return {k: v for k, v in asdict(self).items() if v != defaults[k]}
 
 
 class BundleClipEditor:

@@ -589,8 +589,9 @@ def _bundle_files(root: Path) -> dict[str, list[int]]:
 def _tell_saved(store: PassStore, exc: BaseException, tell: Callable[[str], None]) -> None:
     """After an edit stopped part-way, where its finished passes are (a hidden folder that can hold
     gigabytes) and that the same command continues from them."""
-    saved = _count(store.count(), "finished pass", "finished passes")
-    if store.count() and not isinstance(exc, PassStoreError):  # that error names the folder itself
+    count = store.count()
+    if count and not isinstance(exc, PassStoreError):  # that error names the folder itself
+        saved = _count(count, "finished pass", "finished passes")
         tell(
             f"the edit stopped with {saved} saved in {store.folder}: the same command continues from them "
             "(delete the folder to drop them)"
