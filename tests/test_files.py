@@ -213,3 +213,8 @@ def test_a_checkpoint_moved_aside_when_a_kill_came_is_put_back_on_resume(tmp_pat
     files.remove_leftovers(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [final.name]
     assert json.loads((final / "state.json").read_text()) == {"step": 3}
+
+
+def test_settings_compare_as_they_read_back_from_json():
+    settings = {"size": (64, 32), 3: "x", "nested": {"kinds": ("add",)}}
+    assert files.as_read_back(settings) == {"size": [64, 32], "3": "x", "nested": {"kinds": ["add"]}}

@@ -91,6 +91,12 @@ def write_json(
     write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan) + "\n")
 
 
+def as_read_back(value: Any) -> Any:
+    """`value` as JSON reads it back (tuples become lists, keys strings): what settings written to a file are
+    compared against when a rerun checks that they are the same."""
+    return json.loads(json.dumps(value))
+
+
 def write_json_lines(path: str | Path, rows: list[Any]) -> None:
     """Write one JSON document per line, atomically (rewriting a log, e.g. without a line cut short)."""
     write_text(path, "".join(json.dumps(row) + "\n" for row in rows))

@@ -473,7 +473,9 @@ def check_run_folder(out_dir: str | os.PathLike[str], settings: Mapping[str, Any
     path = out_dir / RUN_FILE
     if path.is_file():
         old = json.loads(path.read_text())
-        changes = describe_changes({k: old.get(k) for k in settings or {}}, _plain(settings or {}))
+        changes = describe_changes(
+            {k: old.get(k) for k in settings or {}}, files.as_read_back(settings or {})
+        )
         if changes:
             raise RunMismatchError(
                 f"{out_dir} holds a run with other settings ({'; '.join(changes)}); use a new output folder"
@@ -481,11 +483,6 @@ def check_run_folder(out_dir: str | os.PathLike[str], settings: Mapping[str, Any
     elif out_dir.is_dir() and set(out_dir.iterdir()) - set(files.temporaries_of(path)):
         raise FileExistsError(f"{out_dir} is not empty and holds no {RUN_FILE}; use a new output folder")
     return out_dir
-
-
-def _plain(value: Any) -> Any:
-    """JSON-normalised (tuples become lists), so settings compare equal to their reloaded selves."""
-    return json.loads(json.dumps(value))
 
 
 def run_clips(

@@ -204,7 +204,9 @@ def _start(out_dir: Path, header: dict[str, Any]) -> None:
     if path.is_file():
         _remove_leftovers(out_dir)
         old = json.loads(path.read_text())
-        differ = [key for key in header if _comparable(old.get(key)) != _comparable(header[key])]
+        differ = [
+            key for key in header if files.as_read_back(old.get(key)) != files.as_read_back(header[key])
+        ]
         if differ:
             raise RunMismatchError(
                 f"{out_dir} holds a run with another {', '.join(differ)}; use a new output folder"
@@ -220,11 +222,6 @@ def _remove_leftovers(out_dir: Path) -> None:
     retake.eval.report writes beside the run): the rerun writes those files again."""
     for folder in (out_dir, out_dir / EDITS_DIR, out_dir / "gifs", out_dir / "plots"):
         files.remove_leftovers(folder)
-
-
-def _comparable(value: Any) -> Any:
-    """JSON-normalised (tuples become lists), so a header compares equal to its reloaded self."""
-    return json.loads(json.dumps(value))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -50,7 +50,7 @@ def claim_folder(out: Path, kind: str, settings: dict, own: re.Pattern[str], *, 
     path never loses other work."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder; choose a new folder")
-    settings = json.loads(json.dumps(settings))  # tuples as lists: as run.json reads back
+    settings = files.as_read_back(settings)
     record = {"format": kind, "settings": settings}
     entries = sorted(out.iterdir()) if out.is_dir() else []
     if entries and all(

@@ -43,7 +43,7 @@ class PassStore:
         self, folder: Path, request: Mapping[str, Any], note: Callable[[str], None] | None = None
     ) -> None:
         self.folder = Path(folder)
-        self.request = json.loads(json.dumps(request))  # as it reads back: tuples become lists
+        self.request = files.as_read_back(request)
         self.tell = note or (lambda _: None)
 
     def open(self) -> int:

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from retake.checks import describe_changes
 from retake.errors import RetakeError
-from retake.files import remove_leftovers, replacing, write_json
+from retake.files import as_read_back, remove_leftovers, replacing, write_json
 from retake.model.text import TextEmbedding
 from retake.train.datasets import SampleError, TripletDataset
 from retake.train.encode import LatentDataset, LatentSample
@@ -156,7 +156,7 @@ class CacheWriter:
 
     def _resume_info(self) -> dict[str, Any]:
         """What shards must agree on to be resumed: the build's info and the stored dtype."""
-        return json.loads(json.dumps({**self.info, "dtype": str(self.dtype)}))
+        return as_read_back({**self.info, "dtype": str(self.dtype)})
 
     def add(self, sample: LatentSample) -> None:
         shapes = {
@@ -694,7 +694,7 @@ def _finished_cache(
     if not (root / INDEX_NAME).exists():
         return None
     index = read_index(root)
-    now = json.loads(json.dumps({**info, "dtype": str(dtype).removeprefix("torch.")}))
+    now = as_read_back({**info, "dtype": str(dtype).removeprefix("torch.")})
     then = {k: index.get(k) for k in now}
     for key in _LOCATIONS:  # an older index's relative spelling of the same folder is no change
         if key in now and index.get(key) is not None and _same_location(index[key], str(now[key])):
