@@ -118,3 +118,52 @@ def test_what_the_machine_refuses_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and err.startswith("error: [Errno 30] Read-only file system")
     assert len(err.splitlines()) == 1
+
+
+def test_every_sampling_command_names_the_guidance_scales_alike():
+    """`--guidance` as EditPipeline.edit says it, with `--cfg` (what `retake edit` first shipped) an alias."""
+    names = {"guidance": {"--guidance", "--cfg"}, "video_guidance": {"--video-guidance", "--video-cfg"}}
+    sampling = []
+    for path in COMMANDS:
+        command = typer.main.get_command(app)
+        for name in path:
+            command = command.commands[name]
+        for param in getattr(command, "params", []):
+            if param.name in names:
+                assert set(param.opts) == names[param.name], (path, param.opts)
+                sampling.append(" ".join(path))
+    assert {"edit", "eval run", "eval probe", "eval clips"} <= set(sampling)
+
+
+@pytest.mark.parametrize("flags", [("--cfg", "--video-cfg"), ("--guidance", "--video-guidance")])
+def test_edit_passes_either_guidance_name_to_the_pipeline(flags, tmp_path, monkeypatch):
+    from retake.demo import CLIPS, EDITOR
+    from retake.sample.pipeline import EditPipeline
+
+    seen = {}
+
+    def edit(self, video, instruction, **options):
+        seen.update(options)
+        return video
+
+    monkeypatch.setattr(EditPipeline, "edit", edit)
+    source = CLIPS / "recolour.source.mp4"
+    text, video = flags
+    out = tmp_path / "out.mp4"
+    main(
+        [
+            "edit",
+            str(source),
+            "x",
+            "-o",
+            str(out),
+            "--model",
+            str(EDITOR),
+            "--no-progress",
+            text,
+            "3.5",
+            video,
+            "1.5",
+        ]
+    )
+    assert (seen["guidance"], seen["video_guidance"]) == (3.5, 1.5)

@@ -36,6 +36,21 @@ console = Console(stderr=True, soft_wrap=True)  # soft wrap: an error stays one 
 _state = {"debug": False}
 
 
+# Every command that samples names the guidance scales alike (as `EditPipeline.edit` does); the short CFG
+# names are kept as aliases because `retake edit` shipped with them.
+def _guidance_option() -> Any:
+    return typer.Option(None, "--guidance", "--cfg", help="Text CFG scale (default: the bundle's).")
+
+
+def _video_guidance_option() -> Any:
+    return typer.Option(
+        None,
+        "--video-guidance",
+        "--video-cfg",
+        help="Video guidance scale: InsViE's 3-way guidance (default: the bundle's).",
+    )
+
+
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
     _state["debug"] = debug
@@ -411,10 +426,8 @@ def eval_run(
     model: Path | None = typer.Option(None, "--model", help="A retake pipeline bundle to evaluate."),
     videos: Path | None = typer.Option(None, "--videos", help="Or: a folder of <id>.mp4 made elsewhere."),
     steps: int | None = typer.Option(None, help="Sampling steps (default: the bundle's)."),
-    guidance: float | None = typer.Option(None, help="Text CFG scale (default: the bundle's)."),
-    video_guidance: float | None = typer.Option(
-        None, help="Video guidance scale: InsViE's 3-way guidance (default: the bundle's)."
-    ),
+    guidance: float | None = _guidance_option(),
+    video_guidance: float | None = _video_guidance_option(),
     device: str = typer.Option("cpu", help="Device of the bundle's model."),
     dtype: str | None = typer.Option(None, help="The model's dtype: float32 (default), bfloat16 or float16."),
     seeds: list[int] = typer.Option(
@@ -513,7 +526,8 @@ def eval_probe(
     out: Path | None = typer.Option(None, "-o", "--out", help="Also write the edits and the table as JSON."),
     seed: int = typer.Option(0, help="Editor seed of the first add sample (then +1 per sample)."),
     steps: int | None = typer.Option(None, help="Sampling steps (default: the bundle's)."),
-    guidance: float | None = typer.Option(None, help="Text CFG scale (default: the bundle's)."),
+    guidance: float | None = _guidance_option(),
+    video_guidance: float | None = _video_guidance_option(),
     device: str = typer.Option("cpu", help="Device of the bundle's model."),
     dtype: str | None = typer.Option(None, help="The model's dtype: float32 (default), bfloat16 or float16."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -526,7 +540,9 @@ def eval_probe(
 
     if out is not None:
         files.check_output_file(_path_arg(out))  # before minutes of edits
-    sampler = BundleEditConfig(steps=steps, guidance=guidance, device=device, dtype=dtype)
+    sampler = BundleEditConfig(
+        steps=steps, guidance=guidance, video_guidance=video_guidance, device=device, dtype=dtype
+    )
     editor = open_editor(bundle=_path_arg(model), config=sampler)
     benchmark = load_benchmark(_path_arg(bench))
     result = probe_adds(editor, benchmark, attribute, seed=seed, path=path, progress=progress)
@@ -607,10 +623,8 @@ def eval_clips(
         None, help="Noise seed of every edit (default 0): `retake edit --seed` reproduces each."
     ),
     steps: int | None = typer.Option(None, help="Sampling steps (default: the bundle's)."),
-    guidance: float | None = typer.Option(None, help="Text CFG scale (default: the bundle's)."),
-    video_guidance: float | None = typer.Option(
-        None, help="Video guidance scale: InsViE's 3-way guidance (default: the bundle's)."
-    ),
+    guidance: float | None = _guidance_option(),
+    video_guidance: float | None = _video_guidance_option(),
     frames: int | None = typer.Option(
         None, help="Frames to edit, rounded down to 4k+1 (default: the bundle's, capped to each source)."
     ),
@@ -699,8 +713,8 @@ def edit_command(
     out: Path = typer.Option(..., "-o", "--out", help="Edited video: .mp4 (or .gif for a preview)."),
     model: Path = typer.Option(..., "--model", help="Pipeline bundle directory (see `retake bundle`)."),
     steps: int | None = typer.Option(None, help="Denoising steps (default: the bundle's)."),
-    cfg: float | None = typer.Option(None, help="Text guidance scale (default: the bundle's)."),
-    video_cfg: float | None = typer.Option(None, help="Video guidance scale: InsViE's 3-way guidance."),
+    guidance: float | None = _guidance_option(),
+    video_guidance: float | None = _video_guidance_option(),
     seed: int = typer.Option(0, help="Noise seed; the same seed gives the same output."),
     frames: int | None = typer.Option(
         None,
@@ -754,7 +768,9 @@ def edit_command(
     if not instruction.strip():
         raise ValueError(f"instruction must be a non-empty string, got {instruction!r}")
     pipeline = EditPipeline.from_pretrained(_path_arg(model), device=device, dtype=dtype)
-    sampler = dict(steps=steps, guidance=cfg, video_guidance=video_cfg, seed=seed, progress=progress)
+    sampler = dict(
+        steps=steps, guidance=guidance, video_guidance=video_guidance, seed=seed, progress=progress
+    )
     size_hw = parse_size(size) if size is not None else None
     written = edit_file(
         pipeline,
