@@ -333,6 +333,24 @@ def test_a_rerun_scores_only_what_is_missing(task_file, identity_edits, tmp_path
     assert run_clips(tasks, done, tmp_path / "run", progress=False).rows == result.rows and done.ids == []
 
 
+def test_a_rerun_tries_failed_samples_again(task_file, identity_edits, sources, tmp_path):
+    # A source that could not be read may be fixed (a download finished, a path put right): its sample is
+    # tried again, and the file keeps one line per sample.
+    walk = read_tasks(task_file)[0]
+    source = tmp_path / "walk.mp4"
+    source.write_bytes(b"half a download")
+    tasks = [ClipTask("walk", source, walk.instruction)]
+    editor = Counting(FolderClipEditor(FolderEditor(identity_edits)))
+    assert "error" in run_clips(tasks, editor, tmp_path / "run", progress=False).rows[0]
+    shutil.copy(walk.source, source)
+    result = run_clips(tasks, editor, tmp_path / "run", progress=False)
+    assert editor.ids == ["walk", "walk"] and "error" not in result.rows[0]
+    assert result.summary["errors"] == 0 and result.rows[0]["metrics"]["warp_error"] >= 0
+    assert [json.loads(line) for line in (tmp_path / "run" / RESULTS_FILE).read_text().splitlines()] == [
+        result.rows[0]
+    ]
+
+
 def test_a_rerun_with_other_settings_is_refused_naming_them(task_file, identity_edits, tmp_path):
     tasks = read_tasks(task_file)[:1]
     editor = FolderClipEditor(FolderEditor(identity_edits))

@@ -21,7 +21,8 @@ source's flow, quality, and the CLIP and VLM-judge scores when a scorer or judge
 
 The run folder holds, as `retake eval run`'s does (`retake.eval.runner`):
     run.json          editor, judge, CLIP model and config: a rerun with other settings is refused
-    samples.jsonl     one line per scored (or failed) sample, appended as it is done: a rerun skips those
+    samples.jsonl     one line per scored (or failed) sample, appended as it is done: a rerun skips the
+                      scored ones and tries the failed ones again
     edits/<id>.mp4    the edits as scored;  gifs/<id>.gif  source | edit, side by side
     report.json       every sample's metrics, and the mean, median and count of each metric
     index.html        the same as tables, with the GIFs
@@ -503,7 +504,7 @@ def run_clips(
     check = getattr(editor, "check", None)
     if check is not None:
         check([task.id for task in tasks])
-    done = {row["id"]: row for row in read_rows(out_dir / RESULTS_FILE)}
+    done = _scored_rows(out_dir / RESULTS_FILE)
     for task in tasks:
         if task.id in done:
             _check_same_task(done[task.id], task, out_dir)
@@ -528,6 +529,16 @@ def _start(out_dir: Path, header: dict[str, Any]) -> None:
             files.remove_leftovers(folder)
         return
     files.write_json(out_dir / RUN_FILE, header)
+
+
+def _scored_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """The samples a rerun keeps, by id. A failed sample is dropped from the file and tried again: its
+    error was a source or edit that could not be read, which the user may have fixed since."""
+    rows = read_rows(path)
+    scored = [row for row in rows if "error" not in row]
+    if len(scored) < len(rows):
+        files.write_json_lines(path, scored)
+    return {row["id"]: row for row in scored}
 
 
 def _check_same_task(row: dict[str, Any], task: ClipTask, out_dir: Path) -> None:
