@@ -170,6 +170,24 @@ def test_ids_get_a_counter_when_stems_are_shared_or_taken(sources, tmp_path):
     ]
 
 
+def test_ids_that_differ_only_in_case_are_one_file_name(sources, tmp_path):
+    # edits/Kid.mp4 and edits/kid.mp4 are one file on case-insensitive disks: derived ids get a counter.
+    upper = tmp_path / "upper" / "Icve_Kid.mp4"
+    upper.parent.mkdir()
+    shutil.copy(sources / "icve_kid.mp4", upper)
+    kid = str(sources / "icve_kid.mp4")
+    path = write_tasks(
+        tmp_path / "t.jsonl",
+        [{"source": str(upper), "instruction": "a"}, {"source": kid, "instruction": "b"}],
+    )
+    assert [t.id for t in read_tasks(path)] == ["Icve_Kid-1", "icve_kid-2"]
+    path = write_tasks(
+        tmp_path / "t.jsonl",
+        [{"id": "ICVE_KID", "source": kid, "instruction": "a"}, {"source": kid, "instruction": "b"}],
+    )
+    assert [t.id for t in read_tasks(path)] == ["ICVE_KID", "icve_kid-1"]
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -181,6 +199,10 @@ def test_ids_get_a_counter_when_stems_are_shared_or_taken(sources, tmp_path):
         (
             '{"id": "a", "source": "sources/icve_kid.mp4", "instruction": "x"}',
             r":2: id 'a' is already used on line 1",
+        ),
+        (
+            '{"id": "A", "source": "sources/icve_kid.mp4", "instruction": "x"}',
+            r":2: id 'A' is already used on line 1 as 'a' \(ids name files",
         ),
         ('{"source": "sources/nope.mp4", "instruction": "x"}', r":2: source 'sources/nope.mp4' not found"),
         ('{"source": "sources", "instruction": "x"}', r":2: source 'sources' is a folder"),

@@ -159,29 +159,36 @@ def _parse_task(line: str, where: str, folder: Path) -> tuple[str | None, Path, 
 
 def _task_ids(entries: Sequence[tuple[int, str | None, Path]], where: str) -> list[str]:
     """Given ids as they are (each once); the others the safe form of their source's stem, numbered from 1
-    when several share it or a given id has it."""
-    given: dict[str, int] = {}
+    when several share it or a given id has it. Ids are compared without case: each names files
+    (edits/<id>.mp4), and "Kid" and "kid" are one file on macOS's and Windows' disks."""
+    given: dict[str, tuple[int, str]] = {}
     for number, task_id, _ in entries:
         if task_id is None:
             continue
-        if task_id in given:
-            raise ValueError(f"{where}:{number}: id {task_id!r} is already used on line {given[task_id]}")
-        given[task_id] = number
-    stems = [_safe_stem(source) for _, task_id, source in entries if task_id is None]
+        if (first := given.get(task_id.lower())) is not None:
+            same = (
+                ""
+                if first[1] == task_id
+                else f" as {first[1]!r} (ids name files, whose case some disks ignore)"
+            )
+            raise ValueError(f"{where}:{number}: id {task_id!r} is already used on line {first[0]}{same}")
+        given[task_id.lower()] = (number, task_id)
+    stems = [_safe_stem(source).lower() for _, task_id, source in entries if task_id is None]
     taken, counters, ids = set(given), dict.fromkeys(stems, 0), []
     for _, task_id, source in entries:
         if task_id is not None:
             ids.append(task_id)
             continue
         stem = _safe_stem(source)
-        if stems.count(stem) == 1 and stem not in taken:
+        key = stem.lower()
+        if stems.count(key) == 1 and key not in taken:
             ids.append(stem)
         else:
-            counters[stem] += 1
-            while f"{stem}-{counters[stem]}" in taken:
-                counters[stem] += 1
-            ids.append(f"{stem}-{counters[stem]}")
-        taken.add(ids[-1])
+            counters[key] += 1
+            while f"{key}-{counters[key]}" in taken:
+                counters[key] += 1
+            ids.append(f"{stem}-{counters[key]}")
+        taken.add(ids[-1].lower())
     return ids
 
 
