@@ -37,6 +37,16 @@ def test_json_for_other_tools_refuses_nan(tmp_path):
     assert not (tmp_path / "report.json").exists() and _leftovers(tmp_path) == []
 
 
+def test_a_log_line_cut_short_is_skipped_and_only_a_repair_rewrites_the_file(tmp_path):
+    log = tmp_path / "log.jsonl"
+    assert files.read_json_lines(log) == []
+    log.write_text('{"a": 1}\n{"a": 2}\n{"a": ')
+    assert files.read_json_lines(log) == [{"a": 1}, {"a": 2}]
+    assert log.read_text().endswith('{"a": ')  # a reader leaves a live writer's line alone
+    assert files.read_json_lines(log, repair=True) == [{"a": 1}, {"a": 2}]
+    assert log.read_text() == '{"a": 1}\n{"a": 2}\n'  # the next append starts on a clean line
+
+
 def test_temporary_names_differ_between_threads(tmp_path):
     import threading
 

@@ -102,6 +102,28 @@ def write_json_lines(path: str | Path, rows: list[Any]) -> None:
     write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
+def read_json_lines(path: str | Path, *, repair: bool = False) -> list[Any]:
+    """The documents of an append-only JSON-lines log ([] when there is none), without the lines that are
+    not JSON: the last one, when a kill cut it short.
+
+    repair: also rewrite the file without them (and end it with a newline), so that the next append starts
+    on a clean line instead of gluing a good record onto the broken one. Only for the log's one writer, when
+    it resumes: a reader repairing a log under a live writer would drop the line being written."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    rows, broken = [], bool(text) and not text.endswith("\n")
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            broken = True
+    if broken and repair:
+        write_json_lines(path, rows)
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------------------
 # folders
 # ----------------------------------------------------------------------------------------------------------

@@ -170,6 +170,31 @@ def test_an_interrupted_build_continues_to_the_same_benchmark(bench, tmp_path, m
         build_flatland_benchmark(tmp_path / "set", CONFIG, progress=False)
 
 
+def test_a_progress_line_cut_by_a_kill_does_not_swallow_the_next_sample(tmp_path, monkeypatch):
+    real, drawn = benchmark_module._draw_sample, []
+
+    def dies_after(count):
+        def draw(root, kind, index, config):
+            if len(drawn) == count:
+                raise KeyboardInterrupt
+            drawn.append((kind, index))
+            return real(root, kind, index, config)
+
+        return draw
+
+    monkeypatch.setattr(benchmark_module, "_draw_sample", dies_after(2))
+    with pytest.raises(KeyboardInterrupt):
+        build_flatland_benchmark(tmp_path / "set", CONFIG, progress=False)
+    progress = tmp_path / "set" / benchmark_module.PROGRESS
+    with progress.open("a") as log:
+        log.write('{"index": 0, "dr')  # the kill came while the third sample's line was written
+    monkeypatch.setattr(benchmark_module, "_draw_sample", dies_after(3))
+    with pytest.raises(KeyboardInterrupt):
+        build_flatland_benchmark(tmp_path / "set", CONFIG, progress=False)
+    rows = [json.loads(line) for line in progress.read_text().splitlines()]  # every line whole
+    assert [(row["kind"], row["index"]) for row in rows] == drawn
+
+
 def test_a_limited_pick_takes_every_kind_in_turn(bench):
     kinds = [bench.samples[i].kind for i in bench.pick(len(EDIT_KINDS))]
     assert kinds == list(EDIT_KINDS)  # one of each, in benchmark order

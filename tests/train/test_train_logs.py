@@ -22,6 +22,17 @@ def test_metrics_are_appended_and_truncated_per_stage(tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+def test_a_line_a_kill_cut_short_is_dropped_when_the_run_resumes(tmp_path):
+    logger = MetricsLogger(tmp_path)
+    logger.log({"stage": "sft", "step": 1, "loss": 0.5})
+    with logger.path.open("a") as handle:
+        handle.write('{"stage": "sft", "st')  # the kill came mid-write
+    assert read_metrics(tmp_path) == [{"stage": "sft", "step": 1, "loss": 0.5}]
+    truncate_metrics(logger.path, "sft", 1)
+    logger.log({"stage": "sft", "step": 2, "loss": 0.4})  # the resumed run appends on a clean line
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2]
+
+
 def test_progress_bar_shows_loss_and_samples_per_second():
     out = io.StringIO()
     console = Console(file=out, width=120, force_terminal=False)

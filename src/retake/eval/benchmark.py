@@ -259,14 +259,9 @@ def _claim(root: Path, config: BenchmarkConfig) -> dict[tuple[str, int], dict[st
 
 
 def _progress_rows(path: Path) -> list[dict[str, Any]]:
-    """The samples an interrupted build logged; none when it was killed before it made the log."""
-    rows = []
-    for line in path.read_text().splitlines() if path.is_file() else ():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # the line being written when the build was killed
-            continue
-    return rows
+    """The samples an interrupted build logged (none when it was killed before it made the log); a line the
+    kill cut short is dropped from the file, so the samples appended next are not glued onto it."""
+    return files.read_json_lines(path, repair=True)
 
 
 def _finish(root: Path) -> None:

@@ -225,20 +225,9 @@ def _remove_leftovers(out_dir: Path) -> None:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The scored samples of a results file. A line cut short by a crash is dropped, and the file rewritten
-    without it, so that appending continues on a clean line."""
-    if not path.is_file():
-        return []
-    text = path.read_text()
-    rows, broken = [], bool(text) and not text.endswith("\n")
-    for line in text.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            broken = True
-    if broken:
-        files.write_json_lines(path, rows)
-    return rows
+    """The scored samples of a results file (`files.read_json_lines`: a line cut short by a crash is dropped,
+    and the file rewritten without it, so that appending continues on a clean line)."""
+    return files.read_json_lines(path, repair=True)
 
 
 def check_errors(rows: Sequence[dict[str, Any]], where: str) -> str | None:

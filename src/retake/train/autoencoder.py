@@ -709,20 +709,19 @@ def _progress(enabled: bool) -> Progress:
 def _trim_log(path: Path, step: int) -> None:
     """Keep only the log rows of the steps the run starts after. A run killed after its last checkpoint
     logged steps that the resumed run takes and logs again (a fresh run in a killed one's folder: all of
-    them), and perhaps a line cut short; the log then reads as an uninterrupted run's."""
-    if not path.is_file():
-        return
-    text = path.read_text()
-    kept = "".join(line + "\n" for line in text.splitlines() if _logged_by(line, step))
-    if kept != text:  # also a last line without its newline: appending would continue it
-        files.write_text(path, kept)
+    them), and perhaps a line cut short (`files.read_json_lines`); the log then reads as an uninterrupted
+    run's."""
+    rows = files.read_json_lines(path, repair=True)
+    kept = [row for row in rows if _logged_by(row, step)]
+    if len(kept) < len(rows):
+        files.write_json_lines(path, kept)
 
 
-def _logged_by(line: str, step: int) -> bool:
-    """Whether a log line is whole and was logged at or before `step`."""
+def _logged_by(row: dict, step: int) -> bool:
+    """Whether a log row was logged at or before `step`."""
     try:
-        return int(json.loads(line)["step"]) <= step
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):  # a line cut short
+        return int(row["step"]) <= step
+    except (KeyError, TypeError, ValueError):  # not a row this log writes
         return False
 
 

@@ -20,19 +20,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from retake.files import write_json_lines
+from retake.files import read_json_lines, write_json_lines
 
 METRICS_NAME = "metrics.jsonl"
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Every record of a metrics file (a run folder or the file itself)."""
+    """Every record of a metrics file (a run folder or the file itself); `files.read_json_lines`."""
     path = Path(path)
     if path.is_dir():
         path = path / METRICS_NAME
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_json_lines(path)  # a line a kill cut short is skipped (truncate_metrics rewrites it away)
 
 
 def truncate_metrics(path: Path, stage: str, step: int) -> None:
