@@ -870,7 +870,9 @@ def vae_train(
     ),
     spatial_compression: int = typer.Option(4, help="Spatial compression (power of two; time is always 4x)."),
     style_share: float = typer.Option(0.25, help="Share of training clips in a global style (3 styles)."),
-    resume: bool = typer.Option(False, help="Continue the run saved in OUT."),
+    resume: bool = typer.Option(
+        False, help="Continue the run saved in OUT (with the options it was started with)."
+    ),
     stop_after: int | None = typer.Option(
         None, help="Stop with a checkpoint once this many steps are done (resume later to finish)."
     ),

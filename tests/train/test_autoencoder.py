@@ -4,6 +4,7 @@ lowers the loss and resumes exactly, and `retake vae` trains and evaluates from 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -325,9 +326,19 @@ def test_resume_guards(tmp_path):
     train_autoencoder(config, tmp_path, stop_after=1, progress=False)
     with pytest.raises(FileExistsError, match="already holds"):
         train_autoencoder(config, tmp_path, progress=False)
-    for other in (replace(config, arch=replace(TINY, latent_channels=8)), replace(config, optimizer="adamw")):
-        with pytest.raises(ValueError, match="architecture"):
+    for other, change in (
+        (replace(config, arch=replace(TINY, latent_channels=8)), "arch.latent_channels: 4 -> 8"),
+        (replace(config, optimizer="adamw"), "optimizer: 'muon' -> 'adamw'"),
+        (replace(config, seed=7, lr=1e-3), "seed: 0 -> 7; lr: 0.005 -> 0.001"),
+        (replace(config, ema_decay=0.9), "ema_decay: 0.0 -> 0.9"),  # an export would drop the EMA kept
+    ):
+        with pytest.raises(ValueError, match=re.escape(f"other settings ({change})")):
             train_autoencoder(other, tmp_path, resume=True, progress=False)
+    # How far it goes, and where its weights first came from, may change.
+    resumed = train_autoencoder(
+        replace(config, steps=2, init="elsewhere"), tmp_path, resume=True, progress=False
+    )
+    assert resumed.steps == 2
 
 
 def test_init_warm_starts_from_an_exported_vae_or_a_checkpoint(tmp_path):

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from retake import files
-from retake.checks import check_int
+from retake.checks import check_int, describe_changes
 from retake.eval.psnr import psnr
 from retake.files import replacing
 from retake.flatland.edits import apply_edit, sample_edit
@@ -679,14 +679,25 @@ def load_init_weights(vae, path: Path) -> None:
     vae.load_state_dict(tensors, strict=True)
 
 
+# What a resumed run may change: how far it goes, and `init` (the checkpoint holds the weights now).
+_RESUME_MAY_CHANGE = ("steps", "init")
+
+
 def _resume(
     path: Path, vae, optimizer: VAEOptimizer, config: AutoencoderTrainConfig, ema: EMA | None
 ) -> CheckpointInfo:
-    saved = read_checkpoint_info(path).config
-    if saved.arch != config.arch or saved.optimizer != config.optimizer:
+    """Load the checkpoint, which must have been written with these settings (all but `steps` and `init`):
+    another seed, batch or learning rate would silently make a run no uninterrupted one matches, and a run
+    resumed without its `ema_decay` would export raw weights instead of the EMA it kept."""
+    saved = read_checkpoint_info(path).config.to_json()
+    now = config.to_json()
+    for key in _RESUME_MAY_CHANGE:
+        saved.pop(key), now.pop(key)
+    changes = describe_changes(files.as_read_back(saved), files.as_read_back(now))
+    if changes:
         raise ValueError(
-            f"checkpoint {path} has architecture {saved.arch} and optimizer {saved.optimizer!r}, "
-            f"not {config.arch} and {config.optimizer!r}"
+            f"checkpoint {path} was written with other settings ({'; '.join(changes)}); resume with its "
+            "settings, or train into a new folder"
         )
     return load_checkpoint(path, vae, optimizer, ema)
 
