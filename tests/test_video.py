@@ -424,8 +424,13 @@ def test_write_rejects_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_read_takes_whole_float_sizes(shared_videos: Path) -> None:
-    frames = read(shared_videos / "anyv2v_ballet.mp4", size=(32.0, 48.0), max_frames=2).frames
+    path = shared_videos / "anyv2v_ballet.mp4"
+    frames = read(path, size=(32.0, 48.0), max_frames=2).frames
     assert frames.shape == (2, 32, 48, 3)
+    np.testing.assert_array_equal(frames, read(path, size=(32, 48), max_frames=2).frames)
+    for bad in ((32.5, 48), (0, 48), (True, 48)):  # a fraction, no pixels, a bool: refused naming the size
+        with pytest.raises(ValueError, match=re.escape(f"two positive integers, got {bad!r}")):
+            read(path, size=bad, max_frames=2)
 
 
 def test_resize_cover_crop_names_what_it_cannot_resize() -> None:
@@ -433,6 +438,10 @@ def test_resize_cover_crop_names_what_it_cannot_resize() -> None:
         resize_cover_crop(np.zeros((1, 4, 4, 3), np.float16), (2, 2))
     with pytest.raises(ValueError, match=r"a numpy array .* got a list"):
         resize_cover_crop([[[[0, 0, 0]]]], (2, 2))
+    # OpenCV resizes at most 4 channels; 5 used to fail with its assertion
+    with pytest.raises(ValueError, match=r"1 to 4 channels .* got shape \(1, 4, 4, 5\)"):
+        resize_cover_crop(np.zeros((1, 4, 4, 5), np.uint8), (2, 2))
+    assert resize_cover_crop(np.zeros((1, 4, 4, 4), np.uint8), (2, 2)).shape == (1, 2, 2, 4)
 
 
 def test_a_gif_of_a_very_slow_video_holds_each_frame_as_long_as_gif_can(tmp_path: Path) -> None:
@@ -489,6 +498,56 @@ def test_video_validates_its_fields() -> None:
         Video(np.zeros((1, 4, 4, 3), np.uint8), fps=0)
     clip = Video(np.zeros((5, 4, 6, 3), np.uint8), fps=10)
     assert (clip.num_frames, clip.height, clip.width, clip.duration) == (5, 4, 6, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # These used to fail in math.isfinite or a comparison, as TypeErrors naming neither field nor value.
+        (dict(fps="24"), "Video.fps must be a finite number > 0, got '24'"),
+        (dict(fps=None), "Video.fps must be a finite number > 0, got None"),
+        (dict(fps=True), "Video.fps must be a finite number > 0, got True"),
+        (dict(decode_errors=None), "Video.decode_errors must be an integer, got None"),
+        # Float frames, as a model or a notebook makes them, are told how to become uint8.
+        (dict(frames=np.zeros((1, 4, 4, 3))), re.escape("float64 (floats in [0, 1]: (frames * 255).round()")),
+    ],
+)
+def test_video_names_a_field_of_the_wrong_kind(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Video(**{"frames": np.zeros((1, 4, 4, 3), np.uint8), "fps": 10, **kwargs})
+    assert Video(np.zeros((1, 4, 4, 3), np.uint8), fps=np.float32(10), decode_errors=np.int64(2)).fps == 10.0
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda src, out, clip: read(src, fps="24"), "fps must be a finite number > 0, got '24'"),
+        (lambda src, out, clip: read(src, fps=True), "fps must be a finite number > 0, got True"),
+        (
+            lambda src, out, clip: write(clip, out / "x.mp4", crf="20"),
+            "crf must be a number in 0..51, got '20'",
+        ),
+        (
+            lambda src, out, clip: write(clip, out / "x.mp4", crf=None),
+            "crf must be a number in 0..51, got None",
+        ),
+        (
+            lambda src, out, clip: write(clip, out / "x.mp4", threads=1.5),
+            r"threads must be an integer, got 1\.5",
+        ),
+        (lambda src, out, clip: write_gif(clip, out / "x.gif", max_size="64"), "max_size must be an integer"),
+        (lambda src, out, clip: write_gif(clip, out / "x.gif", max_size=0), "max_size must be >= 1, got 0"),
+    ],
+)
+def test_io_arguments_of_the_wrong_kind_are_value_errors_naming_them(
+    shared_videos: Path, tmp_path: Path, call, message: str
+) -> None:
+    """A str, None or bool where a number or a count belongs used to be a TypeError from a comparison, or be
+    taken (fps=True as 1 fps; threads=1.5 went to x264 as given)."""
+    clip = Video(moving_pattern(2, 8, 8), fps=10)
+    with pytest.raises(ValueError, match=message):
+        call(shared_videos / "anyv2v_ballet.mp4", tmp_path, clip)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------------------------------------

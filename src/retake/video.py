@@ -17,6 +17,7 @@ Decoding and encoding go through PyAV (FFmpeg). What `read` promises:
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -146,7 +147,12 @@ class VideoInfo:
 
 @dataclass(eq=False)  # field-wise == would compare arrays elementwise and fail
 class Video:
-    """The one video type of retake: RGB frames and the frame rate they represent."""
+    """The one video type of retake: RGB frames and the frame rate they represent.
+
+    frames: uint8 (F, H, W, 3) RGB, 0-255 (from floats in [0, 1]: `(frames * 255).round().astype(np.uint8)`;
+    from OpenCV's BGR: `frames[..., ::-1]`). fps: frames per second, a finite number > 0. Anything else is
+    a ValueError naming it.
+    """
 
     frames: np.ndarray  # (F, H, W, 3) uint8, RGB
     fps: float
@@ -159,13 +165,18 @@ class Video:
         if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"Video.frames must be an (F, H, W, 3) array, got {_describe(frames)}")
         if frames.dtype != np.uint8:
-            raise ValueError(f"Video.frames must be uint8, got dtype {frames.dtype}")
+            hint = (
+                " (floats in [0, 1]: (frames * 255).round().astype(np.uint8))"
+                if frames.dtype.kind == "f"
+                else ""
+            )
+            raise ValueError(f"Video.frames must be uint8, got dtype {frames.dtype}{hint}")
         if frames.shape[1] == 0 or frames.shape[2] == 0:
             raise ValueError(f"Video.frames must have a non-empty picture, got shape {frames.shape}")
-        if not (math.isfinite(self.fps) and self.fps > 0):
+        # A str or None would fail inside math.isfinite with a TypeError that names neither field nor value.
+        if not (_is_number(self.fps) and math.isfinite(self.fps) and self.fps > 0):
             raise ValueError(f"Video.fps must be a finite number > 0, got {self.fps!r}")
-        if self.decode_errors < 0:
-            raise ValueError(f"Video.decode_errors must be >= 0, got {self.decode_errors}")
+        check_int("Video.decode_errors", self.decode_errors, minimum=0)
         self.fps = float(self.fps)
 
     @property
@@ -184,6 +195,11 @@ class Video:
     def duration(self) -> float:
         """Seconds covered by the frames (num_frames / fps)."""
         return self.num_frames / self.fps
+
+
+def _is_number(value: object) -> bool:
+    """A real number that is not a bool (True would pass for 1 fps)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _describe(array: object) -> str:
@@ -497,7 +513,7 @@ def _check_read_args(
         check_finite("start_time", start_time, minimum=0)
     if end_time is not None and check_finite("end_time", end_time) <= (start_time or 0.0):
         raise ValueError(f"end_time must be > start_time, got start_time={start_time}, end_time={end_time}")
-    if fps is not None and not (math.isfinite(fps) and fps > 0):
+    if fps is not None and not (_is_number(fps) and math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
     if size is not None:
         _check_size(size)
@@ -935,6 +951,8 @@ def resize_cover_crop(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"frames must be a numpy array (F, H, W, C), got {_describe(frames)}")
     if frames.dtype not in (np.uint8, np.float32):
         raise ValueError(f"frames must be uint8 or float32, got {frames.dtype}")
+    if not 1 <= frames.shape[3] <= 4:  # OpenCV resizes at most 4 channels, and fails with an assertion
+        raise ValueError(f"frames must have 1 to 4 channels (F, H, W, C), got shape {frames.shape}")
     if frames.shape[1:3] == (height, width):
         return frames
     out = np.empty((frames.shape[0], height, width, frames.shape[3]), dtype=frames.dtype)
@@ -1009,17 +1027,16 @@ def write(
     threads: encoder threads; fixed (not "auto") so the bytes do not depend on the machine's core count.
     """
     path = Path(path)
-    _check_video_object(video)
+    check_video_object(video)
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"write() makes .mp4 files, got {path.name!r} (use write_gif for .gif)")
     if video.num_frames == 0:
         raise ValueError(f"cannot write a video with no frames to {path}")
-    if not 0 <= crf <= 51:
-        raise ValueError(f"crf must be in 0..51, got {crf}")
+    if not (_is_number(crf) and 0 <= crf <= 51):  # x264 takes a fractional crf
+        raise ValueError(f"crf must be a number in 0..51, got {crf!r}")
     if preset not in X264_PRESETS:
         raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}; got {preset!r}")
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    check_int("threads", threads, minimum=1)  # x264 would take "1.5" threads as given
     # Not `retake.files.temp_sibling`: the muxer picks the container from the extension, and the Flatland
     # folders know a killed write by this name.
     temp = path.with_name(f".{path.stem}.partial.mp4")
@@ -1029,7 +1046,8 @@ def write(
     return path
 
 
-def _check_video_object(video: object) -> None:
+def check_video_object(video: object) -> None:
+    """ValueError unless `video` is a `Video`, saying how to make one of the array or object given."""
     if not isinstance(video, Video):
         raise ValueError(
             f"video must be a retake.video.Video (wrap frames in Video(frames, fps)), got {_describe(video)}"
@@ -1109,13 +1127,13 @@ def write_gif(video: Video, path: str | os.PathLike[str], *, max_size: int | Non
     the total duration stays right; above 50 fps frames are dropped, since browsers slow faster GIFs down.
     """
     path = Path(path)
-    _check_video_object(video)
+    check_video_object(video)
     if path.suffix.lower() != ".gif":
         raise ValueError(f"write_gif() makes .gif files, got {path.name!r} (use write for .mp4)")
     if video.num_frames == 0:
         raise ValueError(f"cannot write a video with no frames to {path}")
-    if max_size is not None and max_size < 1:
-        raise ValueError(f"max_size must be >= 1, got {max_size}")
+    if max_size is not None:
+        check_int("max_size", max_size, minimum=1)
     stride = max(1, math.ceil(video.fps / _GIF_MAX_FPS - 1e-9))
     frames = video.frames[::stride]
     longest = max(video.height, video.width)

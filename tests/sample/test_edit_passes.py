@@ -126,12 +126,36 @@ def test_the_prefix_is_pinned_under_every_model_and_guidance(make_pipeline, clip
         (np.zeros((13, 32, 32, 3), np.uint8), "got 13"),
         (np.zeros((5, 32, 32, 3), np.float32), "prefix must be uint8 frames (K, H, W, 3), got float32"),
         ([np.zeros((32, 32, 3), np.uint8)], "got list"),
+        # other channel counts used to be resized as pictures and fail in the VAE without naming the prefix
+        (
+            np.zeros((5, 32, 32, 4), np.uint8),
+            "prefix must be uint8 frames (K, H, W, 3), got uint8 (5, 32, 32, 4)",
+        ),
+        (np.zeros((5, 3, 32, 32), np.uint8), "got uint8 (5, 3, 32, 32)"),
     ],
 )
 def test_a_bad_prefix_is_refused_naming_it(nine: EditPipeline, clip: Video, prefix, reason: str) -> None:
     with pytest.raises(ValueError) as error:
         nine.edit(Video(clip.frames[:9], fps=8), "add a hat", size=32, prefix=prefix, progress=False)
     assert reason in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("video", "options", "reason"),
+    [
+        # an array used to fail as an AttributeError (no num_frames), the keywords of one edit as a TypeError
+        (np.zeros((9, 32, 32, 3), np.uint8), {}, r"wrap frames in Video\(frames, fps\)\), got shape \(9, 32"),
+        (Video(np.zeros((0, 32, 32, 3), np.uint8), fps=8), {}, "video has no frames to edit"),
+        (None, {"frames": 5}, "frames per pass as window=, not frames=5"),
+        (None, {"prefix": np.zeros((5, 32, 32, 3), np.uint8)}, "edit_windows takes no prefix"),
+        (None, {"window": 0}, "window must be >= 1, got 0"),
+        (None, {"window": 9.0}, r"window must be an integer, got 9\.0"),
+    ],
+)
+def test_edit_windows_refuses_what_it_cannot_edit_naming_it(nine, clip, video, options, reason) -> None:
+    video = Video(clip.frames[:12], fps=8) if video is None else video
+    with pytest.raises(ValueError, match=reason):
+        edit_windows(nine, video, "add a hat", size=32, progress=False, **options)
 
 
 def test_a_video_within_one_pass_is_edited_exactly_as_edit_does(nine: EditPipeline, clip: Video) -> None:
@@ -265,6 +289,25 @@ def test_an_interrupted_long_edit_continues_from_its_saved_passes_to_the_same_fr
     assert any(f"continuing an interrupted edit: 2 passes were saved in {folder}" in n for n in notes)
     np.testing.assert_array_equal(read(out).frames, read(straight).frames)
     assert not folder.exists()  # removed once the output is whole
+
+
+def test_numpy_numbers_in_a_long_edit_are_saved_with_its_passes_as_the_same_python_ones(
+    bundle_dir: Path, shared_videos: Path, tmp_path: Path
+) -> None:
+    """A seed drawn with numpy, or a guidance from an array, used to stop a long edit with a TypeError from
+    the JSON encoder of its saved request; a rerun with plain numbers continues those passes."""
+    pipeline = EditPipeline.from_pretrained(bundle_dir, vae_tiling=None)
+    src, out = shared_videos / "anyv2v_ballet.mp4", tmp_path / "out.mp4"
+    plain = dict(size=32, duration=math.inf, steps=1, seed=5, guidance=2.5, progress=False)
+    as_numpy = plain | dict(size=np.int64(32), steps=np.int64(1), seed=np.uint32(5))
+    as_numpy |= dict(guidance=np.float32(2.5), duration=np.float64(math.inf))
+    with pytest.raises(Stop):  # killed in the second pass, after one was saved
+        edit_file(pipeline, src, out, "add a hat", callback=stopping_after(1), **as_numpy)
+    notes: list[str] = []
+    edit_file(pipeline, src, out, "add a hat", note=notes.append, **plain)
+    assert any("continuing an interrupted edit: 1 pass was saved" in n for n in notes), notes
+    straight = edit_file(pipeline, src, tmp_path / "straight.mp4", "add a hat", **plain)
+    np.testing.assert_array_equal(read(out).frames, read(straight).frames)
 
 
 def test_saved_passes_of_another_request_are_discarded_saying_what_changed(

@@ -9,7 +9,7 @@ import torch
 
 from retake.flow import Step
 from retake.sample.config import EditConfig
-from retake.sample.pipeline import EditPipeline, branch_prompts
+from retake.sample.pipeline import EditPipeline, branch_prompts, resolve_dtype
 from retake.video import Video
 
 
@@ -183,6 +183,20 @@ def test_from_pretrained_takes_dtype_and_device(bundle_dir, clip):
     assert out.frames.shape == (1, 16, 16, 3) and out.frames.std() > 0
     with pytest.raises(ValueError, match="'int8'"):
         EditPipeline.from_pretrained(bundle_dir, dtype="int8")
+
+
+def test_dtype_takes_torch_dtypes_and_their_printed_names_but_only_floating_ones():
+    assert resolve_dtype("torch.bfloat16") == resolve_dtype(torch.bfloat16) == torch.bfloat16  # str(dtype)
+    # An integer torch dtype used to reach diffusers, whose error names neither the argument nor retake's.
+    with pytest.raises(ValueError, match=r"floating torch dtype .* got torch\.int8"):
+        resolve_dtype(torch.int8)
+
+
+def test_frames_given_as_an_array_are_refused_saying_how_to_wrap_them(loaded, clip):
+    with pytest.raises(
+        ValueError, match=r"wrap frames in Video\(frames, fps\)\), got shape \(16, 512, 512, 3\)"
+    ):
+        loaded.edit(clip.frames, "make it snow", progress=False)
 
 
 def test_progress_bar_and_config_defaults_untouched(tiny_defaults, loaded, clip, capsys):

@@ -37,8 +37,9 @@ class MotionFidelity:
 def compare_flows(
     source_flow: np.ndarray, edited_flow: np.ndarray, min_motion: float = MIN_MOTION_PX
 ) -> MotionFidelity:
-    """Compare two (N, H, W, 2) flow stacks, the source's first (see the module docstring)."""
-    if source_flow.shape != edited_flow.shape or source_flow.shape[-1] != 2:
+    """Compare two (N, H, W, 2) float flow stacks, the source's first (see the module docstring)."""
+    source_flow, edited_flow = np.asarray(source_flow), np.asarray(edited_flow)  # lists have no .shape
+    if source_flow.shape != edited_flow.shape or source_flow.ndim != 4 or source_flow.shape[-1] != 2:
         raise ValueError(
             f"flows must have the same (N, H, W, 2) shape, got {source_flow.shape} and {edited_flow.shape}"
         )

@@ -27,6 +27,7 @@ def compensated_errors(values: np.ndarray, flow: VideoFlow) -> np.ndarray:
 
     Frames are converted to float32 one at a time (warping uint8 would round the interpolated values).
     """
+    check_flow(flow, "flow")
     if values.shape[0] - 1 != flow.forward.shape[0] or values.shape[1:3] != flow.forward.shape[1:3]:
         raise ValueError(
             f"flow of shape {flow.forward.shape} does not fit frames of shape {values.shape} "
@@ -42,6 +43,17 @@ def compensated_errors(values: np.ndarray, flow: VideoFlow) -> np.ndarray:
     return errors
 
 
+def check_flow(flow: object, name: str) -> None:
+    """ValueError naming `name` unless `flow` is a `VideoFlow`: its (F-1, H, W, 2) forward array alone (what
+    `motion_fidelity` takes) lacks the valid pixels, and would fail as an AttributeError."""
+    if not isinstance(flow, VideoFlow):
+        got = f"an array of shape {flow.shape}" if isinstance(flow, np.ndarray) else type(flow).__name__
+        raise ValueError(
+            f"{name} must be a VideoFlow (retake.opticalflow.video_flow(source): forward and backward flows "
+            f"and where they are valid), got {got}"
+        )
+
+
 def mean_or_nan(values: np.ndarray) -> float:
     """Mean of the finite entries, NaN (without a warning) when there are none."""
     finite = values[np.isfinite(values)]
@@ -49,8 +61,10 @@ def mean_or_nan(values: np.ndarray) -> float:
 
 
 def warp_errors(edited: Any, source_flow: VideoFlow) -> np.ndarray:
-    """Per-pair warp errors (F-1,) of an edited uint8 (F, H, W, 3) video under the source's flow."""
+    """Per-pair warp errors (F-1,) float64 of an edited uint8 (F, H, W, 3) video under the source's flow (a
+    `VideoFlow` of the same F, H and W); NaN for a pair without valid pixels."""
     edited = as_video(edited, "edited", min_frames=2)
+    check_flow(source_flow, "source_flow")
     return compensated_errors(edited, source_flow)
 
 
@@ -60,7 +74,8 @@ def warp_error(
     """Warp error of `edited` along the motion of `source` (both uint8 (F, H, W, 3)); see the module
     docstring.
 
-    Pass `source_flow` (from `retake.opticalflow.video_flow(source)`) to reuse flow computed elsewhere.
+    Pass `source_flow` (a `VideoFlow` from `retake.opticalflow.video_flow(source)`) to reuse flow computed
+    elsewhere. Returns the mean error in RGB levels (0-255), NaN when no pixel pair is valid.
     """
     source, edited = as_video(source, "source", min_frames=2), as_video(edited, "edited", min_frames=2)
     same_shape(source, edited, ("source", "edited"))

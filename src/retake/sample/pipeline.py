@@ -60,6 +60,7 @@ from retake.video import (
     Video,
     VideoInfo,
     check_output,
+    check_video_object,
     probe,
     read,
     resize_cover_crop,
@@ -92,10 +93,11 @@ class BranchInputs:
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    """torch.float32 or its name ("float32", "bfloat16", "float16")."""
-    if isinstance(dtype, torch.dtype):
+    """torch.float32 or its name ("float32", "bfloat16", "float16"; "torch.float32", as str() writes it)."""
+    # An integer dtype would reach diffusers, whose error does not say which argument was wrong.
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
         return dtype
-    value = getattr(torch, str(dtype), None)
+    value = getattr(torch, str(dtype).removeprefix("torch."), None)
     if not isinstance(value, torch.dtype) or not value.is_floating_point:
         raise ValueError(
             f"dtype must be a floating torch dtype name such as float32 or bfloat16, got {dtype!r}"
@@ -212,6 +214,8 @@ class EditPipeline:
     ) -> Video:
         """Edit the first `frames` frames of `video` as `instruction` says; returns them at the source's fps.
 
+        video: a `Video` (uint8 (F, H, W, 3) RGB; an array of frames goes in as `Video(frames, fps)`). Returns
+        a `Video` of uint8 (frames, H, W, 3) at the size the request was fitted to (`check_inputs`).
         Left-out settings come from `self.defaults`. guidance: text CFG scale; video_guidance: InsViE's video
         scale (3-way guidance). size: (H, W), or one int N for N x N; the source is resized to cover it and
         centre-cropped. frames and size are rounded down to the model's grid (frames 4k+1); frames=None takes
@@ -283,8 +287,7 @@ class EditPipeline:
     ) -> EditConfig:
         """Step 1: validate the request and resolve it to a complete config on the model's grid (the seed is
         checked here too, before minutes of encoding). size=None: the default's area at the video's shape."""
-        if not isinstance(video, Video):
-            raise ValueError(f"video must be a retake.video.Video, got {type(video).__name__}")
+        check_video_object(video)
         if not isinstance(instruction, str):
             # One edit takes one prompt; a list or bytes would reach the tokenizer, whose error names neither.
             raise ValueError(f"instruction must be a str, got {type(instruction).__name__}: {instruction!r}")
@@ -326,7 +329,13 @@ class EditPipeline:
         they begin. Nearly exactly: the VAE's group norms pool over time, so each latent depends a little on
         the whole clip (on the shipped Flatland VAE about 1% of the latents' spread for 5 of 17 frames).
         prefix: uint8 (K, H, W, 3), resized to cover the edit's size like the source."""
-        if not isinstance(prefix, np.ndarray) or prefix.dtype != np.uint8 or prefix.ndim != 4:
+        # (K, H, W, 4) or channels first would be resized as pictures and fail in the VAE, unnamed.
+        if (
+            not isinstance(prefix, np.ndarray)
+            or prefix.dtype != np.uint8
+            or prefix.ndim != 4
+            or prefix.shape[-1] != 3
+        ):
             got = (
                 f"{prefix.dtype} {prefix.shape}" if isinstance(prefix, np.ndarray) else type(prefix).__name__
             )
@@ -564,7 +573,7 @@ def _pass_request(
     return {
         "source": {"path": str(source), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns},
         "instruction": instruction,
-        "request": asked | sampler,
+        "request": _plain(asked | sampler),
         "model": {
             "bundle": None if pipeline.path is None else str(pipeline.path.absolute()),
             "files": None if pipeline.path is None else _bundle_files(pipeline.path),
@@ -573,6 +582,18 @@ def _pass_request(
             "device": pipeline.device.type,
         },
     }
+
+
+def _plain(value: Any) -> Any:
+    """`value` with numpy scalars as Python numbers: the request is saved as JSON, which refuses an np.int64
+    seed or an np.float32 guidance that the edit itself takes."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _bundle_files(root: Path) -> dict[str, list[int]]:

@@ -28,7 +28,7 @@ from retake.checks import check_int, derive_seed
 from retake.flow import Step
 from retake.sample.grid import ModelGrid
 from retake.sample.pass_store import PassStore
-from retake.video import Video
+from retake.video import Video, check_video_object
 
 if TYPE_CHECKING:  # the pipeline's edit_file uses this module
     from retake.sample.pipeline import EditPipeline
@@ -131,7 +131,21 @@ def edit_windows(
     settings (guidance, video_guidance, size). callback: called after every denoising step of every pass.
     store: a `PassStore` of this request (opened here): the passes it holds are loaded instead of edited,
     and each pass edited is saved to it.
+    video: a `Video` (uint8 (F, H, W, 3)); returns a `Video` of uint8 (F, H', W', 3), H' x W' the fitted size.
     """
+    check_video_object(video)  # the plan reads video.num_frames, whose AttributeError would name nothing
+    if window is not None:  # fit_passes names it frames, as edit_file and the command line call it
+        check_int("window", window, minimum=1)
+    if video.num_frames == 0:
+        raise ValueError("video has no frames to edit")
+    # Each pass sets its own frame count and prefix; passed on as well they would clash in `pipeline.edit`.
+    if "frames" in options:
+        raise ValueError(
+            f"edit_windows edits every frame of the video and takes the frames per pass as window=, "
+            f"not frames={options['frames']!r}"
+        )
+    if "prefix" in options:
+        raise ValueError("edit_windows takes no prefix: it pins each pass after the first to the one before")
     window, overlap = fit_passes(pipeline.grid, pipeline.defaults.frames, window, overlap)
     plan = plan_windows(video.num_frames, window, overlap, pipeline.grid)
     num_steps = pipeline.defaults.with_overrides(steps=steps).steps
