@@ -16,6 +16,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from retake.demo import CLIPS, DEFAULT_CLIP, EDITOR, DemoConfig, edit_clip, load_clip, make_clip, run_demo
+from retake.eval.psnr import psnr
 from retake.flatland import Edit, judge
 from retake.train.config import load_run_config
 from retake.video import probe, read
@@ -46,7 +47,12 @@ def test_quick_demo_makes_what_it_says(tmp_path):
     )
     assert (edited.height, edited.width) == (source.height, source.width)
     assert read(result.gif).width == 3 * 2 * source.width + 2 * 2  # source | edit | truth at 2x, 2 px gaps
-    assert str(result.edit) in text and "oracle judge" in text and result.verdict is not None
+    assert str(result.edit) in text and "oracle judge" in text
+    verdict = result.verdict
+    assert set(verdict) == {"success", "reason", "psnr", "source_psnr"} and verdict["reason"] in text
+    truth = read(CLIPS / clip["target"]).frames
+    assert verdict["source_psnr"] == pytest.approx(psnr(read(CLIPS / clip["source"]).frames, truth))
+    assert f"PSNR vs ground truth {verdict['psnr']:.1f} dB" in text
 
 
 def test_without_the_editor_the_edit_is_skipped_with_a_message(tmp_path):

@@ -44,12 +44,14 @@ def test_no_clip_crosses_a_ground_truth_cut(curated) -> None:
 def test_emitted_pairs_come_from_one_ground_truth_scene(curated) -> None:
     footage, rows = curated
     emitted = [r for r in rows if r["status"] == "ok"]
-    assert emitted
-    same = [
-        _truth(footage, r).scene_of(r["src_start"]) == _truth(footage, r).scene_of(r["tgt_start"])
+    assert len(emitted) >= 5
+    # every one (a share >= 0.95 of these few pairs would allow none to cross, but would read as if one could)
+    crossing = [
+        r["pair_id"]
         for r in emitted
+        if _truth(footage, r).scene_of(r["src_start"]) != _truth(footage, r).scene_of(r["tgt_start"])
     ]
-    assert sum(same) / len(same) >= 0.95
+    assert crossing == []
 
 
 def test_oracle_instructions_match_the_ground_truth_difference(curated) -> None:

@@ -72,11 +72,18 @@ def test_validate_instruction_cleans_answers(raw: str, clean: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw",
-    ["", "   ", "The camera zooms out.", "Zoom out. Then pan right.", "Add a cat\nRemove a dog", "add " * 70],
+    ("raw", "why"),
+    [
+        ("", "empty answer"),
+        ("   ", "empty answer"),
+        ("The camera zooms out.", "does not start with an imperative verb: 'The camera zooms out.'"),
+        ("Zoom out. Then pan right.", "more than one sentence: 'Zoom out. Then pan right.'"),
+        ("Add a cat\nRemove a dog", r"spans several lines: 'Add a cat\\nRemove a dog'"),
+        ("add " * 70, r"answer has 70 words \(> 60\)"),
+    ],
 )
-def test_validate_instruction_rejects_garbage(raw: str) -> None:
-    with pytest.raises(ValueError):
+def test_validate_instruction_rejects_garbage(raw: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
         validate_instruction(raw)
 
 

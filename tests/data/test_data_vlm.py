@@ -131,7 +131,11 @@ def test_chat_many_returns_failures_in_place(vlm_server: ChatServer) -> None:
     vlm_server.script = ["500", "500"]
     client = _client(vlm_server, concurrency=1, max_retries=1)
     answers = client.chat_many([(MESSAGES, _images(20)), (MESSAGES, _images(21))])
-    assert isinstance(answers[0], VLMRequestError) and answers[1].text
+    assert isinstance(answers[0], VLMRequestError)
+    assert "gave up after 2 attempts: HTTP 500" in str(answers[0])  # the first request's own failure
+    # the second request, in its own place, got the answer that request gets alone
+    assert answers[1].text == _client(vlm_server).chat(MESSAGES, _images(21)).text
+    assert len(vlm_server.bodies) == 4  # 2 tries of the first, 1 of the second, 1 check
 
 
 def test_the_api_key_never_reaches_logs_errors_or_cache(

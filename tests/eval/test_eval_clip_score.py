@@ -56,7 +56,13 @@ def test_scores_equal_a_manual_computation_with_the_model(tiny_clip, scorer, fra
 
 
 def test_long_texts_are_truncated_to_the_context(scorer):
-    assert scorer.embed_texts(["a very long instruction " * 20]).shape == (1, 16)
+    # the tiny CLIP's context is 16 tokens (BOS, 14 characters, EOS): what follows the 14th is cut off
+    long, other_tail, other_head = scorer.embed_texts(
+        ["a very long instruction " * 20, "a very long instruction " * 2 + "xyz", "a very short instruction"]
+    )
+    assert long.shape == (16,)
+    torch.testing.assert_close(long, other_tail, atol=1e-6, rtol=0)
+    assert (long - other_head).abs().max() > 0.01  # within the context the text still counts
 
 
 def test_evaluate_edit_adds_clip_metrics_when_a_scorer_is_given(scorer, frames):

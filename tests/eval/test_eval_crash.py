@@ -154,7 +154,10 @@ def test_a_multi_seed_rerun_clears_a_killed_write_of_seeds_json(bench, tmp_path)
     out.mkdir()
     (out / f".{SEEDS_FILE}.1.2.tmp").write_text("{")
     run_seeds(bench, TruthEditor(bench), out, [0, 1], progress=False)
-    assert (out / SEEDS_FILE).is_file() and _temporaries(out) == []
+    assert _temporaries(out) == []
+    record = json.loads((out / SEEDS_FILE).read_text())  # the whole record, not the killed write's "{"
+    assert record["seeds"] == [0, 1]
+    assert record["per_seed"] == {"0": {"n": 2, "success": 2}, "1": {"n": 2, "success": 2}}
 
 
 def test_a_plot_cut_short_never_replaces_the_last_one(bench, tmp_path, monkeypatch):

@@ -51,11 +51,16 @@ def test_metrics_that_lack_inputs_are_left_out(edit):
     assert "flicker" not in single and "warp_error" not in single and "sharpness" in single
 
 
-def test_tiny_pictures_get_flow_metrics_too(moving):
-    small = np.ascontiguousarray(moving[:, ::8, ::8])  # 8x8 px: DIS alone refuses pictures under 12 px
+def test_tiny_pictures_get_flow_metrics_too(translating):
+    # 8x8 px moving 1 px per frame: DIS alone refuses pictures under 12 px
+    small = np.ascontiguousarray(translating(9, 64, 64, dx=8, dy=8)[:, ::8, ::8])
     results = evaluate_edit(small, small)
-    assert np.isfinite(results["warp_error"]) and results["warp_error"] == results["source_warp_error"]
-    assert np.isfinite(results["flicker"]) and "motion_cosine" in results
+    assert results["warp_error"] == results["source_warp_error"] < 2.0
+    assert results["motion_epe"] == 0.0 and results["motion_cosine"] == pytest.approx(1.0, abs=1e-6)
+    # the flow is real: a frozen edit of the tiny clip has no motion and warps badly
+    frozen = evaluate_edit(small, np.repeat(small[:1], len(small), axis=0))
+    assert frozen["motion_cosine"] == 0.0 and frozen["motion_relative_epe"] == pytest.approx(1.0)
+    assert frozen["flicker"] == 0.0 and frozen["warp_error"] > 10 * results["warp_error"]
 
 
 def test_values_agree_with_the_single_metric_functions(edit):

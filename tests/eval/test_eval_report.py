@@ -207,7 +207,9 @@ def test_the_eval_commands(tmp_path, capsys):
     assert "sampler settings {'steps': 4} apply to a bundle, not to a folder of edited videos" in error
     main(["eval", "run", str(bench), "--videos", str(videos), "-o", str(tmp_path / "a"), "--no-progress"])
     assert load_report(tmp_path / "a")["summary"]["overall"]["success"]["rate"] == 1.0
-    assert (tmp_path / "a" / "index.html").is_file()
+    page = (tmp_path / "a" / "index.html").read_text()
+    assert "2 of 2 samples scored" in page and "(partial run)" not in page
+    assert "<b>recolour-000</b>" in page and "<b>remove-000</b>" in page  # each sample's example
     main(
         [
             "eval",

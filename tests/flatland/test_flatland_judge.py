@@ -166,8 +166,19 @@ def test_rejects_wrong_colour_shape_background_and_style() -> None:
 
 def test_input_checks() -> None:
     source = frames_of(SCENE)
-    assert not judge(source, source[:5], EDITS["remove"])  # frame count differs
-    bigger = np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_LINEAR) for f in frames_of(SCENE)])
-    assert not judge(source, bigger, EDITS["remove"])  # resized to the source's size, then judged
-    with pytest.raises(ValueError, match="uint8"):
+    short = judge(source, source[:5], EDITS["remove"])
+    assert not short and short.reason == "edited video has 5 frames, the source 12"
+
+    def bigger(frames: np.ndarray) -> np.ndarray:
+        return np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_LINEAR) for f in frames])
+
+    # resized to the source's size, then judged: the edit passes at twice the size, the unedited clip fails
+    target = frames_of(apply_edit(SCENE, EDITS["remove"]))
+    assert judge(source, bigger(target), EDITS["remove"]), judge(
+        source, bigger(target), EDITS["remove"]
+    ).reason
+    assert not judge(source, bigger(source), EDITS["remove"])
+    with pytest.raises(ValueError, match=r"source must be an \(F, H, W, 3\) uint8 array"):
         judge(source.astype(np.float32), source, EDITS["remove"])
+    with pytest.raises(ValueError, match=r"edited must be an \(F, H, W, 3\) uint8 array, got \(12, 64, 64\)"):
+        judge(source, source[..., 0], EDITS["remove"])

@@ -11,6 +11,7 @@ import pytest
 from retake.flatland.edits import sample_edit
 from retake.flatland.footage import FootageConfig, footage_scene
 from retake.flatland.generate import random_camera, random_scene, rate
+from retake.flatland.judge import judge
 from retake.flatland.pairs import make_pair
 
 
@@ -60,6 +61,10 @@ def test_pairs_at_a_tenth_of_a_frame_per_second_are_drawn():
     for kind in ("remove", "background"):
         pair = make_pair(kind, size=32, frames=5, fps=0.05, seed=3)
         assert pair.source.shape == (5, 32, 32, 3) and pair.fps == 0.05
+        # a real pair: the edit shows in every frame and the oracle judge accepts the target, not the source
+        assert pair.masks.any(axis=(1, 2)).all()
+        assert judge(pair.source, pair.target, pair.edit), judge(pair.source, pair.target, pair.edit).reason
+        assert not judge(pair.source, pair.source, pair.edit)
 
 
 def test_settings_no_pair_can_be_drawn_at_are_refused_naming_the_options():

@@ -215,6 +215,11 @@ def test_spec_file_overrides_the_defaults(hunyuan_dir, tmp_path):
     assert spec["kind"] == "hunyuan" and spec["max_length"] == 5
     emb = load_text_encoder(tmp_path).encode(["a red ball"])
     assert emb.tokens.shape == (1, 5, 32)
+    # the renamed parts are the same encoders: the same embedding as the default layout at max_length 5
+    expected = HunyuanTextEncoder(hunyuan_dir, HunyuanTextConfig(max_length=5)).encode(["a red ball"])
+    torch.testing.assert_close(emb.tokens, expected.tokens)
+    torch.testing.assert_close(emb.pooled, expected.pooled)
+    assert torch.equal(emb.mask, expected.mask)
 
 
 def test_bad_specs_and_settings_raise_naming_the_problem(hunyuan_dir, tmp_path):

@@ -89,6 +89,8 @@ def test_decode_inverts_the_scaling_and_returns_clamped_pixels(vae):
     torch.testing.assert_close(video, raw)
     frames = vae.decode_to_uint8(latents)
     assert frames.shape == (2, 5, 16, 24, 3) and frames.dtype == torch.uint8
+    expected = ((raw + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)  # [-1, 1] -> 0..255, last
+    assert torch.equal(frames, expected)
     with pytest.raises(ValueError, match=r"\(B, 4, F, H, W\)"):
         vae.decode(torch.zeros(1, 3, 2, 2, 2))
 

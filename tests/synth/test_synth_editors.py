@@ -118,13 +118,14 @@ def test_selection_answers_are_parsed_strictly() -> None:
         "best": 2,
         "reason": "ok",
     }
-    for bad in (
-        '{"scores": [2], "best": 1}',
-        '{"scores": [2, 11], "best": 1}',
-        '{"scores": [2, 3], "best": 3}',
-        "no",
+    for bad, why in (
+        ('{"scores": [2], "best": 1}', r"need 2 scores, got \[2\]"),
+        ('{"scores": [2, 11], "best": 1}', "scores must be numbers in 0-10, got 11"),
+        ('{"scores": [2, 3], "best": 3}', "best must be an integer in 0-2, got 3"),
+        ('{"scores": [2, 3], "best": 1.5}', "best must be an integer in 0-2, got 1.5"),
+        ("no", "no JSON object in the answer: 'no'"),
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=why):
             parse_selection(bad, 2)
 
 

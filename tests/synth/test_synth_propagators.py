@@ -45,6 +45,8 @@ def test_the_model_propagator_returns_the_source_shape_starting_at_the_edit(tiny
     assert np.array_equal(clip[0], first)
     again = propagator.propagate(Request(source, first, "add a hat", 8.0, seed=2))
     assert np.array_equal(clip, again)
+    other = propagator.propagate(Request(source, first, "add a hat", 8.0, seed=3))
+    assert np.array_equal(other[0], first) and not np.array_equal(other[1:], clip[1:])  # the seed is used
 
 
 def test_a_diffusers_image_to_video_pipeline_propagates(tmp_path: Path) -> None:

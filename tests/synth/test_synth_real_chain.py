@@ -30,6 +30,9 @@ def test_the_model_propagator_takes_the_factorys_63_bit_seeds(tiny_bundle: Path)
     assert clip.shape == source.shape
     folded = propagator.propagate(Request(source, source[0], "add a hat", 8.0, seed=big % 2**32))
     assert np.array_equal(clip, folded)
+    # the seed is used (folded, not dropped): another seed draws other noise
+    other = propagator.propagate(Request(source, source[0], "add a hat", 8.0, seed=big % 2**32 + 1))
+    assert not np.array_equal(clip[1:], other[1:])
 
 
 def test_real_clips_propagate_through_a_bundle(shared_data: Path, tiny_bundle: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from tiny_diffusers import save_wan_vace
 
 from retake import video
+from retake.flatland.palette import OBJECT_COLOURS
 from retake.synth import sft
 from retake.synth.inpaint import InpaintRequest, OpenCVInpainter, WanVaceInpainter
 from retake.synth.masks import FileMasks, FlatlandMasks, mask_reason, mask_stats
@@ -68,6 +69,13 @@ def test_flatland_masks_are_the_objects_where_they_show(flatland_sources: Path) 
     assert objects and all(o.masks.shape == (9, 64, 64) and o.masks.any() for o in objects)
     assert all(0 < o.info["visible"] <= 1.0001 for o in objects)
     assert len({o.label for o in objects}) == len(objects)
+    source = video.read(path).frames
+    for o in objects:
+        assert o.label == f"{o.info['colour']} {o.info['shape']}"
+        # the mask is where the object shows: its inside has the object's colour (up to H.264)
+        inside = np.stack([cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)) for m in o.masks]) > 0
+        colour = np.median(source[inside], axis=0)
+        np.testing.assert_allclose(colour, OBJECT_COLOURS[o.info["colour"]], atol=5, err_msg=o.label)
 
 
 def textured_clip(frames: int = 5, size: int = 48) -> np.ndarray:
