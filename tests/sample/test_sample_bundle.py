@@ -14,12 +14,13 @@ from typer.testing import CliRunner
 
 from retake.cli import app, main
 from retake.demo import CLIPS
-from retake.model.text import TEXT_SPEC_FILE, HunyuanTextEncoder
+from retake.model.text import TEXT_SPEC_FILE, HunyuanTextEncoder, TextEncoderLoadError
 from retake.sample.bundle import (
     PIPELINE_FILE,
     BundleError,
     BundleSpec,
     assemble_bundle,
+    place_text_encoder,
     read_bundle_spec,
     text_encoder_dims,
     write_bundle_spec,
@@ -57,6 +58,24 @@ def test_saved_bundle_layout(tiny_defaults, bundle_dir):
     assert (
         spec.text_encoder == "minilm" and spec.defaults == tiny_defaults
     )  # the installed MiniLM, referenced
+
+
+def test_a_text_encoder_folder_that_cannot_be_read_is_a_user_error_naming_it(tmp_path):
+    # The loader's checks, read before any bundle is made: a setting it does not know, or a folder that is
+    # neither a spec'd encoder nor a HunyuanVideo layout, is one line naming the folder, not a TypeError.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(
+        TextEncoderLoadError, match=r"empty: no retake_text_encoder\.json and not a HunyuanVideo"
+    ):
+        text_encoder_dims(empty)
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "retake_text_encoder.json").write_text('{"kind": "hunyuan", "bogus": 1}')
+    with pytest.raises(TextEncoderLoadError, match=r"odd: unknown hunyuan text encoder settings \['bogus'\]"):
+        text_encoder_dims(odd)
+    with pytest.raises(TextEncoderLoadError, match="odd: unknown hunyuan"):
+        place_text_encoder(odd, tmp_path / "bundle")
 
 
 def test_text_encoder_dims_come_from_configs(hunyuan_text_dims, hunyuan_checkout):

@@ -317,7 +317,8 @@ class HunyuanTextEncoder:
 _CONFIGS: dict[str, type] = {"minilm": MiniLMConfig, "hunyuan": HunyuanTextConfig}
 
 
-def _config_from(kind: str, values: dict[str, Any], source: Path | str) -> Any:
+def text_config(kind: str, values: dict[str, Any], source: Path | str) -> Any:
+    """The config of a `kind` text encoder from `values`; TextEncoderLoadError naming unknown settings."""
     config_type = _CONFIGS[kind]
     known = {f.name for f in fields(config_type)}
     unknown = sorted(set(values) - known)
@@ -332,13 +333,14 @@ def write_text_spec(directory: str | Path, kind: str, **settings: Any) -> Path:
     """Write the small JSON that tells `load_text_encoder` what a directory holds; returns its path."""
     if kind not in _CONFIGS:
         raise ValueError(f"unknown text encoder kind {kind!r}; expected one of {sorted(_CONFIGS)}")
-    _config_from(kind, settings, directory)  # validate before writing
+    text_config(kind, settings, directory)  # validate before writing
     path = Path(directory) / TEXT_SPEC_FILE
     path.write_text(json.dumps({"kind": kind, **settings}, indent=2) + "\n")
     return path
 
 
-def _read_spec(directory: Path) -> tuple[str, dict[str, Any]]:
+def read_text_spec(directory: Path) -> tuple[str, dict[str, Any]]:
+    """(kind, settings) of a text encoder directory: its spec file, or a bare HunyuanVideo layout."""
     spec_path = directory / TEXT_SPEC_FILE
     if spec_path.is_file():
         spec = json.loads(spec_path.read_text())
@@ -368,10 +370,10 @@ def load_text_encoder(
     text_encoder/ and text_encoder_2/ loads as the Hunyuan encoder. `overrides` replace config fields.
     """
     if isinstance(spec, str) and spec == "minilm":
-        return MiniLMTextEncoder(None, _config_from("minilm", overrides, spec), device=device, dtype=dtype)
+        return MiniLMTextEncoder(None, text_config("minilm", overrides, spec), device=device, dtype=dtype)
     directory = _require_dir(Path(spec).expanduser(), "text encoder")
-    kind, settings = _read_spec(directory)
-    config = _config_from(kind, {**settings, **overrides}, directory)
+    kind, settings = read_text_spec(directory)
+    config = text_config(kind, {**settings, **overrides}, directory)
     if kind == "minilm":
         return MiniLMTextEncoder(directory, config, device=device, dtype=dtype)
     return HunyuanTextEncoder(directory, config, device=device, dtype=dtype)

@@ -25,7 +25,13 @@ from typing import Any
 from retake.errors import RetakeError
 from retake.files import staged_folder
 from retake.model.config import Conditioning, TransformerConfig
-from retake.model.text import TEXT_SPEC_FILE, HunyuanTextConfig, minilm_dir, write_text_spec
+from retake.model.text import (
+    HunyuanTextConfig,
+    minilm_dir,
+    read_text_spec,
+    text_config,
+    write_text_spec,
+)
 from retake.model.weights import check_model_folder
 from retake.sample.config import EditConfig
 from retake.sample.grid import ModelGrid
@@ -213,17 +219,8 @@ def vae_latent_channels(directory: Path) -> int:
     return int(values["latent_channels"])
 
 
-def _text_spec(directory: Path) -> tuple[str, dict[str, Any]]:
-    """(kind, settings) of a `load_text_encoder` directory; a bare HunyuanVideo layout is 'hunyuan'."""
-    spec_path = directory / TEXT_SPEC_FILE
-    if not spec_path.is_file():
-        return "hunyuan", {}
-    settings = json.loads(spec_path.read_text())
-    return settings.pop("kind", None), settings
-
-
 def _hunyuan_parts(directory: Path, settings: dict[str, Any]) -> HunyuanTextConfig:
-    config = HunyuanTextConfig(**settings)
+    config = text_config("hunyuan", settings, directory)
     for sub in (config.llm, config.llm_tokenizer, config.clip, config.clip_tokenizer):
         if not (directory / sub).is_dir():
             raise FileNotFoundError(f"text encoder part not found: {directory / sub}")
@@ -243,11 +240,9 @@ def text_encoder_dims(source: str | Path) -> tuple[int, int]:
     directory = Path(source).expanduser()
     if not directory.is_dir():
         raise FileNotFoundError(f"text encoder directory not found: {directory}")
-    kind, settings = _text_spec(directory)
+    kind, settings = read_text_spec(directory)
     if kind == "minilm":
         return (_hidden_size(directory),) * 2
-    if kind != "hunyuan":
-        raise ValueError(f"{directory}: unknown text encoder kind {kind!r}")
     config = _hunyuan_parts(directory, settings)
     return _hidden_size(directory / config.llm), _hidden_size(directory / config.clip)
 
@@ -277,7 +272,7 @@ def place_text_encoder(source: str | Path, bundle: Path, *, link: bool = False) 
     if source == MINILM:
         return MINILM
     directory = Path(source).expanduser()
-    kind, settings = _text_spec(directory)
+    kind, settings = read_text_spec(directory)
     target = bundle / TEXT_ENCODER_DIR
     if kind == "minilm":
         _place(directory, target, link=link)
