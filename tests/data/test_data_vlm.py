@@ -118,6 +118,26 @@ def test_cache_means_a_rerun_never_pays_twice(vlm_server: ChatServer, tmp_path: 
     assert len(vlm_server.bodies) == 4
 
 
+def test_a_cached_answer_is_served_only_to_the_same_sampling_and_a_validator_that_accepts_it(
+    vlm_server: ChatServer, tmp_path: Path
+) -> None:
+    _client(vlm_server, cache_dir=tmp_path).chat(MESSAGES, _images(7))
+    longer = _client(vlm_server, cache_dir=tmp_path, max_tokens=300)  # rerun to mend answers cut short
+    assert not longer.chat(MESSAGES, _images(7)).cached and len(vlm_server.bodies) == 2
+    assert vlm_server.bodies[-1]["max_tokens"] == 300
+
+    def stricter(text: str) -> str:
+        if not text.startswith("Stricter"):
+            raise ValueError(f"not stricter: {text!r}")
+        return text
+
+    vlm_server.answer = lambda body: "Stricter: zoom in"
+    answer = _client(vlm_server, cache_dir=tmp_path).chat(MESSAGES, _images(7), validate=stricter)
+    assert (answer.text, answer.cached, len(vlm_server.bodies)) == ("Stricter: zoom in", False, 3)
+    again = _client(vlm_server, cache_dir=tmp_path).chat(MESSAGES, _images(7), validate=stricter)
+    assert again.cached and again.text == "Stricter: zoom in" and len(vlm_server.bodies) == 3
+
+
 def test_concurrency_is_capped_and_results_keep_their_order(vlm_server: ChatServer) -> None:
     client = _client(vlm_server, concurrency=2)
     requests = [(MESSAGES, _images(10 + i)) for i in range(6)]

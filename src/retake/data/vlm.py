@@ -2,7 +2,8 @@
 vLLM serving Qwen2.5-VL ...), shared by the instruction writers, the VLM judge and the paired-data filters.
 
 It retries 429/5xx/timeouts/garbage with exponential backoff and jitter, caps concurrent requests, sums tokens
-and cost, and caches validated answers on disk keyed by (model, messages, images) so a rerun never pays twice.
+and cost, and caches validated answers on disk keyed by (model, messages, images, max_tokens, temperature) so a
+rerun never pays twice; a cached answer is validated again when it is read.
 The API key is read from an environment variable at request time and only ever placed in the Authorization
 header: it is never logged, cached or put in an exception message.
 """
@@ -218,7 +219,7 @@ class VLMClient:
         message) and return the validated answer, from the cache when this exact request was answered before."""
         messages = self._with_images(messages, images)
         key = self._cache_key(messages)
-        cached = self._cache_get(key)
+        cached = self._cache_get(key, validate)
         if cached is not None:
             self._add(cache_hits=1)
             return cached
@@ -345,22 +346,27 @@ class VLMClient:
         return messages
 
     def _cache_key(self, messages: list[dict[str, Any]]) -> str:
-        blob = json.dumps({"model": self.model, "messages": messages}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()
+        # The sampling settings are part of the question: a rerun with a larger max_tokens (to mend answers
+        # cut short) or another temperature must ask again, not be served the old answers.
+        request = {"model": self.model, "messages": messages, **self._sampling()}
+        return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
     def _cache_path(self, key: str) -> Path | None:
         return None if self.cache_dir is None else self.cache_dir / key[:2] / f"{key}.json"
 
-    def _cache_get(self, key: str) -> VLMAnswer | None:
+    def _cache_get(self, key: str, validate: Validator | None) -> VLMAnswer | None:
+        """The cached answer, checked by this call's validator: one made stricter since the answer was
+        cached rejects it, and the question is asked again (as a damaged entry is)."""
         path = self._cache_path(key)
         if path is None or not path.is_file():
             return None
         try:
             data = json.loads(path.read_text())
             usage = VLMUsage(**data["usage"])
-            return VLMAnswer(text=data["text"], usage=usage, cost=float(data["cost"]), cached=True)
+            text = validate(data["text"]) if validate is not None else data["text"]
+            return VLMAnswer(text=text, usage=usage, cost=float(data["cost"]), cached=True)
         except (ValueError, KeyError, TypeError):
-            return None  # a damaged entry is simply asked again
+            return None
 
     def _cache_put(self, key: str, answer: VLMAnswer) -> None:
         path = self._cache_path(key)
