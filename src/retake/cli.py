@@ -2,7 +2,7 @@
 module sees typer or argparse objects.
 
 Each subcommand group lives in its own section below. Errors a user can cause (RetakeError, ValueError,
-FileNotFoundError) are printed as one red line with exit code 2; `retake --debug ...` shows the traceback.
+OSError: a missing file, a full disk) are printed as one red line with exit code 2; `retake --debug ...` shows the traceback.
 """
 
 from __future__ import annotations
@@ -340,14 +340,11 @@ def synth_command(
     from retake.synth.runner import synthesize
     from retake.synth.stats import headline
 
-    def numbers(text: str | None) -> list[float] | None:
-        return [float(v) for v in text.split(",")] if text else None
-
     names = [t.strip() for t in types.split(",")] if types else None
     changes = {
         "editor.name": editor,
         "editor.path": edits and str(_path_arg(edits)),
-        "editor.strengths": numbers(strengths),
+        "editor.strengths": list(_float_list(strengths, "strengths")) if strengths else None,
         "editor.instructions": instruction or None,
         "selection.name": selection,
         "propagation.name": propagator,
@@ -930,6 +927,14 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
         raise ValueError(
             f"--{name} must be comma-separated integers such as 16,32,32, got {text!r}"
         ) from None
+
+
+def _float_list(text: str, name: str) -> tuple[float, ...]:
+    """ "5,7.5,10" -> (5.0, 7.5, 10.0); a ValueError naming the option otherwise."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--{name} must be comma-separated numbers such as 5,7.5,10, got {text!r}") from None
 
 
 @vae_app.command("eval")

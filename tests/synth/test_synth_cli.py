@@ -65,6 +65,10 @@ def test_synth_command_errors_are_one_line(tmp_path: Path, capsys: pytest.Captur
         (["--recipe", "icve-sft", "--editor", "flatland"], "unknown config section 'editor'"),
         (["--editor", "magic"], "editor must be one of"),
         (["--frames", "6"], "clip_frames must be 4k+1"),
+        (
+            ["--strengths", "5,abc"],
+            "--strengths must be comma-separated numbers such as 5,7.5,10, got '5,abc'",
+        ),
         ([], "editor 'precomputed' needs editor.path (--edits)"),
         (["--recipe", "icve-sft"], "mask source 'files' needs masks.path (--masks-dir)"),
     ]:

@@ -341,6 +341,14 @@ def test_resume_guards(tmp_path):
     assert resumed.steps == 2
 
 
+def test_a_saved_config_with_an_unknown_architecture_setting_is_named_not_dropped():
+    saved = _tiny().to_json()
+    saved["arch"]["attention_heads"] = 4  # another network than this version would build
+    with pytest.raises(ValueError, match=r"unknown VAE architecture settings \['attention_heads'\]"):
+        AutoencoderTrainConfig.from_json(saved)
+    assert AutoencoderTrainConfig.from_json(_tiny().to_json()) == _tiny()
+
+
 def test_init_warm_starts_from_an_exported_vae_or_a_checkpoint(tmp_path):
     first = train_autoencoder(_tiny(steps=2), tmp_path / "first", progress=False)
     trained = load_file(first.vae_dir / "diffusion_pytorch_model.safetensors")

@@ -170,6 +170,8 @@ def test_init_paths_resolve_against_the_config_file(tmp_path):
         (("seed = 7", "seed = 4294967296"), r"seed must be in 0\.\.4294967295"),
         (("lr = 2e-4", "lr = inf"), r"stages\[0\]\.optim: lr must be finite, got inf"),
         (("lr = 2e-4", "lr = nan"), r"lr must be finite, got nan"),
+        (("lr = 2e-4", "lr = 2e-4, weight_decay = -0.1"), r"optim: weight_decay must be >= 0, got -0\.1"),
+        (("lr = 2e-4", "lr = 2e-4, eps = 0.0"), r"optim: eps must be > 0, got 0\.0"),
         (('name = "pretrain"', 'name = ".."'), r"name must be a word .* got '\.\.'"),
         (('name = "pretrain"', 'name = " "'), r"name must be a word"),
     ],

@@ -176,6 +176,11 @@ class AutoencoderTrainConfig:
         arch = dict(data.get("arch", {}))
         if "block_out_channels" in arch:
             arch["block_out_channels"] = tuple(arch["block_out_channels"])  # JSON made it a list
+        unknown = sorted(set(arch) - {f.name for f in fields(VAEArchitecture)})
+        if unknown:  # dropping one would build another network than the one saved
+            raise ValueError(
+                f"unknown VAE architecture settings {unknown} (written by another retake version?)"
+            )
         arch = VAEArchitecture(**arch)
         known = {f.name for f in fields(cls)} - {"arch"}
         return cls(arch=arch, **{k: v for k, v in data.items() if k in known})

@@ -4,7 +4,8 @@
       model.safetensors       the weights (with LoRA: the trainable adapter weights only; the frozen base is
                               rebuilt from the stage's init)
       ema.safetensors         the EMA shadow (when the stage keeps one)
-      optimizer.safetensors   AdamW moments per parameter name; hyper-parameters go to state.json
+      optimizer.safetensors   the optimiser state (AdamW moments, Muon momenta) per parameter name;
+                              hyper-parameters go to state.json
       rng.safetensors         every rank's torch (and CUDA) generator state
       state.json              step, scheduler, every rank's data cursor and numpy/python RNG, the config
 

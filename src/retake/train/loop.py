@@ -4,7 +4,8 @@ Per stage: open the data (latent cache, or videos encoded on the fly), build the
 add LoRA, wrap it (DDP/FSDP), resume from the newest checkpoint if there is one, then per step:
 
     for each accumulation micro-batch: samples -> tricks + noise (per-sample generators) -> loss -> backward
-    clip gradients -> AdamW step -> scheduler step -> EMA update -> log -> checkpoint every N steps
+    clip gradients -> optimiser step (AdamW, or Muon + AdamW) -> scheduler step -> EMA update -> log
+    -> checkpoint every N steps
 
 A SIGTERM/SIGINT finishes the step, saves and raises `TrainingInterrupted`; a non-finite loss raises
 `NonFiniteLossError` naming the step and the batch's samples, without saving (the last good checkpoint stays).
