@@ -2,7 +2,8 @@
 module sees typer or argparse objects.
 
 Each subcommand group lives in its own section below. Errors a user can cause (RetakeError, ValueError,
-OSError: a missing file, a full disk) are printed as one red line with exit code 2; `retake --debug ...` shows the traceback.
+OSError: a missing file, a full disk) are printed as one red line with exit code 2; `retake --debug ...`
+shows the traceback.
 """
 
 from __future__ import annotations
