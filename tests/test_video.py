@@ -442,6 +442,8 @@ def test_resize_cover_crop_names_what_it_cannot_resize() -> None:
     with pytest.raises(ValueError, match=r"1 to 4 channels .* got shape \(1, 4, 4, 5\)"):
         resize_cover_crop(np.zeros((1, 4, 4, 5), np.uint8), (2, 2))
     assert resize_cover_crop(np.zeros((1, 4, 4, 4), np.uint8), (2, 2)).shape == (1, 2, 2, 4)
+    many = np.zeros((1, 4, 4, 5), np.uint8)
+    assert resize_cover_crop(many, (4, 4)) is many  # nothing to resize: any channel count
 
 
 def test_a_gif_of_a_very_slow_video_holds_each_frame_as_long_as_gif_can(tmp_path: Path) -> None:

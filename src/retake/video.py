@@ -951,10 +951,12 @@ def resize_cover_crop(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"frames must be a numpy array (F, H, W, C), got {_describe(frames)}")
     if frames.dtype not in (np.uint8, np.float32):
         raise ValueError(f"frames must be uint8 or float32, got {frames.dtype}")
-    if not 1 <= frames.shape[3] <= 4:  # OpenCV resizes at most 4 channels, and fails with an assertion
-        raise ValueError(f"frames must have 1 to 4 channels (F, H, W, C), got shape {frames.shape}")
     if frames.shape[1:3] == (height, width):
         return frames
+    if (
+        not 1 <= frames.shape[3] <= 4
+    ):  # OpenCV's area resize (shrinking) takes at most 4, failing an assertion
+        raise ValueError(f"frames must have 1 to 4 channels (F, H, W, C), got shape {frames.shape}")
     out = np.empty((frames.shape[0], height, width, frames.shape[3]), dtype=frames.dtype)
     for i, image in enumerate(frames):
         out[i] = _cover_crop_one(image, (height, width))

@@ -373,6 +373,20 @@ def test_a_rerun_tries_failed_samples_again(task_file, identity_edits, sources, 
     ]
 
 
+def test_a_refused_rerun_keeps_the_failed_samples_on_record(task_file, identity_edits, tmp_path):
+    walk = read_tasks(task_file)[0]
+    (tmp_path / "walk.mp4").write_bytes(b"half a download")
+    editor = FolderClipEditor(FolderEditor(identity_edits))
+    run_clips(
+        [ClipTask("walk", tmp_path / "walk.mp4", walk.instruction)], editor, tmp_path / "run", progress=False
+    )
+    before = (tmp_path / "run" / RESULTS_FILE).read_text()
+    changed = [ClipTask("walk", tmp_path / "walk.mp4", "paint it blue")]
+    with pytest.raises(RunMismatchError, match="another instruction"):
+        run_clips(changed, editor, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / RESULTS_FILE).read_text() == before and '"error"' in before
+
+
 def test_a_rerun_with_other_settings_is_refused_naming_them(task_file, identity_edits, tmp_path):
     tasks = read_tasks(task_file)[:1]
     editor = FolderClipEditor(FolderEditor(identity_edits))

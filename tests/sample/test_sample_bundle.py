@@ -76,6 +76,14 @@ def test_a_text_encoder_folder_that_cannot_be_read_is_a_user_error_naming_it(tmp
         text_encoder_dims(odd)
     with pytest.raises(TextEncoderLoadError, match="odd: unknown hunyuan"):
         place_text_encoder(odd, tmp_path / "bundle")
+    for text, problem in [
+        ('{"kind": "mini', r"not JSON \(Unterminated string"),
+        ("[1]", r"must be a JSON object with a 'kind', got \[1\]"),
+        ('{"kind": "minilm", "bogus": 1}', r"unknown minilm text encoder settings \['bogus'\]"),
+    ]:
+        (odd / "retake_text_encoder.json").write_text(text)
+        with pytest.raises(TextEncoderLoadError, match=problem):
+            text_encoder_dims(odd)
 
 
 def test_text_encoder_dims_come_from_configs(hunyuan_text_dims, hunyuan_checkout):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from retake.cli import app
@@ -306,7 +306,7 @@ def test_ema_resumes_exactly_is_scored_and_is_what_is_exported(tmp_path):
     assert [r["step"] for r in scored] == [3, 6] and all(set(r["eval_ema"]) == set(PATTERNS) for r in scored)
 
 
-def test_an_ema_added_on_resume_starts_from_the_restored_weights(tmp_path):
+def test_load_checkpoint_starts_a_missing_ema_from_the_restored_weights(tmp_path):
     config = _tiny()
     vae = build_vae(TINY, seed=1)
     optimizer = make_optimizer(vae, config)
@@ -341,11 +341,15 @@ def test_resume_guards(tmp_path):
     assert resumed.steps == 2
 
 
-def test_a_saved_config_with_an_unknown_architecture_setting_is_named_not_dropped():
+def test_a_saved_config_with_an_unknown_architecture_setting_is_named_not_dropped(tmp_path):
     saved = _tiny().to_json()
     saved["arch"]["attention_heads"] = 4  # another network than this version would build
     with pytest.raises(ValueError, match=r"unknown VAE architecture settings \['attention_heads'\]"):
         AutoencoderTrainConfig.from_json(saved)
+    metadata = {"config": json.dumps(saved), "step": "1"}  # a checkpoint of another version
+    save_file({"model.x": torch.zeros(1)}, str(tmp_path / "other.safetensors"), metadata=metadata)
+    with pytest.raises(ValueError, match=r"other\.safetensors: unknown VAE architecture"):
+        read_checkpoint_info(tmp_path / "other.safetensors")
     assert AutoencoderTrainConfig.from_json(_tiny().to_json()) == _tiny()
 
 

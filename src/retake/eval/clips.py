@@ -1,8 +1,9 @@
 """Score an editor on real videos, where no ground truth exists (`retake eval clips`).
 
 A task file is JSONL, one `{"id": optional, "source": path, "instruction": str}` per line; a relative source
-is found from the task file's folder. An id names the sample's files, so it must be a safe file name; left
-out, it is the source's stem, with a counter (`wolf-1`, `wolf-2`) when several tasks share a stem.
+is found from the task file's folder. An id names the sample's files, so it must be a safe file name, unique
+without regard to case (macOS and Windows disks take `Kid.mp4` and `kid.mp4` for one file); left out, it is
+the source's stem, with a counter (`wolf-1`, `wolf-2`) when several tasks share a stem, case aside.
 
 Editors (`open_clip_editor`):
 - a retake bundle (`BundleClipEditor`): each source is read as `retake edit` reads it (`edit_file`: the size
@@ -511,10 +512,7 @@ def run_clips(
     check = getattr(editor, "check", None)
     if check is not None:
         check([task.id for task in tasks])
-    done = _scored_rows(out_dir / RESULTS_FILE)
-    for task in tasks:
-        if task.id in done:
-            _check_same_task(done[task.id], task, out_dir)
+    done = _scored_rows(out_dir / RESULTS_FILE, tasks)
     todo = [task for task in tasks if task.id not in done]
     label = f"scoring ({editor.describe().get('name', 'editor')})"
     with (out_dir / RESULTS_FILE).open("a") as results:
@@ -538,10 +536,15 @@ def _start(out_dir: Path, header: dict[str, Any]) -> None:
     files.write_json(out_dir / RUN_FILE, header)
 
 
-def _scored_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """The samples a rerun keeps, by id. A failed sample is dropped from the file and tried again: its
-    error was a source or edit that could not be read, which the user may have fixed since."""
+def _scored_rows(path: Path, tasks: Sequence[ClipTask]) -> dict[str, dict[str, Any]]:
+    """The samples a rerun keeps, by id, once every task the folder holds a row of is checked to be the same
+    task (else RunMismatchError, the file untouched). A failed sample is then dropped from the file and
+    tried again: its error was a source or edit that could not be read, which the user may have fixed."""
     rows = read_rows(path)
+    by_id = {row["id"]: row for row in rows}
+    for task in tasks:
+        if task.id in by_id:
+            _check_same_task(by_id[task.id], task, path.parent)
     scored = [row for row in rows if "error" not in row]
     if len(scored) < len(rows):
         files.write_json_lines(path, scored)

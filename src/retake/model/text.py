@@ -340,13 +340,20 @@ def write_text_spec(directory: str | Path, kind: str, **settings: Any) -> Path:
 
 
 def read_text_spec(directory: Path) -> tuple[str, dict[str, Any]]:
-    """(kind, settings) of a text encoder directory: its spec file, or a bare HunyuanVideo layout."""
+    """(kind, settings) of a text encoder directory: its spec file (settings checked against the kind's
+    config), or a bare HunyuanVideo layout; TextEncoderLoadError naming the file otherwise."""
     spec_path = directory / TEXT_SPEC_FILE
     if spec_path.is_file():
-        spec = json.loads(spec_path.read_text())
+        try:
+            spec = json.loads(spec_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise TextEncoderLoadError(f"{spec_path}: not JSON ({exc.msg})") from None
+        if not isinstance(spec, dict):
+            raise TextEncoderLoadError(f"{spec_path}: must be a JSON object with a 'kind', got {spec!r}")
         kind = spec.pop("kind", None)
         if kind not in _CONFIGS:
             raise TextEncoderLoadError(f"{spec_path}: 'kind' must be one of {sorted(_CONFIGS)}, got {kind!r}")
+        text_config(kind, spec, directory)  # its settings are checked here, not first when a bundle loads
         return kind, spec
     # A diffusers HunyuanVideo checkout (or a copy of its text parts) needs no spec file.
     if (directory / "text_encoder").is_dir() and (directory / "text_encoder_2").is_dir():

@@ -481,13 +481,17 @@ def _metadata(path: Path) -> dict[str, str]:
 def read_checkpoint_info(path: Path) -> CheckpointInfo:
     """Config, step and seconds stored in a checkpoint, without loading its tensors."""
     meta = _metadata(path)
-    config = AutoencoderTrainConfig.from_json(json.loads(meta["config"]))
+    try:
+        config = AutoencoderTrainConfig.from_json(json.loads(meta["config"]))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     return CheckpointInfo(config, int(meta["step"]), float(meta.get("seconds", 0.0)))
 
 
 def load_checkpoint(path: Path, vae, optimizer: VAEOptimizer, ema: EMA | None = None) -> CheckpointInfo:
-    """Restore model, optimizer and EMA in place from `save_checkpoint`'s file. A checkpoint saved without an
-    EMA (a run that now adds one) starts the EMA from the restored weights."""
+    """Restore model, optimizer and EMA in place from `save_checkpoint`'s file. Given an `ema` and a checkpoint
+    without EMA tensors (`retake vae train --resume` refuses that change of `ema_decay`; a caller may not),
+    the EMA starts from the restored weights."""
     tensors = load_file(str(path))
     model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     vae.load_state_dict(model, strict=True)  # copies in place, so Muon's views stay attached
@@ -693,7 +697,8 @@ def _resume(
 ) -> CheckpointInfo:
     """Load the checkpoint, which must have been written with these settings (all but `steps` and `init`):
     another seed, batch or learning rate would silently make a run no uninterrupted one matches, and a run
-    resumed without its `ema_decay` would export raw weights instead of the EMA it kept."""
+    resumed without its `ema_decay` would export raw weights instead of the EMA it kept. (Another `steps` is
+    allowed, as `retake train` allows it: it stretches the cosine decay from here on.)"""
     saved = read_checkpoint_info(path).config.to_json()
     now = config.to_json()
     for key in _RESUME_MAY_CHANGE:
