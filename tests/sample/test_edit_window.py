@@ -126,3 +126,18 @@ def test_a_request_longer_than_the_window_names_the_window(tmp_path: Path, capsy
     with pytest.raises(SystemExit):
         edit(source, tmp_path / "out.mp4", "--start", "1.5", "--fps", "8", "--frames", "9")
     assert "frames=9 is more than the source's 4 frames from 1.5 s at 8 fps" in capsys.readouterr().err
+
+
+def test_a_start_past_the_end_is_named_as_edit_file_calls_it(tmp_path: Path) -> None:
+    from retake.sample.pipeline import edit_file
+
+    source = ramp(tmp_path / "short.mp4", 10, fps=10)  # 1 s long
+    pipeline = EditPipeline.from_pretrained(EDITOR)
+    for duration in (None, 2.0):
+        with pytest.raises(
+            ValueError, match=r"start=1\.5 s is past the end of .*short\.mp4 \(1\.00 s long\)"
+        ):
+            edit_file(
+                pipeline, source, tmp_path / "out.mp4", "x", start=1.5, duration=duration, progress=False
+            )
+    assert not (tmp_path / "out.mp4").exists()

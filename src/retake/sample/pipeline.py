@@ -503,6 +503,8 @@ def read_for_edit(
     info = info if info is not None else probe(src)
     fitted = _edit_size(pipeline, size, (info.height, info.width), tell)
     check_read_window(fps, start, duration)
+    if start >= info.duration:  # named here as the caller named it (read would say start_time)
+        raise ValueError(f"start={start:g} s is past the end of {src} ({info.duration:.2f} s long)")
     if duration is not None:
         return _read_stretch(src, fitted, fps, start, duration, tell)
     wanted = pipeline.defaults.frames if frames is None else check_int("frames", frames, minimum=1)
