@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retake.cli import main
-from retake.demo import EDITOR
+from retake.demo import CLIPS, EDITOR
 from retake.sample.pipeline import EditPipeline
 from retake.video import probe, read
 
@@ -141,3 +141,14 @@ def test_a_start_past_the_end_is_named_as_edit_file_calls_it(tmp_path: Path) -> 
                 pipeline, source, tmp_path / "out.mp4", "x", start=1.5, duration=duration, progress=False
             )
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_callback_that_cannot_be_called_is_refused_before_any_encoding(monkeypatch) -> None:
+    from retake.video import read
+
+    pipeline = EditPipeline.from_pretrained(EDITOR)
+    encoded = []
+    monkeypatch.setattr(EditPipeline, "encode_text", lambda self, prompts: encoded.append(prompts))
+    with pytest.raises(ValueError, match="callback must be a function of a Step, got 3"):
+        pipeline.edit(read(CLIPS / "recolour.source.mp4"), "x", callback=3, progress=False)
+    assert encoded == []

@@ -258,6 +258,8 @@ class EditPipeline:
         # 1. check inputs: a complete config with frames and size on the model's grid
         overrides = {"steps": steps, "guidance": guidance, "video_guidance": video_guidance, "seed": seed}
         config = self.check_inputs(video, instruction, frames=frames, size=size, **overrides)
+        if callback is not None and not callable(callback):  # else a TypeError after minutes of encoding
+            raise ValueError(f"callback must be a function of a Step, got {callback!r}")
         # 2. encode text: one batch with every prompt the guidance branches need
         prompts = branch_prompts(config.guidance().branches, instruction, config.negative_prompt)
         texts = self.encode_text(prompts)
