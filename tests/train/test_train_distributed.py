@@ -148,6 +148,9 @@ def test_fsdp_resume_continues_like_an_unbroken_run(tmp_path, one_rank_group, lo
     table = {"batch": 2, "optim": optim, "tricks": "insvie", "lora": {"rank": lora}}
     env = DistEnv(0, 1, 0, torch.device("cpu"), "fsdp")
     plain = train(run_config(tmp_path / "plain", [stage("s", cache, steps=4, **table)]))
+    unbroken = StageTrainer(
+        run_config(tmp_path / "unbroken", [stage("s", cache, steps=4, **table)]), 0, env, progress=False
+    ).run()
     first = run_config(tmp_path / "sharded", [stage("s", cache, steps=2, **table)], checkpoint_every=1)
     StageTrainer(first, 0, env, progress=False).run()
     resumed = StageTrainer(
@@ -156,6 +159,9 @@ def test_fsdp_resume_continues_like_an_unbroken_run(tmp_path, one_rank_group, lo
     result = resumed.run()
     assert result.resumed_from == 2
     for ema in (False, True):
-        a = _exported(plain.stages[0].ema_transformer if ema else plain.stages[0].transformer)
+        a = _exported(unbroken.ema_transformer if ema else unbroken.transformer)
         b = _exported(result.ema_transformer if ema else result.transformer)
-        assert _max_diff(a, b) <= 1e-6
+        assert _max_diff(a, b) == 0.0  # a resumed sharded run is the unbroken one, bit for bit
+        # FSDP's flat-parameter arithmetic rounds differently from plain training (1.1e-6 seen on some CPUs)
+        c = _exported(plain.stages[0].ema_transformer if ema else plain.stages[0].transformer)
+        assert _max_diff(c, b) <= 1e-5

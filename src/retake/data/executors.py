@@ -83,6 +83,8 @@ class LocalExecutor:
         self.max_tasks_per_child = max_tasks_per_child
 
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
+        """fn(task) for every task on a process pool, yielded as each finishes (not in task order), so a caller
+        records finished shards while others run. One worker or one task runs in this process."""
         if self.workers == 1 or len(tasks) <= 1:
             yield from map(fn, tasks)
             return
@@ -136,6 +138,8 @@ class RayExecutor:
         self.num_cpus = resolve_workers(num_cpus, "num_cpus")
 
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
+        """fn(task) for every task on a Ray Data pool of up to `workers` actors, yielded as the rows come back.
+        Starts a local Ray or joins `address` when none is running, and shuts down only a Ray it started."""
         if not tasks:
             return
         import ray
@@ -185,6 +189,8 @@ class _TaskActor:
 
 
 def make_executor(name: str, workers: int | None = None, *, address: str | None = None) -> Executor:
+    """The executor named `name` ("local": a process pool, "ray": Ray tasks, at `address` if given) with
+    `workers` workers (None: one per CPU this process may use)."""
     if name == "local":
         if address:
             raise ValueError(f"--address {address!r} only applies to the ray executor")

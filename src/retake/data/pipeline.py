@@ -138,6 +138,8 @@ class ShardSummary:
 def build_stages(
     config: CurateConfig, writer: InstructionWriter, sink: shards.TarSink, shard: str
 ) -> list[Stage]:
+    """The curation stages of one shard, in order: probe, filter, decode, split scenes, score motion, cut
+    clips, pair them, write each pair's instruction, write the pairs to `sink` under `shard`."""
     load = LoadClips(short_side=config.output_short_side, skip_loop_filter=config.skip_loop_filter)
     stages: list[Stage] = [
         Probe(),

@@ -93,6 +93,8 @@ def plan_shards(
     vlm_cache_dir: Path | None,
     family: str = CURATION_FAMILY,
 ) -> list[ShardTask]:
+    """Cut the sorted `inputs` into shards of `config.shard_size` videos, named by position, so a rerun over
+    the same inputs plans the same shards and skips the ones already written."""
     size = config.shard_size
     return [
         ShardTask(

@@ -67,6 +67,10 @@ def render_states(
     weights: bool = False,
     supersample: int = 4,
 ) -> Rendering:
+    """Draw simulated frame states over `background`: one frame per state at `size` (N or (H, W)), with each
+    object's visible area per frame and, with `weights`, per-pixel coverage maps of every object and of the
+    background (the masks and loss weights of paired edits). Edges are antialiased by drawing at
+    `supersample` times the size and averaging down; `style` applies a global style (grayscale, invert, ...)."""
     h, w = as_size(size)
     ids = sorted({o.id for s in states for o in s.objects})
     frames = np.empty((len(states), h, w, 3), np.uint8)

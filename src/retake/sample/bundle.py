@@ -114,6 +114,7 @@ def _not_a_bundle(root: Path, folder: Path) -> BundleError:
 
 
 def write_bundle_spec(root: Path, spec: BundleSpec) -> Path:
+    """Write `spec` as the bundle's pipeline file under `root`; returns its path."""
     path = root / PIPELINE_FILE
     path.write_text(json.dumps(spec.to_json(), indent=2) + "\n")
     return path
@@ -213,6 +214,8 @@ def bundle_grid(root: str | Path) -> ModelGrid:
 
 
 def vae_latent_channels(directory: Path) -> int:
+    """Latent channels of the HunyuanVideo VAE saved in `directory`, read from its config alone (to check a
+    bundle's parts fit together without loading weights)."""
     values = _read_config(directory)
     if values.get("_class_name") != VAE_CLASS:
         raise ValueError(f"{directory} holds a {values.get('_class_name')!r}, expected a {VAE_CLASS}")

@@ -39,6 +39,9 @@ def _without_vlm(config: SynthConfig) -> str:
 def insvie_stages(
     config: InsVieConfig, sink: shards.TarSink, shard: str, client: VLMClient | None
 ) -> list[Stage]:
+    """InsViE's stages for one shard: read and filter sources (videos, or stills made into clips), plan
+    edits, edit the first frame at several strengths, let the selector pick one, propagate it through the
+    clip, filter for quality and motion, write triplets. `client` serves the VLM selector, if one is used."""
     from retake.synth.image_editors import make_image_editor
     from retake.synth.propagate import make_propagator
     from retake.synth.selection import make_selector
@@ -63,6 +66,9 @@ def insvie_stages(
 def sft_stages(
     config: IcveSftConfig, sink: shards.TarSink, shard: str, client: VLMClient | None
 ) -> list[Stage]:
+    """ICVE's SFT stages for one shard: read and filter sources, find objects and filter their masks, make
+    pairs by inpainting, filter instructions and pairs, let the VLM judge them when there is a `client`
+    (none: the judge is off), write triplets."""
     from retake.eval.vlm_judge import VLMJudge
     from retake.synth.inpaint import make_inpainter
     from retake.synth.masks import make_mask_source
@@ -142,6 +148,8 @@ class SynthFamily:
         return config_from_dict(data)
 
     def prepare(self, config: SynthConfig, out: Path) -> Path | None:
+        """Refuse a run whose models, folders or VLM are missing before any shard starts (each worker would
+        fail on it); returns the VLM answer cache folder when a stage asks a VLM, else None."""
         missing = config.missing_paths()
         if missing:
             raise ValueError("; ".join(missing))

@@ -134,6 +134,8 @@ def flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[st
 
 
 def unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of `flatten_optimizer`: a name-keyed optimizer state dict (JSON turned `betas` into a list;
+    the optimizer wants its tuple back)."""
     state: dict[str, dict[str, Any]] = {}
     for flat, value in [*tensors.items(), *meta["scalars"].items()]:
         name, key = flat.rsplit(_SEP, 1)
@@ -156,6 +158,7 @@ def rng_state(device: torch.device) -> tuple[dict[str, Tensor], dict[str, Any]]:
 
 
 def set_rng_state(tensors: dict[str, Tensor], meta: dict[str, Any], device: torch.device) -> None:
+    """Restore the global RNGs `rng_state` saved, so a resumed run draws the same noise and dropout."""
     torch.set_rng_state(tensors["torch"])
     if device.type == "cuda" and "cuda" in tensors:
         torch.cuda.set_rng_state(tensors["cuda"], device)
