@@ -5,6 +5,7 @@ another aspect ratio, which could cut the edited object out of the frames its in
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -66,9 +67,24 @@ def test_flatland_pairs_at_their_own_aspect_ratio_are_accepted(tmp_path, size):
     check_flatland_crop(open_triplets(pairs, ClipSpec(5, size)))
 
 
+def test_the_sizes_a_refused_crop_suggests_are_taken(tmp_path, vae_dir):
+    # Pairs of 48x80 asked at 64x64: the sizes suggested keep the pairs' shape within the crop allowed *and*
+    # are multiples of the VAE's 8 px (rounding 64x107 from the ratio alone gave a size the VAE refuses).
+    pairs = _flatland_size(write_flatland_pairs(tmp_path / "pairs", 1), (48, 80))
+    with pytest.raises(ValueError, match=r"crop 40\.0% of a side \(at most 3%\)") as refused:
+        cache_dataset(pairs, tmp_path / "cache", vae=vae_dir, frames=5, size=(64, 64), progress=False)
+    suggested = re.findall(r"(\d+)x(\d+)", str(refused.value).split("e.g.")[1])
+    assert suggested == [("48", "80"), ("56", "96")]
+    for h, w in suggested:
+        assert int(h) % 8 == 0 and int(w) % 8 == 0
+        check_flatland_crop(open_triplets(pairs, ClipSpec(5, (int(h), int(w)))), multiple=8)
+
+
 def test_flatland_pairs_cropped_to_another_aspect_ratio_are_refused(tmp_path, vae_dir):
     pairs = _flatland_size(write_flatland_pairs(tmp_path / "pairs", 1), (16, 16))
-    with pytest.raises(ValueError, match=r"are 16x16 .*size.* 16x32 .*crop 50%.*e\.g\. 16x16 or 32x32"):
+    with pytest.raises(
+        ValueError, match=r"are 16x16 .*size.* 16x32 .*crop 50\.0%.*8 px, e\.g\. 24x24 or 16x16$"
+    ):
         cache_dataset(pairs, tmp_path / "cache", vae=vae_dir, frames=5, size=(16, 32), progress=False)
     assert not (tmp_path / "cache").exists()
     data = {"path": str(pairs), "frames": 5, "size": [32, 16]}

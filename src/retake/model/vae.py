@@ -9,6 +9,7 @@ F = t * k + 1.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,17 @@ class TilingConfig:
 # How far past [-1, 1] a float video may reach: bfloat16 rounding of a video in range (one ulp at 1 is 2^-7),
 # while a [0, 255] video, the mistake this catches, is off by two orders of magnitude.
 RANGE_TOLERANCE = 0.01
+
+
+def spatial_compression(path: str | Path, subfolder: str | None = None) -> int:
+    """The spatial compression of the VAE saved at `path`, read from its config alone (for checks that run
+    before the weights load); 1 when the config cannot tell, so that the load names what is wrong."""
+    config = Path(path).expanduser() / (subfolder or "") / "config.json"
+    try:
+        value = json.loads(config.read_text()).get("spatial_compression_ratio")
+    except (OSError, ValueError, AttributeError):
+        return 1
+    return value if isinstance(value, int) and value > 0 else 1
 
 
 def video_to_model_input(video: Tensor | np.ndarray) -> Tensor:

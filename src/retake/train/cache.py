@@ -629,7 +629,7 @@ def cache_dataset(
     is (`existing`), an unfinished one is resumed; one of other settings is refused. Both are checked before
     the VAE and text encoder load.
     """
-    from retake.model.vae import VideoVAE
+    from retake.model.vae import VideoVAE, spatial_compression
     from retake.train.datasets import ClipSpec, check_flatland_crop, open_triplets
     from retake.train.encode import check_clip_size
 
@@ -638,7 +638,7 @@ def cache_dataset(
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for the default), got {threads}")
     triplets = open_triplets(dataset, ClipSpec(frames, size), format)
-    check_flatland_crop(triplets)
+    check_flatland_crop(triplets, spatial_compression(vae, vae_subfolder))
     # Absolute paths: a rerun that spells a folder differently (relative vs absolute) still resumes the build.
     info = {
         "dataset": _location(dataset),

@@ -212,10 +212,11 @@ def _record_size(size: object) -> tuple[int, int] | None:
 _MAX_CROP = 0.03  # share of a side that cover-resizing may cut off a Flatland pair (rounding, not content)
 
 
-def check_flatland_crop(triplets: TripletDataset) -> None:
+def check_flatland_crop(triplets: TripletDataset, multiple: int = 1) -> None:
     """ValueError when Flatland pairs would be resized to another aspect ratio. Clips are resized to cover the
     stage's size and centre-cropped: fine for real video, but a pair's edited object is only guaranteed in
-    view in the whole frame, so a crop can cut it out and leave an instruction about nothing visible."""
+    view in the whole frame, so a crop can cut it out and leave an instruction about nothing visible.
+    multiple: the sizes the VAE takes (its spatial compression), so that the sizes suggested are ones it takes."""
     if not isinstance(triplets, FlatlandPairs):
         return
     height, width = triplets.spec.size
@@ -223,15 +224,34 @@ def check_flatland_crop(triplets: TripletDataset) -> None:
         if entry.size is None:
             continue
         h, w = entry.size
-        scale = max(height / h, width / w)
-        kept = min(height / (h * scale), width / (w * scale))
-        if 1 - kept > _MAX_CROP:
-            cover = f"{round(h * scale)}x{round(w * scale)}"
+        cropped = _cropped_share((h, w), (height, width))
+        if cropped > _MAX_CROP:
+            fits = " or ".join(f"{a}x{b}" for a, b in _sizes_in_shape((h, w), height * width, multiple))
+            fits = f", e.g. {fits}" if fits else ""
             raise ValueError(
                 f"Flatland pairs in {triplets.root} are {h}x{w} (HxW), but the clip size (--size, data.size) "
-                f"{height}x{width} has another aspect ratio: resizing would crop {1 - kept:.0%} of a side, "
-                f"and with it maybe the edited object; use a size of the pairs' shape, e.g. {h}x{w} or {cover}"
+                f"{height}x{width} has another aspect ratio: resizing would crop {cropped:.1%} of a side "
+                f"(at most {_MAX_CROP:.0%}), and with it maybe the edited object; use a size of the pairs' "
+                f"shape{f' in multiples of {multiple} px' if multiple > 1 else ''}{fits}"
             )
+
+
+def _cropped_share(clip: tuple[int, int], size: tuple[int, int]) -> float:
+    """Share of a side of an (h, w) clip that cover-resizing to `size` and centre-cropping cuts off."""
+    scale = max(size[0] / clip[0], size[1] / clip[1])
+    return 1 - min(size[0] / (clip[0] * scale), size[1] / (clip[1] * scale))
+
+
+def _sizes_in_shape(clip: tuple[int, int], area: int, multiple: int, count: int = 2) -> list[tuple[int, int]]:
+    """Up to `count` sizes in multiples of `multiple` that crop an (h, w) clip by at most _MAX_CROP, nearest in
+    area to `area` first."""
+    h, w = clip
+    found = []
+    for height in range(multiple, max(4 * h, 4 * round(area**0.5), 64 * multiple) + 1, multiple):
+        width = max(multiple, round(height * w / h / multiple) * multiple)
+        if _cropped_share(clip, (height, width)) <= _MAX_CROP:
+            found.append((height, width))
+    return sorted(found, key=lambda s: (abs(np.log(s[0] * s[1] / area)), s))[:count]
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from retake import files
 from retake.checks import describe_change
 from retake.errors import RetakeError
 from retake.model.text import TextEmbedding, load_text_encoder
-from retake.model.vae import VideoVAE
+from retake.model.vae import VideoVAE, spatial_compression
 from retake.train.cache import LatentCache, LatentCaches, open_caches
 from retake.train.checkpoint import (
     ResumeError,
@@ -166,7 +166,7 @@ def open_stage_data(config: RunConfig, stage: StageConfig, device: torch.device)
             f"stage {stage.name!r} reads videos (data.path) and needs `vae = DIR`; or set data.cache"
         )
     triplets = open_triplets(data.path, ClipSpec(data.frames, data.size), data.format)
-    check_flatland_crop(triplets)
+    check_flatland_crop(triplets, spatial_compression(config.vae, config.vae_subfolder))
     if data.kinds:
         kept_indices(triplets.kinds(), data.kinds, where)  # a bad kind fails before the encoders load
     vae = VideoVAE.from_pretrained(config.vae, subfolder=config.vae_subfolder, device=device)
