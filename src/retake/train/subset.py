@@ -50,8 +50,11 @@ def kept_indices(have: Sequence[str | None], kinds: Sequence[str], where: str = 
     counts = Counter(have)
     if set(counts) <= {None}:
         raise ValueError(
-            f"{where} records no edit kinds, so data.kinds {list(kinds)} cannot select any; for a cache built "
-            "before caches kept them, add them with `retake cache DATASET CACHE --kinds-only`"
+            f"{where} records no edit kinds, so data.kinds {list(kinds)} cannot select any. Its samples may "
+            "have none: `retake curate` pairs and `retake synth` triplets of free-text edits (an image editor's "
+            "first frames) name no kind, while Flatland pairs, icve-sft triplets and the Flatland oracles' "
+            "triplets do; a cache of such data built before caches kept kinds learns them with `retake cache "
+            "DATASET CACHE --kinds-only`"
         )
     absent = [k for k in kinds if k not in counts]
     if absent:
