@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from retake.cli import app, main
 from retake.demo import CLIPS
 from retake.model.text import TEXT_SPEC_FILE, HunyuanTextEncoder, TextEncoderLoadError
+from retake.model.weights import WeightsError
 from retake.sample.bundle import (
     PIPELINE_FILE,
     BundleError,
@@ -136,10 +137,14 @@ def test_mismatched_parts_are_refused_before_anything_is_written(
     with pytest.raises(ValueError, match="text_embed_dim is 32 but the text encoder token width is 384"):
         assemble_bundle(tmp_path / "b", transformer=icve_transformer_dir, vae=hunyuan_checkout)
     with pytest.raises(
-        ValueError, match="holds a 'InContextTransformer', expected a AutoencoderKLHunyuanVideo"
+        WeightsError, match="holds a 'InContextTransformer', expected a AutoencoderKLHunyuanVideo"
     ):
         assemble_bundle(tmp_path / "c", transformer=icve_transformer_dir, vae=icve_transformer_dir)
-    assert not list(tmp_path.glob("[abc]*")) and not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(  # not "in_channels is 3 but the VAE latent_channels is 4"
+        WeightsError, match="holds a 'AutoencoderKLHunyuanVideo', expected a InContextTransformer"
+    ):
+        assemble_bundle(tmp_path / "d", transformer=hunyuan_checkout / "vae", vae=hunyuan_checkout)
+    assert not list(tmp_path.glob("[abcd]*")) and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_existing_bundle_needs_overwrite(tmp_path, hunyuan_checkout, icve_transformer_dir):

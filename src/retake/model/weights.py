@@ -31,8 +31,9 @@ def check_safetensors(path: Path) -> None:
         raise WeightsError(f"{path} is not a readable safetensors file ({exc}); was it cut short?") from None
 
 
-def check_model_folder(folder: Path, expected_class: str | None = None) -> Path:
-    """`folder` if it holds a config.json (of `expected_class`, when given) and whole safetensors weights."""
+def check_model_folder(folder: Path, expected_class: str | None = None, *, weights: bool = True) -> Path:
+    """`folder` if it holds a config.json (of `expected_class`, when given) and, unless `weights` is False,
+    whole safetensors weights."""
     config_path = folder / "config.json"
     try:
         config = json.loads(config_path.read_text())
@@ -43,7 +44,7 @@ def check_model_folder(folder: Path, expected_class: str | None = None) -> Path:
     found = config.get("_class_name") if isinstance(config, dict) else None
     if expected_class is not None and found != expected_class:
         raise WeightsError(f"{folder} holds a {found!r}, expected a {expected_class}")
-    for shard in _weight_files(folder):
+    for shard in _weight_files(folder) if weights else []:
         check_safetensors(shard)
     return folder
 

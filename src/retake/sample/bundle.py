@@ -306,10 +306,14 @@ def assemble_bundle(
     bundle then depends on their staying put). The parts are checked to fit before anything is written.
     """
     transformer_dir, vae_dir = find_part(transformer, TRANSFORMER_DIR), find_part(vae, VAE_DIR)
+    # Each part is of its class before the parts are matched (a VAE given as the transformer would otherwise be
+    # told that its channels do not fit), and its weights are whole (not found out at edit time).
+    check_model_folder(transformer_dir, "InContextTransformer", weights=False)
+    check_model_folder(vae_dir, VAE_CLASS, weights=False)
     check_parts_fit(
         transformer_config(transformer_dir), vae_latent_channels(vae_dir), *text_encoder_dims(text_encoder)
     )
-    check_model_folder(transformer_dir, "InContextTransformer")  # weights present and whole, not at edit time
+    check_model_folder(transformer_dir, "InContextTransformer")
     check_model_folder(vae_dir, VAE_CLASS)
     with staged_directory(out, overwrite=overwrite) as staging:
         _place(transformer_dir, staging / TRANSFORMER_DIR, link=link)
