@@ -177,9 +177,11 @@ def test_a_resumed_run_gives_the_same_report(bench, mixed_videos, mixed, tmp_pat
 def test_a_run_folder_refuses_another_editor(bench, mixed_videos, tmp_path):
     run_benchmark(bench, FolderEditor(mixed_videos), tmp_path / "run", RunConfig(limit=1), progress=False)
     other = FolderEditor(edit_folder(bench, tmp_path / "other", lambda i: "truth"))
-    with pytest.raises(RunMismatchError, match="another editor"):
+    with pytest.raises(
+        RunMismatchError, match=r"other settings \(editor\.name: 'videos' -> 'other'; editor\.path: "
+    ):
         run_benchmark(bench, other, tmp_path / "run", progress=False)
-    with pytest.raises(RunMismatchError, match="another config"):
+    with pytest.raises(RunMismatchError, match=r"other settings \(config\.seed: 0 -> 3\)"):
         run_benchmark(bench, FolderEditor(mixed_videos), tmp_path / "run", RunConfig(seed=3), progress=False)
 
 

@@ -117,7 +117,9 @@ def test_a_subset_keeps_the_named_kinds_in_order_and_names_what_it_cannot_select
     ):
         KindSubset(both, ["add", "recolour"])
     unlabelled = LatentCache(write_random_cache(tmp_path / "c", 2))
-    with pytest.raises(ValueError, match=r"records no edit kinds.*free-text edits.*name no kind.*--kinds-only"):
+    with pytest.raises(
+        ValueError, match=r"records no edit kinds.*free-text edits.*name no kind.*--kinds-only"
+    ):
         KindSubset(unlabelled, ["add"], where="my cache")
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from rich.progress import track
 
 from retake import files
+from retake.checks import describe_changes
 from retake.errors import RetakeError
 from retake.eval.benchmark import Benchmark, BenchmarkSample
 from retake.eval.editors import Editor
@@ -204,12 +205,10 @@ def _start(out_dir: Path, header: dict[str, Any]) -> None:
     if path.is_file():
         _remove_leftovers(out_dir)
         old = json.loads(path.read_text())
-        differ = [
-            key for key in header if files.as_read_back(old.get(key)) != files.as_read_back(header[key])
-        ]
-        if differ:
+        changes = describe_changes({k: old.get(k) for k in header}, files.as_read_back(header))
+        if changes:
             raise RunMismatchError(
-                f"{out_dir} holds a run with another {', '.join(differ)}; use a new output folder"
+                f"{out_dir} holds a run with other settings ({'; '.join(changes)}); use a new output folder"
             )
         return
     if out_dir.exists() and any(out_dir.iterdir()):
