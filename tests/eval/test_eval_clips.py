@@ -243,6 +243,23 @@ def test_an_identity_edit_scores_exactly_as_its_source(identity_run):
     assert identity_run.rows[2]["size"] == [48, 80]  # scored at the clip's own size
 
 
+def test_a_source_without_motion_says_why_motion_is_not_scored(tmp_path):
+    frame = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    still = write(Video(np.stack([frame] * 9), 8.0), tmp_path / "still.mp4")
+    (tmp_path / "edits").mkdir()
+    shutil.copy(still, tmp_path / "edits" / "still.mp4")
+    tasks = read_tasks(write_tasks(tmp_path / "tasks.jsonl", [{"source": "still.mp4", "instruction": "x"}]))
+    run = run_clips(
+        tasks, FolderClipEditor(FolderEditor(tmp_path / "edits")), tmp_path / "run", progress=False
+    )
+    (row,) = run.rows
+    assert row["metrics"]["motion_epe"] is None and row["metrics"]["warp_error"] is not None
+    assert row["notes"] == [
+        "motion not scored: nothing in the source moves 0.5 px per frame at 48x32 (a still clip, or a size too "
+        "small to see its motion)"
+    ]
+
+
 def test_the_summary_holds_mean_median_and_count_per_metric(identity_run):
     values = [row["metrics"]["warp_error"] for row in identity_run.rows]
     stats = identity_run.summary["metrics"]["warp_error"]
