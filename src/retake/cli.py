@@ -401,7 +401,7 @@ def eval_flatland_set(
     ),
     per_kind: int = typer.Option(20, help="Samples per edit kind."),
     kinds: str | None = typer.Option(None, help="Comma-separated edit kinds (default: all)."),
-    size: int = typer.Option(64, help="Square picture side in pixels."),
+    size: str = typer.Option("64", help="Picture size: N (square) or HxW, e.g. 48x80."),
     frames: int = typer.Option(17, help="Frames per video."),
     fps: float = typer.Option(8.0, help="Frame rate."),
     seed: int = typer.Option(0, help="Benchmark seed."),
@@ -409,8 +409,9 @@ def eval_flatland_set(
 ) -> None:
     """Render a Flatland benchmark: source videos + instructions to hand out, ground truth kept for scoring."""
     from retake.eval.benchmark import BenchmarkConfig, build_flatland_benchmark
+    from retake.sample.grid import parse_size
 
-    options = {"per_kind": per_kind, "size": size, "frames": frames, "fps": fps, "seed": seed}
+    options = {"per_kind": per_kind, "size": parse_size(size), "frames": frames, "fps": fps, "seed": seed}
     if kinds:
         options["kinds"] = tuple(k.strip() for k in kinds.split(","))
     bench = build_flatland_benchmark(_path_arg(out), BenchmarkConfig(**options), progress=progress)

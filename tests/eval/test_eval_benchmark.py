@@ -112,6 +112,23 @@ def test_broken_or_foreign_folders_are_refused(bench, tmp_path):
         build_flatland_benchmark(copy, CONFIG, progress=False)
 
 
+def test_a_benchmark_of_another_shape_renders_and_scores_at_it(tmp_path):
+    config = BenchmarkConfig(per_kind=1, kinds=("recolour", "add"), size=(48, 80), frames=5, seed=3)
+    bench = build_flatland_benchmark(tmp_path / "wide", config, progress=False)
+    for sample in bench.samples:
+        source, target = sample.source().frames, sample.target().frames
+        assert source.shape == target.shape == (5, 48, 80, 3) and sample.masks().shape == (5, 48, 80)
+        assert judge(source, target, sample.edit) and not judge(source, source, sample.edit)
+    loaded = load_benchmark(bench.root / "benchmark.json")
+    assert loaded.config.shape == (48, 80) and loaded.fingerprint == bench.fingerprint
+    assert "48x80 px (HxW)" in (bench.root / "README.md").read_text()
+    # A square asked as (N, N) is the benchmark asked as N: the same config, so the same fingerprint.
+    assert (
+        BenchmarkConfig(size=(64, 64)) == BenchmarkConfig(size=64)
+        and BenchmarkConfig(size=[64, 64]).size == 64
+    )
+
+
 @pytest.mark.parametrize(
     ("options", "problem"),
     [
@@ -121,8 +138,11 @@ def test_broken_or_foreign_folders_are_refused(bench, tmp_path):
         ({"frames": 1}, "frames >= 2"),
         ({"crf": 60}, "crf in 0..51"),
         ({"size": 61}, "even sides .* got 61x61"),  # H.264 would pad the videos to 62, not the masks
-        ({"fps": float("inf")}, "fps > 0 and finite; got 64, 17, inf"),
-        ({"fps": float("nan")}, "fps > 0 and finite; got 64, 17, nan"),
+        ({"fps": float("inf")}, "fps > 0 and finite; got 64x64, 17, inf"),
+        ({"fps": float("nan")}, "fps > 0 and finite; got 64x64, 17, nan"),
+        ({"size": (48, 14)}, "sides >= 16.* got 48x14"),
+        ({"size": (48, 80, 3)}, r"size must be N or \(H, W\) in whole pixels, got \(48, 80, 3\)"),
+        ({"size": 64.0}, "size must be N or"),
     ],
 )
 def test_bad_configs_name_the_bad_value(options, problem):
@@ -205,7 +225,7 @@ def test_a_limited_pick_takes_every_kind_in_turn(bench):
 def test_a_size_too_small_to_judge_a_kind_says_which_option_to_raise(tmp_path, monkeypatch):
     monkeypatch.setattr(benchmark_module, "oracle_judge", lambda *args: False)  # as at 16 px, now and then
     tiny = BenchmarkConfig(per_kind=1, kinds=("replace",), size=16, frames=5)
-    with pytest.raises(BenchmarkError, match=r"no replace sample .* at size 16 .* use a larger --size"):
+    with pytest.raises(BenchmarkError, match=r"no replace sample .* at size 16x16 .* use a larger --size"):
         build_flatland_benchmark(tmp_path / "set", tiny, progress=False)
 
 

@@ -56,7 +56,7 @@ class BenchmarkError(RetakeError):
 class BenchmarkConfig:
     per_kind: int = 20  # samples per edit kind
     kinds: tuple[str, ...] = EDIT_KINDS
-    size: int = 64  # square side in pixels
+    size: int | tuple[int, int] = 64  # N for N x N pixels, or (H, W); a square (N, N) is stored as N
     frames: int = 17
     fps: float = 8.0
     seed: int = 0
@@ -74,13 +74,22 @@ class BenchmarkConfig:
             raise ValueError(f"kinds must be a non-empty list without repeats, got {self.kinds!r}")
         for kind in self.kinds:
             check_name(kind, EDIT_KINDS, "edit kind")
-        if self.size < 16 or self.frames < 2 or not 0 < self.fps < math.inf:
+        height, width = _bench_size(self.size)
+        # N x N is kept as N, so a square benchmark's config (and fingerprint) reads as it always did.
+        object.__setattr__(self, "size", height if height == width else (height, width))
+        if min(height, width) < 16 or self.frames < 2 or not 0 < self.fps < math.inf:
             raise ValueError(
-                f"need size >= 16, frames >= 2, fps > 0 and finite; got {self.size}, {self.frames}, {self.fps}"
+                f"need sides >= 16, frames >= 2, fps > 0 and finite; got {height}x{width}, {self.frames}, "
+                f"{self.fps}"
             )
         video_size(self.size)  # even: the masks must match the videos, which H.264 pads to even sides
         if not 0 <= self.crf <= 51 or self.mask_margin < 0:
             raise ValueError(f"need crf in 0..51 and mask_margin >= 0, got {self.crf} and {self.mask_margin}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the benchmark's videos."""
+        return _bench_size(self.size)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"kinds": list(self.kinds)}
@@ -91,6 +100,19 @@ class BenchmarkConfig:
         if set(data) - known:
             raise ValueError(f"unknown benchmark config fields {sorted(set(data) - known)}")
         return cls(**(data | {"kinds": tuple(data.get("kinds", EDIT_KINDS))}))
+
+
+def _bench_size(size: object) -> tuple[int, int]:
+    """(H, W) from N or an (H, W) pair (a JSON list too); ValueError naming anything else."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size, size
+    if (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+    ):
+        return size[0], size[1]
+    raise ValueError(f"size must be N or (H, W) in whole pixels, got {size!r}")
 
 
 @dataclass(frozen=True)
@@ -291,9 +313,9 @@ def _draw_sample(root: Path, kind: str, index: int, config: BenchmarkConfig) -> 
         if oracle_judge(source, target, sample.edit) and not oracle_judge(source, source, sample.edit):
             return sample, draw
     raise BenchmarkError(
-        f"no {kind} sample the oracle judge can score after encoding in {_MAX_DRAWS} draws at size {config.size} "
+        f"no {kind} sample the oracle judge can score after encoding in {_MAX_DRAWS} draws at size {config.shape[0]}x{config.shape[1]} "
         f"and {config.frames} frames: small shapes blur past recognition"
-        + ("; use a larger --size (64 is safe)" if config.size < 64 else "")
+        + ("; use a larger --size (64 is safe)" if min(config.shape) < 64 else "")
     )
 
 
@@ -356,7 +378,7 @@ def _listing(items: list[str], limit: int = 10) -> str:
 def _readme(config: BenchmarkConfig, count: int) -> str:
     return f"""# Flatland editing benchmark
 
-{count} edits ({config.per_kind} per kind: {", ".join(config.kinds)}), {config.size}x{config.size} px,
+{count} edits ({config.per_kind} per kind: {", ".join(config.kinds)}), {config.shape[0]}x{config.shape[1]} px (HxW),
 {config.frames} frames at {config.fps:g} fps, seed {config.seed}.
 
 To evaluate another system, give it `instructions.jsonl` and `sources/`. For every line
