@@ -268,6 +268,7 @@ def _run_sample(
         edited, row["notes"] = conform(edited, source)
     except (VideoError, ShortEditError) as exc:  # an unreadable or short edit fails this sample, not the run
         return row | {"success": False, "reason": f"no usable edit: {exc}", "error": str(exc), "metrics": {}}
+    # Scored below as returned; the file goes through 4:2:0 chroma, so rescoring it (--videos) differs a little.
     write(edited, out_dir / EDITS_DIR / f"{sample.id}.mp4", crf=config.edit_crf)
     return row | score_sample(sample, source, edited, config.eval, judge)
 
