@@ -84,6 +84,7 @@ def flatland_footage(
 ) -> None:
     """Raw footage: scenes joined by hard cuts, objects that enter, leave, stop and change colour."""
     from retake.flatland import make_footage
+    from retake.flatland.footage import footage_frames
     from retake.sample.grid import parse_size
 
     paths = make_footage(
@@ -96,7 +97,13 @@ def flatland_footage(
         progress=progress,
         overwrite=overwrite,
     )
-    console.print(f"wrote {len(paths)} videos with ground-truth sidecars to {out}")
+    frames = footage_frames(seconds, fps)
+    if abs(frames / fps - seconds) > 1e-9:
+        console.print(
+            f"note: each video is {frames} frame{'s' * (frames != 1)} at {fps:g} fps ({frames / fps:.3g} s): "
+            f"--seconds {seconds:g} rounded to whole frames"
+        )
+    console.print(f"wrote {len(paths)} video{'s' * (len(paths) != 1)} with ground-truth sidecars to {out}")
 
 
 # Options the Flatland clip makers share.

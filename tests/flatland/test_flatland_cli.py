@@ -27,6 +27,16 @@ def test_footage_command(tmp_path: Path) -> None:
     ]
     truth = FootageTruth.load(tmp_path / "footage_0001.json")
     assert truth.size == (48, 64) and truth.num_frames == 24 and truth.fps == 12
+    assert "note" not in result.output and "wrote 2 videos" in result.output  # 2 s at 12 fps: whole frames
+
+
+def test_footage_says_when_its_length_is_rounded_to_whole_frames(tmp_path: Path) -> None:
+    args = ["flatland", "footage", str(tmp_path), "--videos", "1", "--seconds", "0.5", "--fps", "3"]
+    result = runner.invoke(app, [*args, "--size", "32", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert FootageTruth.load(tmp_path / "footage_0000.json").num_frames == 2
+    assert "note: each video is 2 frames at 3 fps (0.667 s): --seconds 0.5 rounded" in result.output
+    assert "wrote 1 video with" in result.output
 
 
 def test_pairs_command(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def footage_video(
     _check_timing(seconds, fps)
     hw = as_size(size)
     rng = np.random.default_rng(seed)
-    spans = plan_scenes(rng, max(1, round(seconds * fps)), fps, config)
+    spans = plan_scenes(rng, footage_frames(seconds, fps), fps, config)
     chunks, frames, scenes, events = [], [], [], []
     next_id, last = 0, None
     for index, (start, end) in enumerate(spans):
@@ -116,6 +116,11 @@ def footage_video(
         seed=seed,
     )
     return np.concatenate(chunks), truth
+
+
+def footage_frames(seconds: float, fps: float) -> int:
+    """Frames in a video of `seconds` at `fps`: the nearest whole number, at least one."""
+    return max(1, round(seconds * fps))
 
 
 def _check_timing(seconds: float, fps: float) -> None:
