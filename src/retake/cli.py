@@ -1003,10 +1003,16 @@ def _stage_start_line(start: StageStart) -> str:
     kinds = f" ({', '.join(start.kinds)} only)" if start.kinds else ""
     if start.kind_shares:
         kinds += f" drawn as {', '.join(f'{kind} {share:.0%}' for kind, share in start.kind_shares)}"
+    # More rows per batch than samples: each batch holds some sample twice, which a user should know of.
+    repeats = (
+        f"\nnote: batch {start.batch} is larger than the {start.samples} samples, so every batch repeats some"
+        if start.batch > start.samples
+        else ""
+    )
     return (
         f"stage {start.name} ({start.index + 1} of {start.stages}): {steps} at batch {start.batch} on "
         f"{start.samples} samples{kinds}, from {start.init}; {_millions(start.parameters)} parameters, "
-        f"{trained}; {device}"
+        f"{trained}; {device}{repeats}"
     )
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,13 @@ def test_cache_in_worker_processes_equals_one_process(tmp_path, vae_dir, capsys)
     with pytest.raises(SystemExit) as exit_info:
         main(["cache", str(pairs), str(tmp_path / "cuda"), *args, "--workers", "2", "--device", "cuda"])
     assert exit_info.value.code == 2 and "workers" in capsys.readouterr().err
+
+
+def test_the_start_line_notes_a_batch_larger_than_the_data():
+    from retake.cli import _stage_start_line
+    from retake.train.loop import StageStart
+
+    start = StageStart("sft", 0, 1, 3, 0, 8, 4, "fresh weights (seed 0)", 1000, 1000, "cpu", 1)
+    line = _stage_start_line(start)
+    assert line.endswith("\nnote: batch 8 is larger than the 4 samples, so every batch repeats some")
+    assert "note" not in _stage_start_line(replace(start, batch=4))  # each sample once per batch: no note
