@@ -132,3 +132,11 @@ def test_bad_footage_settings_are_refused_before_anything_is_written(
     if "size" not in options:  # in memory, an odd size is fine: nothing pads it
         with pytest.raises(ValueError, match=problem):
             footage_video(settings["seconds"], fps=settings["fps"], seed=0)
+
+
+def test_each_rendered_scene_reports_its_frames_for_progress() -> None:
+    heard: list[int] = []
+    frames, truth = footage_video(9.0, 32, 8, seed=4, on_scene=heard.append)
+    # One report per scene, in order, of exactly its length: a bar counting them ends at the video's length.
+    assert heard == [span.end - span.start for span in truth.scenes] and len(heard) > 1
+    assert sum(heard) == len(frames) == 72

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from rich.progress import track
+from rich.progress import Progress
 
 from retake.checks import derive_seed
 from retake.flatland import io
@@ -69,13 +70,25 @@ def make_footage(
     out = Path(out_dir)
     io.claim_folder(out, FOOTAGE_FORMAT, settings, _OWN_FILE, overwrite=overwrite)
     paths = []
-    for i in track(range(videos), description="footage", disable=not progress):
-        path, sidecar = out / f"footage_{i:04d}.mp4", out / f"footage_{i:04d}.json"
-        if not (path.is_file() and io.read_json(sidecar)):  # the sidecar is written last
-            frames, truth = footage_video(seconds, size, fps, seed=derive_seed(seed, i), config=config)
-            io.write_video(frames, truth.fps, path)
-            truth.save(sidecar)
-        paths.append(path)
+    # Counted in frames, advanced scene by scene: one long video at a large size takes minutes on its own.
+    with Progress(*Progress.get_default_columns(), disable=not progress) as bar:
+        task = bar.add_task("footage", total=videos * footage_frames(seconds, fps))
+        for i in range(videos):
+            path, sidecar = out / f"footage_{i:04d}.mp4", out / f"footage_{i:04d}.json"
+            if path.is_file() and io.read_json(sidecar):  # the sidecar is written last
+                bar.advance(task, footage_frames(seconds, fps))
+            else:
+                frames, truth = footage_video(
+                    seconds,
+                    size,
+                    fps,
+                    seed=derive_seed(seed, i),
+                    config=config,
+                    on_scene=lambda count: bar.advance(task, count),
+                )
+                io.write_video(frames, truth.fps, path)
+                truth.save(sidecar)
+            paths.append(path)
     return paths
 
 
@@ -86,8 +99,10 @@ def footage_video(
     *,
     seed: int,
     config: FootageConfig | None = None,
+    on_scene: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, FootageTruth]:
-    """(frames (F, H, W, 3) uint8, ground truth) of one footage video, in memory."""
+    """(frames (F, H, W, 3) uint8, ground truth) of one footage video, in memory. `on_scene` hears the frame
+    count of each scene once it is rendered (for progress)."""
     config = config or FootageConfig()
     _check_timing(seconds, fps)
     hw = as_size(size)
@@ -105,6 +120,8 @@ def footage_video(
         frames.extend(_frame_truths(states, rendering.areas, index))
         scenes.append(SceneSpan(start, end, scene))
         events.extend(_events(scene, start, index))
+        if on_scene is not None:
+            on_scene(end - start)
     truth = FootageTruth(
         fps=float(fps),
         num_frames=spans[-1][1],
