@@ -99,8 +99,9 @@ def flatland_footage(
     )
     frames = footage_frames(seconds, fps)
     if abs(frames / fps - seconds) > 1e-9:
+        length = f"{frames / fps:.3f}".rstrip("0").rstrip(".")  # 0.667, 1000, never 1e+03
         console.print(
-            f"note: each video is {frames} frame{'s' * (frames != 1)} at {fps:g} fps ({frames / fps:.3g} s): "
+            f"note: each video is {frames} frame{'s' * (frames != 1)} at {fps:g} fps ({length} s): "
             f"--seconds {seconds:g} rounded to whole frames"
         )
     console.print(f"wrote {len(paths)} video{'s' * (len(paths) != 1)} with ground-truth sidecars to {out}")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import retake.eval.benchmark as benchmark_module
+from retake.cli import main
 from retake.eval.benchmark import (
     BenchmarkConfig,
     BenchmarkError,
@@ -173,7 +174,9 @@ def test_an_interrupted_build_continues_to_the_same_benchmark(bench, tmp_path, m
     monkeypatch.setattr(benchmark_module, "_draw_sample", dies_after_three)
     with pytest.raises(KeyboardInterrupt):
         build_flatland_benchmark(tmp_path / "set", CONFIG, progress=False)
-    with pytest.raises(FileExistsError, match="another benchmark config"):
+    with pytest.raises(
+        FileExistsError, match=r"another benchmark config \(per_kind: 2 -> 1; frames: 9 -> 17"
+    ):
         build_flatland_benchmark(tmp_path / "set", BenchmarkConfig(per_kind=1), progress=False)
     redrawn = []
 
@@ -213,6 +216,28 @@ def test_a_progress_line_cut_by_a_kill_does_not_swallow_the_next_sample(tmp_path
         build_flatland_benchmark(tmp_path / "set", CONFIG, progress=False)
     rows = [json.loads(line) for line in progress.read_text().splitlines()]  # every line whole
     assert [(row["kind"], row["index"]) for row in rows] == drawn
+
+
+def test_an_interrupted_build_of_another_shape_continues_from_the_command(tmp_path, monkeypatch):
+    real, drawn = benchmark_module._draw_sample, []
+
+    def dies_after_one(root, kind, index, config):
+        if drawn:
+            raise KeyboardInterrupt
+        drawn.append(kind)
+        return real(root, kind, index, config)
+
+    args = ["eval", "flatland-set", str(tmp_path / "set"), "--size", "48x80", "--frames", "5"]
+    args += ["--per-kind", "1", "--kinds", "recolour,remove", "--no-progress"]
+    monkeypatch.setattr(benchmark_module, "_draw_sample", dies_after_one)
+    with pytest.raises(SystemExit) as stopped:  # the command turns Ctrl-C into exit code 130
+        main(args)
+    assert stopped.value.code == 130
+    monkeypatch.setattr(benchmark_module, "_draw_sample", real)
+    main(args)  # the pending (48, 80) config read back from JSON is the same config: resumed, not refused
+    bench = load_benchmark(tmp_path / "set" / "benchmark.json")
+    assert bench.config.shape == (48, 80) and [s.kind for s in bench.samples] == ["recolour", "remove"]
+    assert bench.samples[1].source().frames.shape == (5, 48, 80, 3)
 
 
 def test_a_limited_pick_takes_every_kind_in_turn(bench):

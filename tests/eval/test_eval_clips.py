@@ -255,8 +255,8 @@ def test_a_source_without_motion_says_why_motion_is_not_scored(tmp_path):
     (row,) = run.rows
     assert row["metrics"]["motion_epe"] is None and row["metrics"]["warp_error"] is not None
     assert row["notes"] == [
-        "motion not scored: nothing in the source moves 0.5 px per frame at 48x32 (a still clip, or a size too "
-        "small to see its motion)"
+        "motion not scored: nothing in the source moves 0.5 px per frame at 32x48 (HxW; a still clip, or a size "
+        "too small to see its motion)"
     ]
 
 
@@ -399,7 +399,7 @@ def test_a_refused_rerun_keeps_the_failed_samples_on_record(task_file, identity_
     )
     before = (tmp_path / "run" / RESULTS_FILE).read_text()
     changed = [ClipTask("walk", tmp_path / "walk.mp4", "paint it blue")]
-    with pytest.raises(RunMismatchError, match="another instruction"):
+    with pytest.raises(RunMismatchError, match=r"as another task \(instruction: "):
         run_clips(changed, editor, tmp_path / "run", progress=False)
     assert (tmp_path / "run" / RESULTS_FILE).read_text() == before and '"error"' in before
 
@@ -414,7 +414,7 @@ def test_a_rerun_with_other_settings_is_refused_naming_them(task_file, identity_
         run_clips(tasks, editor, tmp_path / "run", clip=FakeClip(), progress=False)
     changed = [ClipTask(tasks[0].id, tasks[0].source, "paint it blue")]
     with pytest.raises(
-        RunMismatchError, match=r"task 'walk' with another instruction: 'give him a hat' -> 'paint"
+        RunMismatchError, match=r"task 'walk' as another task \(instruction: 'give him a hat' -> 'paint"
     ):
         run_clips(changed, editor, tmp_path / "run", progress=False)
 

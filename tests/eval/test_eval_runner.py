@@ -37,6 +37,7 @@ from retake.eval.runner import (
     run_benchmark,
     run_seeds,
     seed_dir,
+    unscored_motion,
     wilson_interval,
 )
 from retake.flatland.edits import EDIT_KINDS
@@ -559,3 +560,22 @@ def test_vlm_judge_scores_are_recorded_with_model_and_prompt(bench, mixed_videos
         assert row["judge"] == {"model": "judge-x", "prompt_hash": PROMPT_HASH, "reason": "fine", "cost": 0.0}
     assert result.header["judge"]["user_prompt"] == USER_PROMPT
     assert result.summary["overall"]["metrics"]["vlm_total"]["mean"] == 6.0
+
+
+def test_every_sample_whose_motion_was_not_scored_says_so(mixed):
+    # This benchmark has a still source (background-001 at seed 0) among moving ones: both cases are checked.
+    assert {row["metrics"]["motion_epe"] is None for row in mixed.rows} == {True, False}
+    for row in mixed.rows:
+        unscored = [n for n in row["notes"] if n.startswith("motion not scored")]
+        assert len(unscored) == (row["metrics"]["motion_epe"] is None), row
+
+
+def test_the_motion_note_names_the_size_scored():
+    still = Video(np.zeros((3, 32, 48, 3), np.uint8), 8.0)
+    assert unscored_motion({"motion_epe": 0.4}, still, 0.5) == []
+    assert unscored_motion({}, still, 0.5) == []  # no motion metric asked for: nothing to explain
+    for value in (None, float("nan")):
+        (note,) = unscored_motion({"motion_epe": value}, still, 0.5)
+        assert note.startswith(
+            "motion not scored: nothing in the source moves 0.5 px per frame at 32x48 (HxW"
+        )

@@ -140,3 +140,27 @@ def test_each_rendered_scene_reports_its_frames_for_progress() -> None:
     # One report per scene, in order, of exactly its length: a bar counting them ends at the video's length.
     assert heard == [span.end - span.start for span in truth.scenes] and len(heard) > 1
     assert sum(heard) == len(frames) == 72
+
+
+def test_the_footage_bar_counts_frames_to_its_total_on_a_new_and_a_resumed_run(tmp_path, monkeypatch) -> None:
+    from rich.progress import Progress
+
+    import retake.flatland.footage as footage_module
+
+    bars: list[dict] = []
+
+    class Recorded(Progress):
+        def add_task(self, description, total=None, **kwargs):
+            bars.append({"total": total, "done": 0, "steps": 0})
+            return super().add_task(description, total=total, **kwargs)
+
+        def advance(self, task_id, advance=1):
+            bars[-1]["done"] += advance
+            bars[-1]["steps"] += 1
+            super().advance(task_id, advance)
+
+    monkeypatch.setattr(footage_module, "Progress", Recorded)
+    make_footage(tmp_path, videos=2, seconds=9, size=32, fps=8, seed=1, progress=False)
+    make_footage(tmp_path, videos=2, seconds=9, size=32, fps=8, seed=1, progress=False)  # both found done
+    assert [(b["total"], b["done"]) for b in bars] == [(144, 144), (144, 144)]
+    assert bars[0]["steps"] > 2 and bars[1]["steps"] == 2  # scene by scene when rendering; a video at a time

@@ -32,6 +32,7 @@ from rich.progress import track
 from safetensors.numpy import load_file, save_file
 
 from retake import files
+from retake.checks import describe_changes
 from retake.errors import RetakeError
 from retake.flatland.edits import EDIT_KINDS, Edit
 from retake.flatland.io import video_size
@@ -92,7 +93,9 @@ class BenchmarkConfig:
         return _bench_size(self.size)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"kinds": list(self.kinds)}
+        """JSON-ready and as JSON reads it back (lists, not tuples), so a saved config compares equal."""
+        size = list(self.size) if isinstance(self.size, tuple) else self.size
+        return asdict(self) | {"kinds": list(self.kinds), "size": size}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchmarkConfig:
@@ -262,9 +265,11 @@ def _claim(root: Path, config: BenchmarkConfig) -> dict[tuple[str, int], dict[st
             )
         if not pending.is_file():
             raise FileExistsError(f"{root} exists and is not an empty folder; choose a new benchmark folder")
-        if json.loads(pending.read_text()) != config.to_json():
+        changes = describe_changes(json.loads(pending.read_text()), config.to_json())
+        if changes:
             raise FileExistsError(
-                f"{root} holds an interrupted build of another benchmark config; choose a new folder"
+                f"{root} holds an interrupted build of another benchmark config ({'; '.join(changes)}); "
+                "choose a new folder"
             )
         for folder in (root, root / "sources", root / "truth"):  # the samples they were part of are redrawn
             files.remove_leftovers(folder)

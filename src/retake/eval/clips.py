@@ -54,7 +54,7 @@ from retake.errors import RetakeError
 from retake.eval.editors import BundleEditConfig, BundleEditor, FolderEditor
 from retake.eval.metrics import EvalConfig, evaluate_edit
 from retake.eval.report import html_arrow, html_number, html_page, html_table, metric_info, side_by_side
-from retake.eval.runner import RunMismatchError, ShortEditError, conform, read_rows
+from retake.eval.runner import RunMismatchError, ShortEditError, conform, read_rows, unscored_motion
 from retake.eval.vlm_judge import VLMJudge
 from retake.video import Video, VideoError, probe, read, write, write_gif
 
@@ -560,7 +560,7 @@ def _check_same_task(row: dict[str, Any], task: ClipTask, out_dir: Path) -> None
     )
     if changes:
         raise RunMismatchError(
-            f"{out_dir} scored task {task.id!r} with another {'; '.join(changes)}; use a new output folder"
+            f"{out_dir} scored task {task.id!r} as another task ({'; '.join(changes)}); use a new output folder"
         )
 
 
@@ -592,7 +592,7 @@ def _run_task(
         "frames": edited.num_frames,
         "size": [edited.height, edited.width],
         "fps": edited.fps,
-        "notes": aligned.notes + _unscored_motion(metrics, source, config.eval.min_motion),
+        "notes": aligned.notes + unscored_motion(metrics, source, config.eval.min_motion),
         "edit_seconds": aligned.edit_seconds,
     }
     if judge is not None:  # asked here, not through evaluate_edit, to keep the judge's reason with its scores
@@ -600,16 +600,6 @@ def _run_task(
         metrics |= judgement.as_metrics()
         row["judge"] = judgement.provenance()
     return row | {"metrics": {k: float(v) if math.isfinite(v) else None for k, v in metrics.items()}}
-
-
-def _unscored_motion(metrics: Mapping[str, float], source: Video, min_motion: float) -> list[str]:
-    """A note when motion fidelity could not be scored, so an empty motion column is not read as a bug."""
-    if math.isfinite(metrics.get("motion_epe", 0.0)):
-        return []
-    return [
-        f"motion not scored: nothing in the source moves {min_motion:g} px per frame at "
-        f"{source.width}x{source.height} (a still clip, or a size too small to see its motion)"
-    ]
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

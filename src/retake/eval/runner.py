@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import NormalDist
@@ -270,7 +270,9 @@ def _run_sample(
         return row | {"success": False, "reason": f"no usable edit: {exc}", "error": str(exc), "metrics": {}}
     # Scored below as returned; the file goes through 4:2:0 chroma, so rescoring it (--videos) differs a little.
     write(edited, out_dir / EDITS_DIR / f"{sample.id}.mp4", crf=config.edit_crf)
-    return row | score_sample(sample, source, edited, config.eval, judge)
+    scored = score_sample(sample, source, edited, config.eval, judge)
+    row["notes"] += unscored_motion(scored["metrics"], source, config.eval.min_motion)
+    return row | scored
 
 
 def conform(edited: Video, source: Video) -> tuple[Video, list[str]]:
@@ -323,6 +325,18 @@ def score_sample(
         metrics |= judgement.as_metrics()
         scored["judge"] = judgement.provenance()
     return scored | {"metrics": {k: _finite_or_none(v) for k, v in metrics.items()}}
+
+
+def unscored_motion(metrics: Mapping[str, float | None], source: Video, min_motion: float) -> list[str]:
+    """A note when motion fidelity could not be scored (NaN, or None once stored), so that an empty motion
+    column reads as what it is."""
+    value = metrics.get("motion_epe", 0.0)
+    if value is not None and math.isfinite(value):
+        return []
+    return [
+        f"motion not scored: nothing in the source moves {min_motion:g} px per frame at "
+        f"{source.height}x{source.width} (HxW; a still clip, or a size too small to see its motion)"
+    ]
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -136,7 +136,8 @@ def footage_video(
 
 
 def footage_frames(seconds: float, fps: float) -> int:
-    """Frames in a video of `seconds` at `fps`: the nearest whole number, at least one."""
+    """Frames in a video of `seconds` at `fps`: rounded to a whole number (halves to even, as Python rounds),
+    at least one."""
     return max(1, round(seconds * fps))
 
 

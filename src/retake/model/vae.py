@@ -59,7 +59,8 @@ RANGE_TOLERANCE = 0.01
 
 def spatial_compression(path: str | Path, subfolder: str | None = None) -> int:
     """The spatial compression of the VAE saved at `path`, read from its config alone (for checks that run
-    before the weights load); 1 when the config cannot tell, so that the load names what is wrong."""
+    before the weights load). 1 when the config does not say: no constraint is assumed (diffusers would build
+    such a VAE with its default of 8), and an unreadable config is left for the load to name."""
     config = Path(path).expanduser() / (subfolder or "") / "config.json"
     try:
         value = json.loads(config.read_text()).get("spatial_compression_ratio")

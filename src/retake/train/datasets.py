@@ -17,6 +17,7 @@ Clips are read with `retake.video.read` at the stage's size (cover + centre crop
 from __future__ import annotations
 
 import json
+import math
 import tarfile
 import tempfile
 from collections.abc import Sequence
@@ -230,7 +231,7 @@ def check_flatland_crop(triplets: TripletDataset, multiple: int = 1) -> None:
             fits = f", e.g. {fits}" if fits else ""
             raise ValueError(
                 f"Flatland pairs in {triplets.root} are {h}x{w} (HxW), but the clip size (--size, data.size) "
-                f"{height}x{width} has another aspect ratio: resizing would crop {cropped:.1%} of a side "
+                f"{height}x{width} has another aspect ratio: resizing would crop {math.ceil(cropped * 1000) / 10:.1f}% of a side "
                 f"(at most {_MAX_CROP:.0%}), and with it maybe the edited object; use a size of the pairs' "
                 f"shape{f' in multiples of {multiple} px' if multiple > 1 else ''}{fits}"
             )

@@ -166,7 +166,9 @@ def open_stage_data(config: RunConfig, stage: StageConfig, device: torch.device)
             f"stage {stage.name!r} reads videos (data.path) and needs `vae = DIR`; or set data.cache"
         )
     triplets = open_triplets(data.path, ClipSpec(data.frames, data.size), data.format)
-    check_flatland_crop(triplets, spatial_compression(config.vae, config.vae_subfolder))
+    # Sizes suggested must split into the model's patches too: VAE compression x patch size.
+    pixels = spatial_compression(config.vae, config.vae_subfolder) * config.model.transformer().patch_size
+    check_flatland_crop(triplets, pixels)
     if data.kinds:
         kept_indices(triplets.kinds(), data.kinds, where)  # a bad kind fails before the encoders load
     vae = VideoVAE.from_pretrained(config.vae, subfolder=config.vae_subfolder, device=device)
