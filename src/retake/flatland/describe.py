@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from retake.checks import check_int
 from retake.flatland.edits import Edit
 from retake.flatland.scene import Background
 from retake.flatland.truth import FootageTruth
@@ -84,7 +85,11 @@ _BACKGROUND_WORDS: dict[str, tuple[str, ...]] = {
 
 
 def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator):
+        return seed
+    # Any int >= 0 (pair seeds are 63-bit, so not check_seed's 32-bit range); numpy's own error for a
+    # negative one does not name `seed`.
+    return np.random.default_rng(check_int("seed", seed, minimum=0))
 
 
 def _choose(rng: np.random.Generator, options: tuple[str, ...]) -> str:
@@ -102,6 +107,8 @@ def edit_phrasings(edit: Edit) -> tuple[str, ...]:
 
 def describe_edit(edit: Edit, seed: int | np.random.Generator = 0) -> str:
     """An instruction for `edit`, one of several phrasings chosen by `seed` (an int or a Generator)."""
+    if not isinstance(edit, Edit):  # else an AttributeError about `kind`, far from the cause
+        raise ValueError(f"edit must be an Edit, got {type(edit).__name__} {edit!r}")
     rng = _rng(seed)
     template = _choose(rng, edit_phrasings(edit))
     fill = {
@@ -198,13 +205,11 @@ def describe_clips(
     Returns None when the clips lie in different scenes (or span a cut) or nothing describable differs.
     """
     config = config or ClipDescriberConfig()
-    for name, (start, end) in (("a", a), ("b", b)):
-        if not 0 <= start < end <= truth.num_frames:
-            raise ValueError(f"clip {name}={(start, end)} is not a frame range inside 0..{truth.num_frames}")
+    a, b = _clip_range("a", a, truth.num_frames), _clip_range("b", b, truth.num_frames)
+    rng = _rng(seed)  # checked even when the answer is None
     scenes = {truth.scene_of(f) for f in (a[0], a[1] - 1, b[0], b[1] - 1)}
     if len(scenes) != 1:
         return None
-    rng = _rng(seed)
     first, second = _summary(truth, a, config), _summary(truth, b, config)
     changes = _object_changes(first, second) + _camera_changes(truth, a, b, config)
     changes += _motion_changes(first, second, config)
@@ -215,6 +220,17 @@ def describe_clips(
     ]
     sentence = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
     return with_articles(sentence)
+
+
+def _clip_range(name: str, clip: tuple[int, int], frames: int) -> tuple[int, int]:
+    """`clip` as a (start, end) pair of ints with 0 <= start < end <= `frames`; a float index would fail as a
+    TypeError inside range(), a longer tuple as an unpacking error."""
+    if not isinstance(clip, (tuple, list)) or len(clip) != 2:
+        raise ValueError(f"clip {name} must be a (start, end) pair of frame indices, got {clip!r}")
+    start, end = (check_int(f"clip {name} {part}", v) for part, v in zip(("start", "end"), clip, strict=True))
+    if not 0 <= start < end <= frames:
+        raise ValueError(f"clip {name}={(start, end)} is not a frame range inside 0..{frames}")
+    return start, end
 
 
 def _summary(truth: FootageTruth, clip: tuple[int, int], config: ClipDescriberConfig) -> dict[int, _Seen]:

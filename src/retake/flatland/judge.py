@@ -94,13 +94,16 @@ class JudgeConfig:
     grey_chroma: float = 12.0  # 99th-percentile CIELAB chroma of a grayscale video
 
 
-def judge(source: np.ndarray, edited: np.ndarray, edit: Edit, config: JudgeConfig | None = None) -> Verdict:
+def judge(
+    source: np.ndarray, edited: np.ndarray, edit: Edit | dict, config: JudgeConfig | None = None
+) -> Verdict:
     """Verdict on whether `edited` is `source` with `edit` applied and nothing else changed.
 
-    source, edited: (F, H, W, 3) uint8 RGB. An edited video of another picture size is resized to the
-    source's; a different frame count fails.
+    source, edited: (F, H, W, 3) uint8 RGB, at least one frame. An edited video of another picture size is
+    resized to the source's; a different frame count fails. edit: an Edit, or its JSON (`Edit.to_json`).
     """
     config = config or JudgeConfig()
+    edit = as_edit(edit)
     source, edited = _check_videos(source, edited)
     if edited.shape[0] != source.shape[0]:
         return Verdict(False, f"edited video has {edited.shape[0]} frames, the source {source.shape[0]}")
@@ -112,6 +115,16 @@ def judge(source: np.ndarray, edited: np.ndarray, edit: Edit, config: JudgeConfi
     return _judge_object(pair, edit)
 
 
+def as_edit(edit: Edit | dict) -> Edit:
+    """`edit` as an Edit: a dict is read as an edit's JSON (as pair records store it); anything else would
+    fail later with an AttributeError about `kind`."""
+    if isinstance(edit, Edit):
+        return edit
+    if isinstance(edit, dict):
+        return Edit.from_json(edit)
+    raise ValueError(f"edit must be an Edit or its JSON dict, got {type(edit).__name__} {edit!r}")
+
+
 def _check_videos(source: np.ndarray, edited: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for name, video in (("source", source), ("edited", edited)):
         if (
@@ -120,9 +133,10 @@ def _check_videos(source: np.ndarray, edited: np.ndarray) -> tuple[np.ndarray, n
             or video.shape[-1] != 3
             or video.dtype != np.uint8
         ):
-            raise ValueError(
-                f"{name} must be an (F, H, W, 3) uint8 array, got {getattr(video, 'shape', video)}"
-            )
+            what = f"{video.shape} {video.dtype}" if isinstance(video, np.ndarray) else type(video).__name__
+            raise ValueError(f"{name} must be an (F, H, W, 3) uint8 array, got {what}")
+        if 0 in video.shape[:3]:  # nothing to judge; numpy would fail stacking no frames
+            raise ValueError(f"{name} must have at least one frame of at least 1x1 px, got {video.shape}")
     if edited.shape[1:3] != source.shape[1:3]:
         h, w = source.shape[1:3]
         edited = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in edited])
@@ -541,6 +555,10 @@ def _mean_lab(video: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # ---- style -------------------------------------------------------------------------------------------------
 
 
+# How a verdict says a video has a style ("the video is inverted"): the style names are verbs or nouns.
+_STYLE_WORDS = {"grayscale": "grayscale", "invert": "inverted", "outline": "an outline drawing"}
+
+
 def _judge_style(pair: _Pair, edit: Edit) -> Verdict:
     style = str(edit.style)
     if style == "outline":
@@ -552,7 +570,8 @@ def _judge_style(pair: _Pair, edit: Edit) -> Verdict:
     to_source = _distance(edited, pair.blurred(pair.source, sense.blur))
     if to_expected >= pair.config.style_margin * to_source:
         return Verdict(
-            False, f"the video does not look {style} (mean error {to_expected:.1f} vs {to_source:.1f})"
+            False,
+            f"the video does not look {_STYLE_WORDS[style]} (mean error {to_expected:.1f} vs {to_source:.1f})",
         )
     if style == "grayscale":
         chroma = _chroma(pair.edited)
@@ -561,7 +580,7 @@ def _judge_style(pair: _Pair, edit: Edit) -> Verdict:
     problem = pair.unrequested_change(np.zeros(pair.source.shape[:3], bool), sense, reference=expected)
     if problem:
         return Verdict(False, problem)
-    return Verdict(True, f"the video is {style} and nothing else changed")
+    return Verdict(True, f"the video is {_STYLE_WORDS[style]} and nothing else changed")
 
 
 def _chroma(video: np.ndarray) -> float:

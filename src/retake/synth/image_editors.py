@@ -137,7 +137,9 @@ class FlatlandEditor:
 
 def make_image_editor(config: EditorConfig) -> ImageEditor:
     if config.name == "precomputed":
-        return PrecomputedEditor(str(config.path))
+        if config.path is None:  # else Path("None") would be looked for and reported as not found
+            raise ValueError("editor 'precomputed' needs editor.path (--edits): it is unset")
+        return PrecomputedEditor(config.path)
     if config.name == "diffusers":
         return DiffusersImageEditor(config)
     if config.name == "flatland":

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from retake.flatland.edits import Edit
-from retake.opticalflow import FlowConfig, flow_between
+from retake.opticalflow import FlowConfig, check_video, flow_between
 from retake.synth.flatland import apply_residual, edit_change, read_source
 from retake.synth.loading import (
     cpu_generator,
@@ -54,12 +54,29 @@ class Inpainter(Protocol):
     supports_prompts: bool  # can it paint a described object (replace pairs)?
 
     def inpaint(self, frames: np.ndarray, masks: np.ndarray, request: InpaintRequest) -> np.ndarray:
-        """frames (F, H, W, 3) uint8 with masks (F, H, W) bool -> (F, H, W, 3) uint8, the masks filled."""
+        """frames (F, H, W, 3) uint8 with masks (F, H, W) bool -> (F, H, W, 3) uint8, the masks filled
+        (integer masks are read as nonzero = masked, see `check_masks`)."""
         ...
+
+
+def check_masks(frames: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, masks) as a uint8 (F, H, W, 3) video and (F, H, W) bool masks, or a ValueError naming the bad
+    one. Integer masks count nonzero as masked: a 0/255 mask as read from a PNG would otherwise be used as
+    fancy indices (255 is out of bounds) instead of a selection."""
+    frames = check_video(frames)
+    masks = np.asarray(masks)
+    shape = frames.shape[:3]
+    if masks.shape != shape or not (masks.dtype == bool or np.issubdtype(masks.dtype, np.integer)):
+        raise ValueError(
+            f"masks must be (F, H, W) bool or integer matching the frames (F, H, W) = {shape}, "
+            f"got {masks.shape} {masks.dtype}"
+        )
+    return frames, masks != 0
 
 
 def still_camera(frames: np.ndarray, masks: np.ndarray) -> bool:
     """True when the unmasked background barely moves (median flow magnitude below STILL_CAMERA_PX)."""
+    frames, masks = check_masks(frames, masks)
     if len(frames) < 2:
         return True
     flow = flow_between(frames, FlowConfig(preset="ultrafast", max_side=128))  # (F-1, H, W, 2)
@@ -79,6 +96,7 @@ class OpenCVInpainter:
     def inpaint(self, frames: np.ndarray, masks: np.ndarray, request: InpaintRequest) -> np.ndarray:
         if request.caption is not None:
             raise ValueError("the opencv inpainter can only remove; replace pairs need a generative engine")
+        frames, masks = check_masks(frames, masks)
         out = frames.copy()
         holes = masks.copy()
         if still_camera(frames, masks):
@@ -109,6 +127,7 @@ class WanVaceInpainter:
         self.config = config
 
     def inpaint(self, frames: np.ndarray, masks: np.ndarray, request: InpaintRequest) -> np.ndarray:
+        frames, masks = check_masks(frames, masks)  # before the pipeline is loaded
         pipeline = diffusers_pipeline(str(self.config.path), self.config.device, self.config.dtype)
         height, width = fit_multiple(frames.shape[1:3], self.size_multiple)
         small = resize_cover_crop(frames, (height, width))
@@ -133,7 +152,10 @@ class WanVaceInpainter:
 
 def blend(frames: np.ndarray, painted: np.ndarray, masks: np.ndarray, feather: float = 2.0) -> np.ndarray:
     """painted inside the masks, frames outside, across a `feather`-px soft edge that stays inside the mask
-    (pixels outside it are exactly the source's)."""
+    (pixels outside it are exactly the source's). Integer masks count nonzero as masked (`check_masks`)."""
+    frames, masks = check_masks(frames, masks)
+    if painted.shape != frames.shape:
+        raise ValueError(f"painted must have the frames' shape {frames.shape}, got {painted.shape}")
     out = np.empty_like(frames)
     for t, (frame, fill, mask) in enumerate(zip(frames, painted, masks, strict=True)):
         soft = (

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from retake import video
+from retake.checks import check_int
 from retake.synth.filters import Verdict
 from retake.synth.flatland import object_masks, read_source
 from retake.synth.recipes import MaskConfig
@@ -93,7 +94,9 @@ class FlatlandMasks:
 
 def make_mask_source(config: MaskConfig) -> MaskSource:
     if config.name == "files":
-        return FileMasks(str(config.path))
+        if config.path is None:  # else Path("None") would be looked for and reported as not found
+            raise ValueError("mask source 'files' needs masks.path (--masks-dir): it is unset")
+        return FileMasks(config.path)
     if config.name == "flatland":
         return FlatlandMasks()
     raise ValueError(f"unknown mask source {config.name!r}; known: files, flatland")
@@ -143,8 +146,12 @@ def mask_reason(stats: dict[str, float], config: MaskConfig) -> Verdict:
 
 
 def grow(masks: np.ndarray, radius: int) -> np.ndarray:
-    """(F, H, W) bool masks dilated by a disc of `radius` px."""
-    if radius <= 0:
+    """(F, H, W) bool masks dilated by a disc of `radius` px (an integer >= 0; 0 returns them as they are)."""
+    radius = check_int("radius", radius, minimum=0)
+    masks = np.asarray(masks)
+    if masks.ndim != 3 or len(masks) == 0:  # np.stack of no frames fails with a message about arrays
+        raise ValueError(f"masks must be a non-empty (F, H, W) stack, got shape {masks.shape}")
+    if radius == 0:
         return masks
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return np.stack([cv2.dilate(m.astype(np.uint8), disc) > 0 for m in masks])

@@ -28,7 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from retake.checks import describe_changes
+from retake.checks import check_int, describe_changes
 from retake.errors import RetakeError
 from retake.files import as_read_back, remove_leftovers, replacing, write_json
 from retake.model.text import TextEmbedding
@@ -321,7 +321,7 @@ def write_cache(
 ) -> CacheSummary:
     """Write already encoded samples as a cache (what `build_cache` does after encoding). Every sample is
     written: an unfinished build's shards in `root` are replaced, not resumed. `kinds`: sample id -> edit kind."""
-    writer = CacheWriter(Path(root), shard_size, dtype, dict(info or {}), resume=False)
+    writer = CacheWriter(Path(root).expanduser(), shard_size, dtype, dict(info or {}), resume=False)
     for sample in samples:
         writer.add(sample)
     return writer.finish(empty_text, kinds)
@@ -338,7 +338,7 @@ def build_cache(
 ) -> CacheSummary:
     """Encode every sample of `dataset` (e.g. an `EncodingDataset`) into a cache at `root`; corrupt or
     missing samples are skipped and counted in the index."""
-    writer = CacheWriter(Path(root), shard_size, dtype, dict(info or {}))
+    writer = CacheWriter(Path(root).expanduser(), shard_size, dtype, dict(info or {}))
     with writer.discarded_on_error():
         writer.check_resumed(dataset.ids())
         _write_all(writer, _encoded(dataset, writer.consumed), len(dataset) - writer.consumed, progress)
@@ -377,7 +377,7 @@ def read_index(root: str | Path) -> dict[str, Any]:
     path = Path(root).expanduser() / INDEX_NAME
     if not path.is_file():
         raise CacheError(
-            f"no latent cache at {Path(root)} ({INDEX_NAME} missing; build one with `retake cache`)"
+            f"no latent cache at {Path(root).expanduser()} ({INDEX_NAME} missing; build one with `retake cache`)"
         )
     try:
         index = json.loads(path.read_text())
@@ -390,6 +390,16 @@ def read_index(root: str | Path) -> dict[str, Any]:
     ):
         raise CacheError(f"{path}: not a {CACHE_FORMAT} v{CACHE_VERSION} index")
     return index
+
+
+def sample_index(index: int, length: int) -> int:
+    """`index` into `length` samples as a Python sequence reads it (negative counts from the end). An index
+    out of range is an IndexError naming both: bisect would otherwise pick a shard for it and the read fail
+    with a message about a tensor dimension."""
+    index = check_int("sample index", index)  # a float or bool index is a mistake, not a row
+    if not -length <= index < length:
+        raise IndexError(f"sample index {index} is out of range for a cache of {length} samples")
+    return index % length
 
 
 class LatentCache:
@@ -428,6 +438,7 @@ class LatentCache:
         return [k for s in self.index["shards"] for k in s.get("kinds", [None] * s["count"])]
 
     def get(self, index: int) -> LatentSample:
+        index = sample_index(index, len(self))
         shard = bisect.bisect_right(self._starts, index) - 1
         row = index - self._starts[shard]
         sample_id = self._ids[index]
@@ -507,6 +518,7 @@ class LatentCaches:
         return [k for part in self.parts for k in part.kinds()]
 
     def get(self, index: int) -> LatentSample:
+        index = sample_index(index, len(self))
         part = bisect.bisect_right(self._starts, index) - 1
         sample = self.parts[part].get(index - self._starts[part])
         return LatentSample(self._ids[index], sample.source, sample.target, sample.text)
@@ -584,7 +596,7 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 def _location(path_or_name: str | Path) -> str:
     """An existing path made absolute; anything else (a registered name such as "minilm") as given."""
-    path = Path(path_or_name)
+    path = Path(path_or_name).expanduser()
     return str(path.resolve()) if path.exists() else str(path_or_name)
 
 
@@ -647,11 +659,11 @@ def cache_dataset(
         "frames": frames,
         "size": list(size),
     }
-    finished = _finished_cache(Path(root), info, dtype, triplets.ids())
+    finished = _finished_cache(Path(root).expanduser(), info, dtype, triplets.ids())
     if finished is not None:
         return finished
     # Takes over the shards of an unfinished build of these settings; refuses those of others.
-    writer = CacheWriter(Path(root), shard_size, dtype, info)
+    writer = CacheWriter(Path(root).expanduser(), shard_size, dtype, info)
     with writer.discarded_on_error():
         writer.check_resumed(triplets.ids())
         video_vae = VideoVAE.from_pretrained(vae, subfolder=vae_subfolder, device=device)

@@ -39,6 +39,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from retake import files
+from retake.checks import check_int
 from retake.errors import RetakeError
 from retake.train.distributed import DistEnv, barrier, gather_objects
 from retake.train.ema import EMA
@@ -64,7 +65,7 @@ def checkpoint_path(root: Path, step: int) -> Path:
 
 def list_checkpoints(root: str | Path) -> list[Checkpoint]:
     """Complete checkpoints under `root`, oldest first (temporary folders of a crashed save are ignored)."""
-    root = Path(root)
+    root = Path(root).expanduser()
     if not root.is_dir():
         return []
     found = [
@@ -84,27 +85,53 @@ def latest_checkpoint(root: str | Path) -> Checkpoint | None:
 # writing
 # ----------------------------------------------------------------------------------------------------------
 def write_checkpoint(
-    root: Path, step: int, tensors: dict[str, dict[str, Tensor]], state: dict[str, Any], *, keep: int
+    root: str | Path,
+    step: int,
+    tensors: dict[str, dict[str, Tensor]],
+    state: dict[str, Any],
+    *,
+    keep: int,
 ) -> Path:
-    """Write `tensors` (file stem -> tensors) and `state` as checkpoint `step` atomically; prune to `keep`."""
+    """Write `tensors` (file stem -> tensors) and `state` as checkpoint `step` (an int >= 0) atomically; prune
+    to the newest `keep` (>= 1: the one just written must stay). A failed write leaves no temporary folder."""
+    # Checked before anything is written: a negative step names a folder (step--0000001) that
+    # `list_checkpoints` never finds, and keep=0 would silently keep them all.
+    step = check_int("step", step, minimum=0)  # numpy integers become Python ints for the folder and JSON
+    keep = check_int("keep", keep, minimum=1)
+    root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_path(root, step)
     tmp = root / f".{final.name}.{os.getpid()}.tmp"  # what `files.remove_leftovers` clears after a kill
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    for stem, group in tensors.items():
-        if group:
-            save_file(
-                {k: v.detach().cpu().contiguous() for k, v in group.items()}, tmp / f"{stem}.safetensors"
-            )
-    (tmp / STATE_NAME).write_text(json.dumps(state, indent=1) + "\n")
-    files.share(tmp)
-    # The same step may be saved again (a signal right after a periodic save): the one there is moved aside
-    # first, and put back by `files.remove_leftovers` on resume if a kill comes before the new one is in.
-    files.move_folder_over(tmp, final)
+    try:
+        _write_parts(tmp, tensors, state)
+        # The same step may be saved again (a signal right after a periodic save): the one there is moved
+        # aside first, and put back by `files.remove_leftovers` on resume if a kill comes before the new one
+        # is in.
+        files.move_folder_over(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename; half written after an error
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old.path)
     return final
+
+
+def _write_parts(folder: Path, tensors: dict[str, dict[str, Tensor]], state: dict[str, Any]) -> None:
+    for stem, group in tensors.items():
+        if group:
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in group.items()}, folder / f"{stem}.safetensors"
+            )
+    (folder / STATE_NAME).write_text(json.dumps(state, indent=1, default=_json_scalar) + "\n")
+    files.share(folder)
+
+
+def _json_scalar(value: Any) -> Any:
+    """numpy scalars (a step or loss taken from an array) as the Python numbers JSON knows."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _options(env: DistEnv, trainable_only: bool) -> StateDictOptions:
