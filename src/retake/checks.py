@@ -39,6 +39,20 @@ def check_finite(name: str, value: Any, *, minimum: float | None = None, above: 
     return value
 
 
+def size_pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    """(H, W) as two ints from an int N (N x N) or a pair; ValueError naming anything else."""
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        return int(size), int(size)
+    message = f"size must be (height, width) or one int for a square, got {size!r}"
+    if isinstance(size, (str, bytes)):  # text is parse_size's to read; unpacked, "32" would be ("3", "2")
+        raise ValueError(message)
+    try:
+        height, width = size
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    return check_int("size height", height), check_int("size width", width)
+
+
 SEED_LIMIT = 2**32  # torch's CPU generator seeds from the low 32 bits: 2**32 would repeat seed 0
 
 
@@ -82,13 +96,17 @@ def describe_change(key: str, then: Any, now: Any) -> str:
 def check_field_types(config: Any) -> None:
     """ValueError naming the first field of a config dataclass whose value is not of its annotated kind: ints
     that are ints (not bools, not 17.0), finite numbers for floats, str for str, items of tuples alike.
+    numpy numbers are taken and stored as Python ones (a config is written as JSON, which cannot hold them).
 
     JSON and CLI overrides hand values over as parsed: a "3" fails the range checks with a TypeError, and a
     NaN or 17.0 passes them and makes a run that drops everything. Nested config fields are not looked at
     (they check themselves)."""
     hints = _type_hints(type(config))
     for f in dataclasses.fields(config):
-        _check_value(f.name, getattr(config, f.name), hints[f.name])
+        value = getattr(config, f.name)
+        checked = _check_value(f.name, value, hints[f.name])
+        if checked is not value:
+            object.__setattr__(config, f.name, checked)  # frozen dataclasses too: this is their __post_init__
 
 
 @functools.cache
@@ -96,26 +114,33 @@ def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _check_value(name: str, value: Any, hint: Any) -> None:
+def _check_value(name: str, value: Any, hint: Any) -> Any:
+    """`value`, checked against `hint`; numpy numbers in it replaced by Python ones."""
     args = typing.get_args(hint)
     if type(None) in args:  # X | None
-        if value is not None:
-            _check_value(name, value, next(a for a in args if a is not type(None)))
-    elif typing.get_origin(hint) is tuple:  # tuple[X, ...] or tuple[X, Y]
+        if value is None:
+            return value
+        return _check_value(name, value, next(a for a in args if a is not type(None)))
+    if typing.get_origin(hint) is tuple:  # tuple[X, ...] or tuple[X, Y]
         if not isinstance(value, (tuple, list)):
             raise ValueError(f"{name} must be a sequence, got {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
             args = (args[0],) * len(value)
         elif len(value) != len(args):
             raise ValueError(f"{name} must have {len(args)} items, got {value!r}")
-        for item, item_hint in zip(value, args, strict=True):
-            _check_value(f"{name} item", item, item_hint)
-    elif hint is int:
-        check_int(name, value)
-    elif hint is float:
-        check_finite(name, value)
-    elif hint in (bool, str) and not isinstance(value, hint):
+        items = [_check_value(f"{name} item", item, h) for item, h in zip(value, args, strict=True)]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return type(value)(items)
+    if hint is int:
+        checked = check_int(name, value)
+        return value if type(value) is int else checked
+    if hint is float:
+        checked = check_finite(name, value)
+        return value if type(value) in (int, float) else checked
+    if hint in (bool, str) and not isinstance(value, hint):
         raise ValueError(f"{name} must be a {hint.__name__}, got {value!r}")
+    return value
 
 
 def check_read_window(fps: float | None, start: float, duration: float | None = None) -> None:

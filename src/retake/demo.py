@@ -197,7 +197,7 @@ def make_clip(folder: str | Path, name: str, *, kind: str, seed: int) -> Path:
     from retake.flatland import make_pair
     from retake.video import Video, write
 
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     pair = make_pair(kind, size=64, frames=17, fps=8, seed=seed)
     write(Video(pair.source, pair.fps), folder / f"{name}.source.mp4", crf=0)
     write(Video(pair.target, pair.fps), folder / f"{name}.target.mp4", crf=0)

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 TEMP_SUFFIX = ".tmp"
 
 
@@ -61,7 +63,7 @@ def temp_sibling(path: Path) -> Path:
 def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of `path` for the block to write; it replaces `path` only if the block
     succeeds, and is removed if it fails."""
-    path = Path(path)
+    path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(path)
     try:
@@ -88,18 +90,27 @@ def write_json(
 ) -> None:
     """Write `data` as JSON with a final newline, atomically. `allow_nan=False` refuses NaN and infinity
     (not JSON: most readers other than Python's reject them) for files meant for other tools."""
-    write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan) + "\n")
+    text = json.dumps(data, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan, default=json_default)
+    write_text(path, text + "\n")
+
+
+def json_default(value: Any) -> Any:
+    """`json.dumps(default=...)` for the numpy numbers a caller's settings may hold (np.int64(3) is a fine
+    seed, but not JSON): their Python value. Anything else is refused as json would."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def as_read_back(value: Any) -> Any:
     """`value` as JSON reads it back (tuples become lists, keys strings): what settings written to a file are
     compared against when a rerun checks that they are the same."""
-    return json.loads(json.dumps(value))
+    return json.loads(json.dumps(value, default=json_default))
 
 
 def write_json_lines(path: str | Path, rows: list[Any]) -> None:
     """Write one JSON document per line, atomically (rewriting a log, e.g. without a line cut short)."""
-    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+    write_text(path, "".join(json.dumps(row, default=json_default) + "\n" for row in rows))
 
 
 def read_json_lines(path: str | Path, *, repair: bool = False) -> list[Any]:
@@ -109,7 +120,7 @@ def read_json_lines(path: str | Path, *, repair: bool = False) -> list[Any]:
     repair: also rewrite the file without them (and end it with a newline), so that the next append starts
     on a clean line instead of gluing a good record onto the broken one. Only for the log's one writer, when
     it resumes: a reader repairing a log under a live writer would drop the line being written."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         return []
     text = path.read_text()
@@ -130,7 +141,7 @@ def read_json_lines(path: str | Path, *, repair: bool = False) -> list[Any]:
 def check_output_file(path: str | Path) -> Path:
     """`path` as a Path, refused with a ValueError before any work when a file cannot be written there (what
     would otherwise fail only at the end of a long run)."""
-    path = Path(path)
+    path = Path(path).expanduser()
     reason = unwritable_reason(path)
     if reason is not None:
         raise ValueError(f"cannot write {path}: {reason}")
@@ -266,7 +277,7 @@ def remove_leftovers(folder: Path) -> list[Path]:
 def remove_temporaries_of(path: Path) -> list[Path]:
     """Delete the temporary files that writes of `path` killed outright left beside it (`.NAME.*.tmp`). For a
     file in a folder that holds other things (`remove_leftovers` clears the whole folder). Returns them."""
-    path = Path(path)
+    path = Path(path).expanduser()
     stale = [p for p in temporaries_of(path) if p.is_file()]
     for leftover in stale:
         leftover.unlink()

@@ -80,7 +80,7 @@ class VideoError(RetakeError):
     """A video file that cannot be used. `str()` is ``"<path>: <reason>"``."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
@@ -415,7 +415,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
 
     Raises a `VideoError` subclass naming the file and the reason when it cannot be used.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     with _open(path) as container:
         stream = _video_stream(container, path)
         scan = _scan(container, stream, decode_first=True, limit=None)
@@ -562,7 +562,7 @@ def read(
     """
     _check_read_args(start, end, start_time, end_time, fps, size, max_frames)
     size = None if size is None else _check_size(size)
-    path = Path(path)
+    path = Path(path).expanduser()
     with _open(path) as container:
         stream = _decoding_stream(container, path, skip_loop_filter)
         window = _window(container, stream, path, start, end, start_time, end_time)
@@ -998,7 +998,7 @@ X264_OPTIONS = {"mbtree": "0"}
 def check_output(path: str | os.PathLike[str], suffixes: tuple[str, ...] = (".mp4", ".gif")) -> Path:
     """`path` if a video can be written there (`write` for .mp4, `write_gif` for .gif), else an
     UnwritableOutputError saying why. Call it before a long computation whose result goes there."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.suffix.lower() not in suffixes:
         raise UnwritableOutputError(
             path, f"the output must end in {' or '.join(suffixes)}, not {path.suffix or 'no extension'!r}"
@@ -1028,7 +1028,7 @@ def write(
     crf: x264 quality, 0 (lossless) .. 51 (worst); 18 is visually lossless. preset: x264 speed preset.
     threads: encoder threads; fixed (not "auto") so the bytes do not depend on the machine's core count.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     check_video_object(video)
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"write() makes .mp4 files, got {path.name!r} (use write_gif for .gif)")
@@ -1128,7 +1128,7 @@ def write_gif(video: Video, path: str | os.PathLike[str], *, max_size: int | Non
     max_size caps the longer side in pixels (area downscaling). Frame delays are whole centiseconds, spread so
     the total duration stays right; above 50 fps frames are dropped, since browsers slow faster GIFs down.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     check_video_object(video)
     if path.suffix.lower() != ".gif":
         raise ValueError(f"write_gif() makes .gif files, got {path.name!r} (use write for .mp4)")

@@ -193,3 +193,17 @@ def test_first_stage_cannot_start_from_previous_and_files_must_exist(tmp_path):
         load_run_config(tmp_path / "missing.toml")
     with pytest.raises(ValueError, match="invalid TOML"):
         load_run_config(_write(tmp_path, "out = ["))
+
+
+def test_overrides_are_checked_and_converted_as_the_files_keys_are(tmp_path, monkeypatch):
+    path = _write(tmp_path, CURRICULUM)
+    monkeypatch.chdir(tmp_path)
+    # A path override is taken from the current folder (a path typed at the prompt), as str or Path.
+    for out in ("elsewhere/run", Path("elsewhere/run")):
+        assert load_run_config(path, out=out).out == tmp_path / "elsewhere/run"
+    assert load_run_config(path).out == tmp_path / "configs/runs/insvie"  # the file's own: from its folder
+    assert load_run_config(path, device="cpu").device == "cpu"
+    with pytest.raises(ValueError, match="outt: unknown key"):
+        load_run_config(path, outt="x")
+    with pytest.raises(ValueError, match="seed"):
+        load_run_config(path, seed=-1)

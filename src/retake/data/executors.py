@@ -32,6 +32,9 @@ class Executor(Protocol):
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]: ...
 
 
+_END = object()
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
@@ -113,8 +116,8 @@ class LocalExecutor:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield future.result()
-                    next_task = next(queue, None)
-                    if next_task is not None:
+                    next_task = next(queue, _END)  # a sentinel of its own: None may be a task
+                    if next_task is not _END:
                         pending.add(pool.submit(fn, next_task))
 
 

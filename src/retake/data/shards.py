@@ -108,7 +108,7 @@ def sort_manifest(table: pa.Table, keys: list[tuple[str, str]] = SORT_KEYS) -> p
 
 def read_manifest(out: str | Path) -> pa.Table:
     """The merged manifest of a finished run."""
-    path = Path(out) / "manifest.parquet"
+    path = Path(out).expanduser() / "manifest.parquet"
     if not path.is_file():
         raise FileNotFoundError(f"no manifest at {path}: has `retake curate` finished on {out}?")
     return pq.read_table(path)
@@ -150,7 +150,7 @@ def iter_shard(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Read a shard back: (key, {ext: bytes}) per sample, in file order (the WebDataset grouping rule:
     the key is the member name up to its first dot)."""
     current, files = None, {}
-    with tarfile.open(path, "r") as tar:
+    with tarfile.open(Path(path).expanduser(), "r") as tar:
         for member in tar:
             key, _, ext = member.name.partition(".")
             if current is not None and key != current:
@@ -217,4 +217,4 @@ def video_row(sample: Sample, meta: Meta, error: StageError, *, shard: str, writ
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    return json.loads(Path(path).expanduser().read_text())

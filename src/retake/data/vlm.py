@@ -171,7 +171,7 @@ class VLMClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.concurrency = concurrency
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.prices = (price_prompt_per_1k, price_completion_per_1k)

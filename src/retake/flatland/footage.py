@@ -67,7 +67,7 @@ def make_footage(
     config = config or FootageConfig()
     settings = {"videos": videos, "seconds": float(seconds), "size": [height, width], "fps": float(fps)}
     settings |= {"seed": seed, "config": dataclasses.asdict(config)}
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser()  # else '~/footage' makes a folder named '~' here
     io.claim_folder(out, FOOTAGE_FORMAT, settings, _OWN_FILE, overwrite=overwrite)
     paths = []
     # Counted in frames, advanced scene by scene: one long video at a large size takes minutes on its own.

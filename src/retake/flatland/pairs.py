@@ -108,12 +108,16 @@ def make_pairs(
     if n < 1 or frames < 1:
         raise ValueError(f"n and frames must be >= 1, got n={n} frames={frames}")
     io.check_positive("fps", fps)
+    if isinstance(kinds, str):  # one kind as text would be read letter by letter ("unknown edit kind 'r'")
+        raise ValueError(f"kinds must be a list of edit kinds, got the string {kinds!r}; e.g. [{kinds!r}]")
+    if kinds is not None and not kinds:
+        raise ValueError("kinds must name at least one edit kind (None: all of them), got an empty list")
     kinds = tuple(kinds or EDIT_KINDS)
     for kind in kinds:
         check_name(kind, EDIT_KINDS, "edit kind")
     height, width = io.video_size(size)
     settings = {"n": n, "size": [height, width], "frames": frames, "fps": float(fps), "kinds": list(kinds)}
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser()  # else '~/pairs' makes a folder named '~' here
     io.claim_folder(out, PAIRS_FORMAT, settings | {"seed": seed}, _OWN_FILE, overwrite=overwrite)
     records = []
     for i in track(range(n), description="pairs", disable=not progress):
@@ -162,7 +166,7 @@ def write_pair(sample: PairSample, out_dir: Path, name: str, *, seed: int | None
 
 def load_pair(json_path: str | Path) -> PairSample:
     """A sample written by make_pairs, with its videos decoded from the mp4 files (so H.264-lossy)."""
-    path = Path(json_path)
+    path = Path(json_path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"pair record not found: {path}")
     record = json.loads(path.read_text())

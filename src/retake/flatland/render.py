@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from retake.checks import size_pair
 from retake.flatland import shapes
 from retake.flatland.motion import EXTENT, simulate
 from retake.flatland.palette import BACKGROUND_COLOURS, OBJECT_COLOURS, SIZES
@@ -34,8 +35,9 @@ class Rendering:
 
 
 def as_size(size: int | tuple[int, int]) -> tuple[int, int]:
-    """(H, W) from an int (square) or an (H, W) pair; raises ValueError for non-positive sizes."""
-    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    """(H, W) from an int (square) or an (H, W) pair of ints (numpy ones too); ValueError naming anything else:
+    a float or a third item would otherwise be truncated or dropped without a word."""
+    h, w = size_pair(size)
     if h < 8 or w < 8:
         raise ValueError(f"video size must be at least 8x8 pixels, got {size}")
     return h, w

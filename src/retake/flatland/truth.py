@@ -95,13 +95,15 @@ class FootageTruth:
         )
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        files.write_text(path, json.dumps(self.to_json(), separators=(",", ":")) + "\n")
+        path = Path(path).expanduser()
+        files.write_text(
+            path, json.dumps(self.to_json(), separators=(",", ":"), default=files.json_default) + "\n"
+        )
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> FootageTruth:
-        path = Path(path)
+        path = Path(path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"footage sidecar not found: {path}")
         return cls.from_json(json.loads(path.read_text()))

@@ -26,7 +26,7 @@ def _names(keys: list[str], limit: int = 8) -> str:
 
 def read_state_dict(path: Path | str) -> dict[str, Tensor]:
     """All tensors of a .safetensors file, or of every .safetensors file in a (diffusers) directory."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.is_dir():
         files = sorted(path.glob("*.safetensors"))
         if not files:

@@ -300,7 +300,7 @@ def convert_icve_checkpoint(
     config; `attention` overrides it). Tensors are read, split and written one at a time, so memory holds at
     most one shard. Returns the config written.
     """
-    src, out_dir = Path(src), Path(out_dir)
+    src, out_dir = Path(src).expanduser(), Path(out_dir).expanduser()
     if src.is_dir():
         raise ValueError(f"{src} is a folder; give the checkpoint's .safetensors file")
     if not src.is_file():

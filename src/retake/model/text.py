@@ -142,7 +142,11 @@ class MiniLMTextEncoder:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        path = _require_dir(Path(model_dir), "MiniLM model") if model_dir is not None else minilm_dir()
+        path = (
+            _require_dir(Path(model_dir).expanduser(), "MiniLM model")
+            if model_dir is not None
+            else minilm_dir()
+        )
         self.config = config
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True, dtype=dtype).to(device).eval()
@@ -232,7 +236,7 @@ class HunyuanTextEncoder:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer, CLIPTextModel
 
-        root = _require_dir(Path(root), "text encoder")
+        root = _require_dir(Path(root).expanduser(), "text encoder")
         self.config = config
         self.device = torch.device(device)
         self.llm_tokenizer = AutoTokenizer.from_pretrained(
@@ -334,7 +338,7 @@ def write_text_spec(directory: str | Path, kind: str, **settings: Any) -> Path:
     if kind not in _CONFIGS:
         raise ValueError(f"unknown text encoder kind {kind!r}; expected one of {sorted(_CONFIGS)}")
     text_config(kind, settings, directory)  # validate before writing
-    path = Path(directory) / TEXT_SPEC_FILE
+    path = Path(directory).expanduser() / TEXT_SPEC_FILE
     path.write_text(json.dumps({"kind": kind, **settings}, indent=2) + "\n")
     return path
 

@@ -9,11 +9,10 @@ grid: never more frames than the source has, never a size the caller did not ask
 from __future__ import annotations
 
 import math
-import numbers
 import re
 from dataclasses import dataclass
 
-from retake.checks import check_int
+from retake.checks import check_int, size_pair
 
 
 @dataclass(frozen=True)
@@ -106,20 +105,6 @@ class ModelGrid:
         """The grid widths either side of `ideal`, none past `most` (then the widest that is not)."""
         below = self._floor(ideal)
         return [w for w in (below, below + self.spatial) if w <= most] or [self._floor(most)]
-
-
-def size_pair(size: int | tuple[int, int]) -> tuple[int, int]:
-    """(H, W) as two ints from an int N (N x N) or a pair; ValueError naming anything else."""
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        return int(size), int(size)
-    message = f"size must be (height, width) or one int for a square, got {size!r}"
-    if isinstance(size, (str, bytes)):  # text is parse_size's to read; unpacked, "32" would be ("3", "2")
-        raise ValueError(message)
-    try:
-        height, width = size
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
-    return check_int("size height", height), check_int("size width", width)
 
 
 def parse_size(text: str) -> tuple[int, int]:

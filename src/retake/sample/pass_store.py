@@ -42,7 +42,7 @@ class PassStore:
     def __init__(
         self, folder: Path, request: Mapping[str, Any], note: Callable[[str], None] | None = None
     ) -> None:
-        self.folder = Path(folder)
+        self.folder = Path(folder).expanduser()
         self.request = files.as_read_back(request)
         self.tell = note or (lambda _: None)
 

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from retake.data.records import StageError
+from retake.files import json_default
 from retake.synth.records import SynthMeta, SynthSample, Triplet
 
 SYNTH_SCHEMA = pa.schema(
@@ -87,8 +88,10 @@ def triplet_row(
         "strength": triplet.strength,
         "candidates": triplet.candidates,
         "scores": list(triplet.scores),
-        "edit": json.dumps(triplet.edit, sort_keys=True) if triplet.edit is not None else None,
-        "metrics": json.dumps(metrics, sort_keys=True),
+        "edit": json.dumps(triplet.edit, sort_keys=True, default=json_default)
+        if triplet.edit is not None
+        else None,
+        "metrics": json.dumps(metrics, sort_keys=True, default=json_default),
         "prompt_tokens": triplet.prompt_tokens,
         "completion_tokens": triplet.completion_tokens,
         "cost": triplet.cost,

@@ -610,7 +610,7 @@ def train_autoencoder(
 
     stop_after: stop (with a checkpoint, without export) once this many steps are done, as if killed.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).expanduser()
     state_path = out_dir / STATE_FILE
     if state_path.exists() and not resume:
         raise FileExistsError(
@@ -790,7 +790,7 @@ def export_vae(
     with files.staged_folder(out_dir, marker="config.json", what="VAE export", overwrite=True) as staging:
         vae.save_pretrained(staging, safe_serialization=True)
         files.write_json(staging / METRICS_FILE, metrics, indent=2)
-    return Path(out_dir)
+    return Path(out_dir).expanduser()
 
 
 def _below_target(scores: dict[str, KindScore]) -> list[str]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import tomllib
 import types
@@ -212,7 +213,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.cache, tuple):  # from Python: one path, or a list of them
             paths = [self.cache] if isinstance(self.cache, str | Path) else self.cache
-            object.__setattr__(self, "cache", tuple(Path(p) for p in paths))
+            object.__setattr__(self, "cache", tuple(Path(p).expanduser() for p in paths))
         _check(self.path is not None or bool(self.cache), "data needs a 'path' or a 'cache'")
         _check(self.path is None or not self.cache, "data takes a 'path' or a 'cache', not both")
         _check(self.format in DATA_FORMATS, f"format must be one of {DATA_FORMATS}, got {self.format!r}")
@@ -406,7 +407,8 @@ class RunConfig:
 # ----------------------------------------------------------------------------------------------------------
 def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
     """Read a run from TOML; relative paths resolve against the file's folder. `overrides` replace top-level
-    fields (e.g. `out=`) after parsing."""
+    keys (e.g. `out=`, `device=`) and are checked as the file's are; a relative path among them is taken from
+    the current folder, as a path typed at the command line is."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"training config not found: {path}")
@@ -418,16 +420,26 @@ def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
 
 
 def parse_run_config(table: dict[str, Any], *, base: Path = Path("."), **overrides: Any) -> RunConfig:
-    """A RunConfig from a parsed TOML table (see the module docstring for the layout)."""
-    table = dict(table)
+    """A RunConfig from a parsed TOML table (see the module docstring for the layout); `overrides` replace
+    top-level keys, as in `load_run_config`."""
+    table = dict(table) | {key: _override_value(key, value) for key, value in overrides.items()}
     table.setdefault("out", "runs/retake")
     stages = table.get("stages")
     if stages is not None and not isinstance(stages, list):
         raise ValueError("stages: expected an array of tables ([[stages]])")
     if stages:
         table["stages"] = [_stage_defaults(s, i, base) for i, s in enumerate(stages)]
-    config = _build(RunConfig, table, "", base)
-    return dataclasses.replace(config, **overrides) if overrides else config
+    return _build(RunConfig, table, "", base)
+
+
+def _override_value(key: str, value: Any) -> Any:
+    """An override as the TOML reader would give it: a path (a path-typed key's text too) as text, made
+    absolute from the current folder, not the config file's, which `_build` would join a relative one to."""
+    hint = typing.get_type_hints(RunConfig).get(key)
+    is_path = hint is Path or Path in typing.get_args(hint)
+    if isinstance(value, os.PathLike) or (is_path and isinstance(value, str)):
+        return str(Path(value).expanduser().absolute())
+    return value
 
 
 INIT_KEYWORDS = ("fresh", "previous")

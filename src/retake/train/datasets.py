@@ -130,7 +130,7 @@ class FlatlandPairs:
     the instruction, listed in the folder's manifest."""
 
     def __init__(self, root: str | Path, spec: ClipSpec) -> None:
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         self.spec = spec
         self.entries = _flatland_entries(self.root)
 
@@ -281,7 +281,7 @@ class CuratedPairs:
     def __init__(self, root: str | Path, spec: ClipSpec) -> None:
         from retake.data.shards import read_manifest
 
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         self.spec = spec
         rows = read_manifest(self.root).to_pylist()
         ok = [r for r in rows if r["status"] == "ok"]

@@ -20,14 +20,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from retake.files import read_json_lines, write_json_lines
+from retake.files import json_default, read_json_lines, write_json_lines
 
 METRICS_NAME = "metrics.jsonl"
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """Every record of a metrics file (a run folder or the file itself); `files.read_json_lines`."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.is_dir():
         path = path / METRICS_NAME
     return read_json_lines(path)  # a line a kill cut short is skipped (truncate_metrics rewrites it away)
@@ -57,7 +57,7 @@ class MetricsLogger:
         if not self.enabled:
             return
         with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json.dumps(record, default=json_default) + "\n")
         if self._tb is not None:
             step = record.get("global_step", record.get("step", 0))
             for key, value in record.items():

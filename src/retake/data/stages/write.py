@@ -10,6 +10,7 @@ from pathlib import Path
 from retake import video
 from retake.data.records import STATUS_OK, Meta, Sample, StageResult, error_from_exception
 from retake.data.shards import TarSink, pair_row
+from retake.files import json_default
 
 
 class WriteShard:
@@ -37,7 +38,7 @@ class WriteShard:
                     files = {
                         "src.mp4": encoded[pair.src.index],
                         "tgt.mp4": encoded[pair.tgt.index],
-                        "json": json.dumps(record, sort_keys=True).encode(),
+                        "json": json.dumps(record, sort_keys=True, default=json_default).encode(),
                     }
                     members.append((record["pair_id"], files))
         except (video.VideoError, OSError) as exc:

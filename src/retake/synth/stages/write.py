@@ -12,6 +12,7 @@ import numpy as np
 from retake import video
 from retake.data.records import StageError, error_from_exception
 from retake.data.shards import TarSink
+from retake.files import json_default
 from retake.synth.manifest import triplet_row
 from retake.synth.records import SynthMeta, SynthSample
 
@@ -43,7 +44,7 @@ class WriteTriplets:
                             {
                                 "src.mp4": files[0],
                                 "tgt.mp4": files[1],
-                                "json": json.dumps(row, sort_keys=True).encode(),
+                                "json": json.dumps(row, sort_keys=True, default=json_default).encode(),
                             },
                         )
                     )
