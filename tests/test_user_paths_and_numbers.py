@@ -15,7 +15,7 @@ from retake.flatland.footage import footage_video
 from retake.flatland.pairs import load_pair, make_pairs
 from retake.flatland.render import as_size
 from retake.flatland.truth import FootageTruth
-from retake.synth.recipes import InsVieConfig
+from retake.synth.recipes import InsVieConfig, config_from_dict
 
 
 @pytest.fixture
@@ -88,3 +88,23 @@ def test_one_kind_as_a_string_or_no_kinds_is_refused(tmp_path):
         make_pairs(tmp_path / "a", n=1, kinds="remove", size=16, frames=2, progress=False)
     with pytest.raises(ValueError, match="at least one edit kind"):
         make_pairs(tmp_path / "b", n=1, kinds=[], size=16, frames=2, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"min_fsp": 3}, "unknown CurateConfig fields: min_fsp; known: min_duration_s"),
+        ({"vlm": {"modle": "x"}}, "unknown VLMConfig fields: vlm.modle; known: base_url"),
+        ({"vlm": None}, "vlm needs a table of VLMConfig settings, got None"),
+    ],
+)
+def test_curate_configs_from_data_name_unknown_fields_and_bad_tables(data, message):
+    with pytest.raises(ValueError, match=message):
+        CurateConfig.from_dict(data)
+
+
+def test_configs_read_back_from_their_dicts_and_synth_tables_are_checked():
+    config = CurateConfig(min_fps=4.0).with_settings({"vlm.model": "m"})
+    assert CurateConfig.from_dict(config.to_dict()) == config and config.vlm.model == "m"
+    with pytest.raises(ValueError, match="source needs a table of SourceConfig settings, got None"):
+        config_from_dict({"recipe": "insvie", "source": None})

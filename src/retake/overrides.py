@@ -7,7 +7,9 @@ A recipe config is a tree of dataclasses; its `to_dict` form is changed here and
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tomllib
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -71,3 +73,29 @@ def _read_value(raw: str, current: Any) -> Any:
         return tomllib.loads(f"value = {raw}")["value"]
     except tomllib.TOMLDecodeError:
         return raw
+
+
+def build_config(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
+    """A (nested) config dataclass from plain data (a `to_dict` form, JSON, TOML): dataclass fields recurse,
+    lists become tuples. ValueError naming an unknown field, or a nested table that is not one, with its
+    dotted place ("vlm.modle"); the dataclasses check their values themselves."""
+    name = where or cls.__name__
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{name} needs a table of {cls.__name__} settings, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        place = f"{where}." if where else ""
+        raise ValueError(
+            f"unknown {cls.__name__} fields: {', '.join(place + key for key in unknown)}; known: {', '.join(known)}"
+        )
+    values = {}
+    for key, value in data.items():
+        hint, place = hints[key], f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(hint) and not isinstance(value, hint):
+            value = build_config(hint, value, place)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    return cls(**values)

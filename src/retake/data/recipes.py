@@ -10,7 +10,7 @@ from typing import Any
 
 from retake.checks import check_field_types
 from retake.data.vlm import VLMConfig
-from retake.overrides import apply_overrides
+from retake.overrides import apply_overrides, build_config
 from retake.video import X264_PRESETS
 
 WRITERS = ("none", "flatland", "vlm")
@@ -121,10 +121,9 @@ class CurateConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CurateConfig:
-        data = dict(data)
-        data["vlm"] = VLMConfig(**data.get("vlm", {}))
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> CurateConfig:
+        """The config `to_dict` wrote (or any subset of its fields); unknown fields are named."""
+        return build_config(cls, data)
 
 
 RECIPES: dict[str, CurateConfig] = {

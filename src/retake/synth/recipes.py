@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from retake.checks import check_field_types
 from retake.data.vlm import VLMConfig
 from retake.opticalflow import PRESETS
-from retake.overrides import apply_overrides
+from retake.overrides import apply_overrides, build_config
 
 EDITORS = ("precomputed", "diffusers", "flatland")
 SELECTIONS = ("vlm", "flatland", "none")
@@ -403,32 +402,12 @@ RECIPES: dict[str, type[InsVieConfig] | type[IcveSftConfig]] = {
 }
 
 
-def _build(cls: type, data: dict[str, Any]) -> Any:
-    """A (nested) dataclass from plain data: dataclass fields recurse, lists become tuples."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__} needs a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
-    values = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = _build(hint, value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        values[name] = value
-    return cls(**values)
-
-
 def config_from_dict(data: dict[str, Any]) -> SynthConfig:
     """The config a `to_dict()` gave (its "recipe" field says which)."""
     recipe = data.get("recipe", "")
     if recipe not in RECIPES:
         raise ValueError(f"unknown synth recipe {recipe!r}; known: {', '.join(RECIPES)}")
-    return _build(RECIPES[recipe], data)
+    return build_config(RECIPES[recipe], data)
 
 
 def get_recipe(name: str) -> SynthConfig:
