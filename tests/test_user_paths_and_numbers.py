@@ -108,3 +108,23 @@ def test_configs_read_back_from_their_dicts_and_synth_tables_are_checked():
     assert CurateConfig.from_dict(config.to_dict()) == config and config.vlm.model == "m"
     with pytest.raises(ValueError, match="source needs a table of SourceConfig settings, got None"):
         config_from_dict({"recipe": "insvie", "source": None})
+
+
+def test_recipe_seeds_are_checked_like_every_other_seed():
+    for bad in (-1, 2**40):
+        with pytest.raises(ValueError, match=rf"seed must be in 0..4294967295, got {bad}"):
+            CurateConfig(seed=bad)
+        with pytest.raises(ValueError, match="seed must be in"):
+            InsVieConfig(seed=bad)
+
+
+def test_a_file_where_an_output_folder_goes_is_named(tmp_path):
+    from retake.data.runner import curate
+    from retake.video import Video, write
+
+    write(Video(np.zeros((4, 16, 16, 3), np.uint8), 8.0), tmp_path / "in" / "clip.mp4")
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    with pytest.raises(FileExistsError, match="taken is a file, not a folder for the dataset"):
+        curate(tmp_path / "in", taken, CurateConfig(), progress=False)
+    assert taken.read_text() == "mine"

@@ -21,7 +21,7 @@ from train_fixtures import (
 )
 
 from retake.model.text import TextEmbedding
-from retake.train.cache import cache_dataset, write_cache
+from retake.train.cache import cache_dataset, read_index, write_cache
 from retake.train.datasets import ClipSpec, check_flatland_crop, open_triplets
 from retake.train.loop import train
 
@@ -92,3 +92,12 @@ def test_flatland_pairs_cropped_to_another_aspect_ratio_are_refused(tmp_path, va
     # Training also needs the model's 2 x 2 patches: multiples of 8 x 2 px (24x24 would be refused at step 0).
     with pytest.raises(ValueError, match=r"16x16.*32x16.*multiples of 16 px, e\.g\. 16x16 or 32x32$"):
         train(config)
+
+
+def test_cache_takes_one_int_for_a_square_and_names_a_file_in_its_place(tmp_path, vae_dir):
+    pairs = _flatland_size(write_flatland_pairs(tmp_path / "pairs", 1), (16, 16))
+    summary = cache_dataset(pairs, tmp_path / "cache", vae=vae_dir, frames=5, size=16, progress=False)
+    assert read_index(summary.root)["size"] == [16, 16]
+    (tmp_path / "taken").write_text("mine")
+    with pytest.raises(FileExistsError, match="taken is a file, not a folder for a latent cache"):
+        cache_dataset(pairs, tmp_path / "taken", vae=vae_dir, frames=5, size=16, progress=False)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from retake.checks import check_field_types
+from retake.checks import check_field_types, check_seed
 from retake.data.vlm import VLMConfig
 from retake.overrides import apply_overrides, build_config
 from retake.video import X264_PRESETS
@@ -66,6 +66,7 @@ class CurateConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        check_seed("seed", self.seed)
         if self.clip_frames < 1 or (self.clip_frames - 1) % 4:
             raise ValueError(f"clip_frames must be 4k+1 (1, 5, ..., 17, 33), got {self.clip_frames}")
         if self.writer not in WRITERS:

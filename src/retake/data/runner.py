@@ -158,6 +158,8 @@ def run_shards(
     `out`, shard by shard on `executor`, then merge; resumes a stopped run with the same config and inputs."""
     started = time.perf_counter()
     out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():  # else mkdir's bare "[Errno 17] File exists" deep in a stage
+        raise FileExistsError(f"{out} is a file, not a folder for the dataset; choose another OUT")
     pipeline = load_family(family)
     cache = pipeline.prepare(config, out)
     runner = make_executor(executor, workers, address=address)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from retake.checks import check_field_types
+from retake.checks import check_field_types, check_seed
 from retake.data.vlm import VLMConfig
 from retake.opticalflow import PRESETS
 from retake.overrides import apply_overrides, build_config
@@ -234,6 +234,7 @@ class InsVieConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        check_seed("seed", self.seed)
         if self.recipe != "insvie":
             raise ValueError(f"an InsVieConfig has recipe 'insvie', got {self.recipe!r}")
         _check_positive(self, "shard_size")
@@ -370,6 +371,7 @@ class IcveSftConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        check_seed("seed", self.seed)
         if self.recipe != "icve-sft":
             raise ValueError(f"an IcveSftConfig has recipe 'icve-sft', got {self.recipe!r}")
         _check_positive(self, "shard_size")

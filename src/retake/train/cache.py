@@ -28,7 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from retake.checks import check_int, describe_changes
+from retake.checks import check_int, describe_changes, size_pair
 from retake.errors import RetakeError
 from retake.files import as_read_back, remove_leftovers, replacing, write_json
 from retake.model.text import TextEmbedding
@@ -106,6 +106,8 @@ class CacheWriter:
     def __post_init__(self) -> None:
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.root.exists() and not self.root.is_dir():  # else mkdir's bare "[Errno 17] File exists"
+            raise FileExistsError(f"{self.root} is a file, not a folder for a latent cache; choose another")
         if (self.root / INDEX_NAME).exists():
             raise FileExistsError(
                 f"{self.root} already holds a latent cache ({INDEX_NAME}); choose another folder"
@@ -621,7 +623,7 @@ def cache_dataset(
     vae_subfolder: str | None = None,
     text_encoder: str = "minilm",
     frames: int = 17,
-    size: tuple[int, int] = (64, 64),
+    size: int | tuple[int, int] = (64, 64),
     format: str = "auto",
     shard_size: int = 256,
     dtype: torch.dtype = torch.float32,
@@ -645,6 +647,8 @@ def cache_dataset(
     from retake.train.datasets import ClipSpec, check_flatland_crop, open_triplets
     from retake.train.encode import check_clip_size
 
+    size = size_pair(size)  # N or (H, W), as every size argument takes it
+    frames = check_int("frames", frames, minimum=1)
     if workers < 1 or (workers > 1 and device != "cpu"):
         raise ValueError(f"workers must be >= 1, and 1 unless device is 'cpu'; got {workers} on {device!r}")
     if threads is not None and threads < 1:
