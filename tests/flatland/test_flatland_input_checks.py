@@ -3,6 +3,8 @@ numpy, unpacking or attribute error; and style verdicts that read as English for
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from retake.flatland.edits import Edit
 from retake.flatland.judge import _STYLE_WORDS, judge
 from retake.flatland.pairs import make_pair
 from retake.flatland.palette import STYLES
-from retake.flatland.scene import CameraState
+from retake.flatland.scene import Background, Camera, CameraState, Event, Scene, SceneObject
 from retake.flatland.style import apply_style
 from retake.flatland.truth import FootageTruth, FrameTruth, ObjectTruth
 
@@ -99,3 +101,31 @@ def test_describe_edit_names_a_bad_edit_or_seed() -> None:
     with pytest.raises(ValueError, match=r"seed must be an integer, got 1\.5"):
         describe_edit(REMOVE, 1.5)
     assert describe_edit(REMOVE, np.random.default_rng(0))  # a Generator is still fine
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Camera(zoom=float("nan")), "zoom must be finite, got nan"),
+        (lambda: Background(period=float("nan")), "period must be finite"),
+        (lambda: Background(seed=-1), r"background seed must be in 0\.\.4294967295, got -1"),
+        (lambda: Event(frame=-1, kind="stop"), "event frame must be >= 0, got -1"),
+        (lambda: Event(frame=3, kind="leave"), "a 'leave' event needs the exit velocity"),
+        (lambda: SceneObject(0, "circle", "red", x=float("nan")), "x must be finite, got nan"),
+        (lambda: SceneObject(0, "circle", "red", x=float("inf")), "x must be finite, got inf"),
+        (lambda: SceneObject(0, "circle", "red", appear=-2), "object appear must be >= 0, got -2"),
+    ],
+)
+def test_scene_parts_name_values_that_would_fail_or_draw_garbage_later(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_scene_json_names_a_misspelt_key_and_numpy_numbers_become_python_ones():
+    scene = Scene(objects=(SceneObject(np.int64(0), "circle", "red", x=np.float32(0.25)),))
+    assert type(scene.objects[0].id) is int and type(scene.objects[0].x) is float
+    assert Scene.from_json(json.loads(json.dumps(scene.to_json()))) == scene
+    data = scene.to_json()
+    data["objects"][0]["color"] = data["objects"][0].pop("colour")
+    with pytest.raises(ValueError, match=r"unknown object keys \['color'\]"):
+        Scene.from_json(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+from retake.checks import check_field_types, check_int, check_seed
 from retake.flatland.palette import (
     BACKGROUND_COLOURS,
     OBJECT_COLOURS,
@@ -34,6 +35,8 @@ class Background:
     seed: int = 0  # texture of the noise pattern
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # a NaN angle or period would draw garbage, not fail
+        check_seed("background seed", self.seed)
         check_name(self.pattern, PATTERNS, "background pattern")
         check_name(self.colour, BACKGROUND_COLOURS, "background colour")
         if self.period <= 0:
@@ -50,9 +53,15 @@ class Event:
     velocity: tuple[float, float] | None = None  # the exit velocity of a "leave"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
+        check_int("event frame", self.frame, minimum=0)
         check_name(self.kind, EVENT_KINDS, "event kind")
         if self.kind == "recolour":
             check_name(str(self.colour), OBJECT_COLOURS, "event colour")
+        if self.kind == "leave" and self.velocity is None:  # it would stay where it is, leaving nothing
+            raise ValueError(
+                f"a 'leave' event needs the exit velocity (vx, vy), got velocity=None at {self.frame}"
+            )
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,8 @@ class SceneObject:
     events: tuple[Event, ...] = ()
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # a NaN or infinite position fails deep in the renderer
+        check_int("object appear", self.appear, minimum=0)
         check_name(self.shape, SHAPES, "shape")
         check_name(self.colour, OBJECT_COLOURS, "object colour")
         check_name(self.size, SIZES, "object size")
@@ -97,6 +108,7 @@ class Camera:
     zoom_rate: float = 0.0  # the zoom multiplies by (1 + zoom_rate) every frame
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # NaN passes the comparisons below
         if self.zoom <= 0 or self.zoom_rate <= -1:
             raise ValueError(f"camera zoom must stay > 0, got zoom={self.zoom} zoom_rate={self.zoom_rate}")
 
@@ -125,20 +137,32 @@ class Scene:
 
     @classmethod
     def from_json(cls, data: dict) -> Scene:
+        """The scene `to_json` wrote; a key that is not a field is named (as `Edit.from_json` does)."""
         objects = []
-        for o in data.get("objects", ()):
-            events = tuple(_event_from_json(e) for e in o.get("events", ()))
+        for o in _known(data, Scene, "scene").get("objects", ()):
+            events = tuple(_event_from_json(e) for e in _known(o, SceneObject, "object").get("events", ()))
             objects.append(SceneObject(**{**o, "events": events}))
         return cls(
-            background=Background(**data.get("background", {})),
+            background=Background(**_known(data.get("background", {}), Background, "background")),
             objects=tuple(objects),
-            camera=Camera(**data.get("camera", {})),
+            camera=Camera(**_known(data.get("camera", {}), Camera, "camera")),
             style=data.get("style"),
         )
 
 
+def _known(data: object, cls: type, what: str) -> dict:
+    """`data` if it is a dict of `cls`'s fields only; ValueError naming the first that is not."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} must be a JSON object, got {data!r}")
+    fields = set(cls.__dataclass_fields__)
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"unknown {what} keys {unknown}; known: {sorted(fields)}")
+    return data
+
+
 def _event_from_json(data: dict) -> Event:
-    velocity = data.get("velocity")
+    velocity = _known(data, Event, "event").get("velocity")
     return Event(**{**data, "velocity": None if velocity is None else tuple(velocity)})
 
 
