@@ -74,3 +74,18 @@ def test_a_failed_write_leaves_no_temporary_folder(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         write_checkpoint(tmp_path, 2, TENSORS, {"step": 2, "bad": object()}, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001"]  # the earlier one untouched
+
+
+def test_stage_and_data_configs_from_python_take_numpy_ints_and_refuse_floats(tmp_path):
+    from retake.train.config import DataConfig, StageConfig
+
+    data = DataConfig(path="~/pairs", frames=np.int64(5), size=32)
+    assert data.path == Path.home() / "pairs" and type(data.frames) is int and data.size == (32, 32)
+    stage = StageConfig("s", np.int64(3), DataConfig(cache=str(tmp_path)), batch=np.int32(2))
+    assert (type(stage.steps), type(stage.batch)) == (int, int) and (stage.steps, stage.batch) == (3, 2)
+    with pytest.raises(ValueError, match=r"data frames must be an integer, got 17\.0"):
+        DataConfig(path="x", frames=17.0)
+    with pytest.raises(ValueError, match=r"steps must be an integer, got 2\.5"):
+        StageConfig("s", 2.5, DataConfig(cache=str(tmp_path)))
+    with pytest.raises(ValueError, match="size must be"):
+        DataConfig(path="x", size=(16, 16, 3))

@@ -43,7 +43,7 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
-from retake.checks import check_finite, check_seed
+from retake.checks import check_finite, check_int, check_seed, size_pair
 from retake.model.config import TransformerConfig
 from retake.model.presets import get_preset
 
@@ -217,7 +217,10 @@ class DataConfig:
         _check(self.path is not None or bool(self.cache), "data needs a 'path' or a 'cache'")
         _check(self.path is None or not self.cache, "data takes a 'path' or a 'cache', not both")
         _check(self.format in DATA_FORMATS, f"format must be one of {DATA_FORMATS}, got {self.format!r}")
-        _check(self.frames >= 1, f"frames must be >= 1, got {self.frames}")
+        if self.path is not None and not isinstance(self.path, Path):  # from Python: a str, maybe with ~
+            object.__setattr__(self, "path", Path(self.path).expanduser())
+        object.__setattr__(self, "frames", check_int("data frames", self.frames, minimum=1))  # not 17.0
+        object.__setattr__(self, "size", size_pair(self.size))  # N or (H, W), as every size argument
         _check(min(self.size) >= 1, f"size must be positive (H, W), got {self.size}")
         if not isinstance(self.kinds, tuple):  # from Python: a list or one kind
             object.__setattr__(
@@ -273,8 +276,9 @@ class StageConfig:
             f"name must be a word of letters, digits, '_', '-' or '.' that starts with a letter or digit, "
             f"got {self.name!r}",
         )
-        _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
-        _check(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
+        # Python callers may hand over 2.5 or np.int64(8): refused or made plain ints (the run's JSON holds them).
+        object.__setattr__(self, "steps", check_int("steps", self.steps, minimum=1))
+        object.__setattr__(self, "batch", check_int("batch", self.batch, minimum=1))
         _check(
             self.batch % self.optim.accumulation == 0,
             f"batch {self.batch} must be a multiple of optim.accumulation {self.optim.accumulation}",
