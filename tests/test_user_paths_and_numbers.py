@@ -128,3 +128,17 @@ def test_a_file_where_an_output_folder_goes_is_named(tmp_path):
     with pytest.raises(FileExistsError, match="taken is a file, not a folder for the dataset"):
         curate(tmp_path / "in", taken, CurateConfig(), progress=False)
     assert taken.read_text() == "mine"
+
+
+def test_a_generator_of_tasks_is_run_like_a_list():
+    assert sorted(LocalExecutor(2).map(str, (i for i in range(5)))) == ["0", "1", "2", "3", "4"]
+
+
+def test_a_seed_is_taken_where_a_generator_is_expected():
+    from retake.flatland.edits import sample_edit
+    from retake.flatland.generate import random_scene
+
+    scene = random_scene(np.random.default_rng(0), fps=8.0)
+    assert sample_edit(3, scene, "recolour") == sample_edit(np.random.default_rng(3), scene, "recolour")
+    with pytest.raises(ValueError, match="rng must be in"):
+        sample_edit(-1, scene, "recolour")

@@ -93,6 +93,14 @@ def describe_change(key: str, then: Any, now: Any) -> str:
     return f"{key}: {then!r} -> {now!r}"
 
 
+def as_generator(name: str, rng: Any) -> np.random.Generator:
+    """`rng` itself when it is a numpy Generator, else a Generator seeded with it (a seed, as `check_seed`
+    takes): an int where a Generator is expected would fail as an AttributeError about `integers`."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(check_seed(name, rng))
+
+
 def check_field_types(config: Any) -> None:
     """ValueError naming the first field of a config dataclass whose value is not of its annotated kind: ints
     that are ints (not bools, not 17.0), finite numbers for floats, str for str, items of tuples alike.

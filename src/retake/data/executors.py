@@ -88,6 +88,7 @@ class LocalExecutor:
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
         """fn(task) for every task on a process pool, yielded as each finishes (not in task order), so a caller
         records finished shards while others run. One worker or one task runs in this process."""
+        tasks = tasks if isinstance(tasks, Sequence) else list(tasks)  # a generator has no len()
         if self.workers == 1 or len(tasks) <= 1:
             yield from map(fn, tasks)
             return
@@ -143,6 +144,7 @@ class RayExecutor:
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
         """fn(task) for every task on a Ray Data pool of up to `workers` actors, yielded as the rows come back.
         Starts a local Ray or joins `address` when none is running, and shuts down only a Ray it started."""
+        tasks = tasks if isinstance(tasks, Sequence) else list(tasks)
         if not tasks:
             return
         import ray

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from retake.checks import as_generator
 from retake.flatland.generate import pick, random_background, rate, unused_colours
 from retake.flatland.palette import OBJECT_COLOURS, SHAPES, SIZES, STYLES, check_name
 from retake.flatland.scene import Background, Scene, SceneObject
@@ -171,8 +172,10 @@ def _free_spot(scene: Scene) -> tuple[float, float]:
 def sample_edit(rng: np.random.Generator, scene: Scene, kind: str, *, fps: float = 8.0) -> Edit:
     """A random edit of `kind` that is valid for `scene` (new colours are unused by the scene).
 
-    Raises ValueError when the scene cannot take that kind (no objects to edit, no free colour).
+    Raises ValueError when the scene cannot take that kind (no objects to edit, no free colour). `rng` may
+    also be a seed.
     """
+    rng = as_generator("rng", rng)
     check_name(kind, EDIT_KINDS, "edit kind")
     if kind == "style":
         return Edit("style", style=pick(rng, STYLES))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from retake.checks import as_generator
 from retake.synth.recipes import StillsConfig
 from retake.synth.sources import output_size
 from retake.video import resize_cover_crop
@@ -30,7 +31,8 @@ class CameraPath:
 
 
 def camera_path(height: int, width: int, config: StillsConfig, rng: np.random.Generator) -> CameraPath:
-    """A random pan or zoom over an (height, width) image, fully inside it."""
+    """A random pan or zoom over an (height, width) image, fully inside it. `rng` may also be a seed."""
+    rng = as_generator("rng", rng)
     motion = str(config.motions[int(rng.integers(len(config.motions)))])
     t = np.linspace(0.0, 1.0, config.frames)[:, None]  # (F, 1)
     if motion == "pan":
