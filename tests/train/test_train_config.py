@@ -207,3 +207,14 @@ def test_overrides_are_checked_and_converted_as_the_files_keys_are(tmp_path, mon
         load_run_config(path, outt="x")
     with pytest.raises(ValueError, match="seed"):
         load_run_config(path, seed=-1)
+
+
+def test_a_device_name_train_cannot_take_is_refused_when_the_config_is_read(tmp_path):
+    path = _write(tmp_path, CURRICULUM)
+    for name in ("cpu", "auto", "cuda", "cuda:1"):  # names only: a GPU config may be written on a CPU machine
+        assert load_run_config(path, device=name).device == name
+    for bad in ("gpu", "cuda:x", "CPU"):
+        with pytest.raises(
+            ValueError, match=rf"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got '{bad}'"
+        ):
+            load_run_config(path, device=bad)

@@ -48,6 +48,7 @@ from retake.model.config import TransformerConfig
 from retake.model.presets import get_preset
 
 SCHEDULES = ("constant", "cosine", "linear")
+DEVICE_NAME = re.compile(r"cpu|auto|cuda(:\d+)?")  # what `distributed.resolve_device` takes
 OPTIMIZERS = ("adamw", "muon")
 FRAME_WEIGHTINGS = ("uniform", "decay")
 DATA_FORMATS = ("auto", "flatland", "curated")
@@ -363,6 +364,11 @@ class RunConfig:
         names = [s.name for s in self.stages]
         _check(len(set(names)) == len(names), f"stage names must be unique, got {names}")
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        # The name only: a config may be written on a CPU machine for a GPU run (availability: at `train`).
+        _check(
+            isinstance(self.device, str) and DEVICE_NAME.fullmatch(self.device) is not None,
+            f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}",
+        )
         _check(
             self.distributed in STRATEGIES,
             f"distributed must be one of {STRATEGIES}, got {self.distributed!r}",
