@@ -32,7 +32,7 @@ from rich.progress import track
 from safetensors.numpy import load_file, save_file
 
 from retake import files
-from retake.checks import describe_changes
+from retake.checks import describe_changes, size_pair
 from retake.errors import RetakeError
 from retake.flatland.edits import EDIT_KINDS, Edit
 from retake.flatland.io import video_size
@@ -106,16 +106,12 @@ class BenchmarkConfig:
 
 
 def _bench_size(size: object) -> tuple[int, int]:
-    """(H, W) from N or an (H, W) pair (a JSON list too); ValueError naming anything else."""
-    if isinstance(size, int) and not isinstance(size, bool):
-        return size, size
-    if (
-        isinstance(size, (tuple, list))
-        and len(size) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
-    ):
-        return size[0], size[1]
-    raise ValueError(f"size must be N or (H, W) in whole pixels, got {size!r}")
+    """(H, W) from N or an (H, W) pair (a JSON list too), as `size_pair` reads them; the error in the
+    benchmark's own words (N, as `--size` takes it)."""
+    try:
+        return size_pair(size)
+    except ValueError:
+        raise ValueError(f"size must be N or (H, W) in whole pixels, got {size!r}") from None
 
 
 @dataclass(frozen=True)

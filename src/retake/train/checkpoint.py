@@ -123,15 +123,8 @@ def _write_parts(folder: Path, tensors: dict[str, dict[str, Tensor]], state: dic
             save_file(
                 {k: v.detach().cpu().contiguous() for k, v in group.items()}, folder / f"{stem}.safetensors"
             )
-    (folder / STATE_NAME).write_text(json.dumps(state, indent=1, default=_json_scalar) + "\n")
+    (folder / STATE_NAME).write_text(json.dumps(state, indent=1, default=files.json_default) + "\n")
     files.share(folder)
-
-
-def _json_scalar(value: Any) -> Any:
-    """numpy scalars (a step or loss taken from an array) as the Python numbers JSON knows."""
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _options(env: DistEnv, trainable_only: bool) -> StateDictOptions:
